@@ -1,0 +1,158 @@
+"""Run the RTL (Verilator through cocotb) and the golden model on the same weights and inputs."""
+
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import golden
+from .checks import check_inputs, check_weights
+from .runner import build, run
+
+__all__ = ["SimResult", "elaborate", "simulate"]
+
+TOP_NAME = "imc_macro"
+
+
+@dataclass
+class SimResult:
+    """Outputs and cycle counts of the RTL next to those of the golden model."""
+
+    config: object
+    y: np.ndarray
+    cycles: np.ndarray
+    y_golden: np.ndarray
+    cycles_golden: np.ndarray
+    reads: np.ndarray
+    clipped: np.ndarray
+    seed: int
+    build_seconds: float
+    sim_seconds: float
+    waves: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def values_match(self):
+        return self.y.shape == self.y_golden.shape and bool(np.array_equal(self.y, self.y_golden))
+
+    @property
+    def cycles_match(self):
+        return self.cycles.shape == self.cycles_golden.shape and \
+            bool(np.array_equal(self.cycles, self.cycles_golden))
+
+    @property
+    def match(self):
+        return self.values_match and self.cycles_match
+
+    def mismatch_report(self, limit=5):
+        """A few lines locating the first differences, with the seed to rerun."""
+        lines = [f"seed {self.seed}"]
+        if self.y.shape != self.y_golden.shape:
+            lines.append(f"RTL returned {self.y.shape[0]} vectors, "
+                         f"expected {self.y_golden.shape[0]}")
+            return "\n".join(lines)
+        for v in np.flatnonzero((self.y != self.y_golden).any(axis=1))[:limit]:
+            lines.append(f"vector {v}: y {self.y[v].tolist()} "
+                         f"!= golden {self.y_golden[v].tolist()}")
+        for v in np.flatnonzero(self.cycles != self.cycles_golden)[:limit]:
+            lines.append(f"vector {v}: cycles {self.cycles[v]} != golden {self.cycles_golden[v]}")
+        return "\n".join(lines)
+
+
+def elaborate(cfg, directory):
+    """Write the macro's Verilog and control file; return the :class:`imcgen.verilog.Design`."""
+    from .hdl.macro_top import MacroTop
+    from .verilog import write_design
+
+    return write_design(MacroTop(config=cfg), TOP_NAME, directory)
+
+
+def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, reset_after=None,
+             waves_dir=None, work_dir=None, progress=None):
+    """Run ``inputs`` through the RTL and the golden model.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    weights : array_like of int, shape (rows*tiles, outputs)
+    inputs : array_like of int, shape (vectors, rows*tiles)
+    seed : int, optional
+        Seeds the stimulus timing (gaps, stalls); drawn at random and recorded when omitted.
+    in_gaps, out_stalls : float
+        Probability of an idle gap before an input vector / of ``o.ready`` low in a cycle.
+    reset_after : int, optional
+        Assert reset once this many results have arrived, then resend the vectors not answered.
+    waves_dir : path, optional
+        Build with tracing and leave ``dump.vcd``, the Verilog and a ``.gtkw`` file there.
+    work_dir : path, optional
+        Where the job files go (a temporary directory by default).
+    progress : callable(done, total), optional
+        Called from the calling thread while the simulation runs.
+
+    Returns
+    -------
+    SimResult
+    """
+    weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+    seed = secrets.randbelow(2**32) if seed is None else int(seed)
+    expected = golden.run(cfg, weights, inputs)
+
+    scratch = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imcgen-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    design = elaborate(cfg, waves_dir or scratch / "rtl")
+    build_dir = build(design, waves=waves_dir is not None)
+    build_seconds = time.perf_counter() - t0
+
+    job = scratch / "job"
+    shutil.rmtree(job, ignore_errors=True)
+    job.mkdir(parents=True)
+    np.savez(job / "stimulus.npz", weights=weights, inputs=inputs)
+    load_cycles = cfg.input_rows * (cfg.column_groups + 8)
+    budget = 2 * (load_cycles + cfg.max_cycles * len(inputs)) + 10_000
+    if in_gaps or out_stalls:
+        budget *= 8
+    (job / "job.json").write_text(json.dumps({
+        "config": cfg.to_dict(), "seed": seed, "in_gaps": in_gaps, "out_stalls": out_stalls,
+        "reset_after": reset_after, "timeout_ns": budget * 10,
+    }))
+
+    t0 = time.perf_counter()
+    failure = []
+
+    def target():
+        try:
+            run(design, build_dir, "imcgen.testbench", test_dir=scratch / "sim",
+                env={"IMCGEN_JOB": str(job)}, waves=waves_dir is not None)
+        except Exception as err:  # reported from the calling thread
+            failure.append(err)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        if progress:
+            try:
+                done = int((job / "progress").read_text() or 0)
+            except (OSError, ValueError):
+                done = 0
+            progress(done, len(inputs))
+    sim_seconds = time.perf_counter() - t0
+    if failure:
+        raise type(failure[0])(f"{failure[0]}\n(seed {seed})") from failure[0]
+
+    rtl = np.load(job / "rtl.npz")
+    waves = None
+    if waves_dir is not None:
+        waves = Path(waves_dir) / "dump.vcd"
+        shutil.copy(scratch / "sim" / "dump.vcd", waves)
+    return SimResult(
+        config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
+        cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,
+        seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves)

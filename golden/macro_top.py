@@ -1,0 +1,135 @@
+"""Macro top: the blocks composed into the macro's result for a batch of vectors."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from imcgen.checks import check_inputs, check_weights
+
+from . import (
+    adder_network,
+    crossbar_stub,
+    input_driver,
+    output_stage,
+    row_scheduler,
+    sar_adc,
+    shift_add,
+    weight_mapper,
+)
+
+__all__ = ["GoldenResult", "cycles", "run"]
+
+# Bound on the elements of any per-chunk intermediate (vectors, planes, tiles, reads, columns).
+_CHUNK_ELEMENTS = 20_000_000
+
+
+@dataclass(frozen=True)
+class GoldenResult:
+    """Result of :func:`run` for ``V`` vectors.
+
+    Attributes
+    ----------
+    y : ndarray of int64, shape (V, outputs)
+        Outputs after the output stage.
+    sums : ndarray of int64, shape (V, outputs)
+        Adder-network sums, before the output stage.
+    psums : ndarray of int64, shape (V, tiles, outputs)
+        Partial sum of each tile.
+    reads : ndarray of int64, shape (V, tiles)
+        Reads issued per tile.
+    clipped : ndarray of bool, shape (V,)
+        Whether any issued read of the vector had a column value above ``adc_max``.
+    cycles : ndarray of int64, shape (V,)
+        Cycles per vector from :func:`cycles`.
+    """
+
+    y: np.ndarray
+    sums: np.ndarray
+    psums: np.ndarray
+    reads: np.ndarray
+    clipped: np.ndarray
+    cycles: np.ndarray
+
+
+# Timing (docs/architecture.md section 7): the edges from accepting a vector to writing its
+# result into the output FIFO. Fixed stages: driver -> plane (1), scheduler -> command (1), then
+# the reads, then SAR code register (1), read value (1), accumulate (1), adder tree
+# (max(1, ceil(log2 tiles)) levels), output stage (1). A tile with no read (zero_skip, all-zero
+# inputs) passes one skip token instead, which costs 1 cycle where reads cost reads * K.
+FIXED_STAGES = 6
+
+
+def adder_levels(cfg):
+    """Register levels of the adder network: a binary tree over the tiles, at least one."""
+    return max(1, math.ceil(math.log2(cfg.tiles)))
+
+
+def cycles(cfg, reads):
+    """Cycles per vector from the reads issued per tile.
+
+    Each read costs ``1 + column_groups * adc_bits`` cycles (sample, then one compare per bit and
+    column group); tiles run in parallel, so the slowest tile sets the pace.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    reads : ndarray of int, shape (V, tiles)
+
+    Returns
+    -------
+    ndarray of int64, shape (V,)
+    """
+    reads = np.asarray(reads, dtype=np.int64)
+    per_read = 1 + cfg.column_groups * cfg.adc_bits
+    busiest = np.maximum(reads * per_read, 1).max(axis=1) if reads.size else \
+        np.zeros(len(reads), dtype=np.int64)
+    return FIXED_STAGES + adder_levels(cfg) + busiest
+
+
+def run(cfg, W, X):
+    """Outputs of the macro for a batch of input vectors.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    W : array_like of int, shape (rows * tiles, outputs)
+        Weights in ``cfg.weight_min .. cfg.weight_max``.
+    X : array_like of int, shape (V, rows * tiles)
+        Input vectors in ``cfg.input_min .. cfg.input_max``.
+
+    Returns
+    -------
+    GoldenResult
+
+    Raises
+    ------
+    ImcError
+        If W or X has the wrong shape, a non-integer type or a value out of range.
+    """
+    W, X = check_weights(cfg, W), check_inputs(cfg, X)
+    V = X.shape[0]
+    G = cfg.groups_per_plane
+    levels = weight_mapper.cell_levels(cfg, W)
+    weights = input_driver.plane_weights(cfg)
+    per_vector = cfg.input_bits * cfg.tiles * G * max(cfg.rows, cfg.physical_columns)
+    chunk = max(1, _CHUNK_ELEMENTS // per_vector)
+    psums, reads, clipped = [], [], []
+    # max(V, 1): an empty batch still goes through once, so the results keep their shapes.
+    for start in range(0, max(V, 1), chunk):
+        planes = input_driver.bit_planes(cfg, X[start:start + chunk])
+        groups = row_scheduler.read_groups(cfg, planes)
+        per_plane = row_scheduler.reads_per_plane(cfg, planes)
+        issued = np.arange(G) < per_plane[..., np.newaxis]
+        values = crossbar_stub.column_values(cfg, levels, planes, groups)
+        codes = sar_adc.convert(cfg, values)
+        read_vals = shift_add.read_values(cfg, codes, row_scheduler.active_rows(cfg, groups))
+        psums.append(shift_add.tile_psums(cfg, read_vals, weights, issued))
+        reads.append(per_plane.sum(axis=1))
+        over = (values > cfg.adc_max) & issued[..., np.newaxis]
+        clipped.append(over.any(axis=(1, 2, 3, 4)))
+    psums = np.concatenate(psums)
+    reads = np.concatenate(reads)
+    sums = adder_network.add_tiles(psums)
+    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, psums=psums, reads=reads,
+                        clipped=np.concatenate(clipped), cycles=cycles(cfg, reads))

@@ -1,0 +1,76 @@
+"""Row scheduler: which read of a plane activates each row (architecture section 4)."""
+
+import numpy as np
+
+from .input_driver import bit_planes
+
+__all__ = ["active_rows", "read_groups", "reads_per_plane", "reads_per_tile"]
+
+
+def read_groups(cfg, planes):
+    """Index of the read (within its plane and tile) that activates each row.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    planes : ndarray of int, shape (V, input_bits, tiles, rows)
+        Bit planes from :func:`imcgen.golden.input_driver.bit_planes`.
+
+    Returns
+    -------
+    ndarray of int64, shape (V, input_bits, tiles, rows)
+        ``dense``: ``r // rows_per_read``; ``zero_skip``: ``rank // rows_per_read`` with ``rank``
+        the row's rank among the active rows of its plane and tile. -1 for inactive rows.
+    """
+    planes = np.asarray(planes, dtype=np.int64)
+    if cfg.schedule == "dense":
+        position = np.arange(cfg.rows, dtype=np.int64)
+    else:
+        position = np.cumsum(planes, axis=-1) - 1
+    return np.where(planes == 1, position // cfg.rows_per_read, -1)
+
+
+def reads_per_plane(cfg, planes):
+    """Reads issued per vector, plane and tile.
+
+    Returns
+    -------
+    ndarray of int64, shape (V, input_bits, tiles)
+        ``dense``: ``groups_per_plane`` always (all-zero groups are read too);
+        ``zero_skip``: ``ceil(popcount / rows_per_read)``.
+    """
+    planes = np.asarray(planes, dtype=np.int64)
+    if cfg.schedule == "dense":
+        return np.full(planes.shape[:-1], cfg.groups_per_plane, dtype=np.int64)
+    return -(-planes.sum(axis=-1) // cfg.rows_per_read)
+
+
+def reads_per_tile(cfg, X):
+    """Reads issued per vector and tile, all planes together.
+
+    Returns
+    -------
+    ndarray of int64, shape (V, tiles)
+    """
+    return reads_per_plane(cfg, bit_planes(cfg, X)).sum(axis=1)
+
+
+def active_rows(cfg, groups):
+    """Number of rows each read activates (the popcount of its row mask).
+
+    Parameters
+    ----------
+    groups : ndarray of int, shape (V, input_bits, tiles, rows)
+        From :func:`read_groups`.
+
+    Returns
+    -------
+    ndarray of int64, shape (V, input_bits, tiles, groups_per_plane)
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    G = cfg.groups_per_plane
+    # One bincount over (vector, plane, tile, read) flattened: no (..., G, rows) one-hot needed.
+    lead = np.arange(np.prod(groups.shape[:-1], dtype=np.int64)).reshape(groups.shape[:-1])
+    flat = lead[..., np.newaxis] * G + groups
+    counts = np.bincount(flat[groups >= 0], minlength=lead.size * G)
+    return counts.astype(np.int64).reshape(*groups.shape[:-1], G)

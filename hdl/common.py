@@ -1,0 +1,66 @@
+"""Small structural helpers shared by the blocks: index shapes, adder trees, prefix counts."""
+
+from amaranth.hdl import Const, Mux, Shape, Signal, unsigned
+
+from ..config import MacroConfig
+
+
+def check_config(config):
+    """Blocks take the resolved configuration object, nothing else."""
+    if not isinstance(config, MacroConfig):
+        raise TypeError(f"config must be an imcgen.config.MacroConfig, not {config!r}")
+    return config
+
+
+def index_shape(count):
+    """Unsigned shape indexing ``count`` items, at least one bit wide.
+
+    Zero-width signals vanish from the Verilog; a one-bit index keeps every port present (and
+    every testbench signal name stable) even when only one item exists.
+    """
+    return unsigned(max(1, (count - 1).bit_length()))
+
+
+def adder_tree(terms):
+    """Balanced sum: depth log2(n) and width growth log2(n), where a chained sum grows by n."""
+    terms = list(terms)
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        paired = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms = paired
+    return terms[0]
+
+
+def popcount(value):
+    return adder_tree(value[i] for i in range(len(value)))
+
+
+def saturating_prefix_counts(m, bits, cap, name="prefix"):
+    """Inclusive prefix popcounts of ``bits``, saturated at ``cap``, as signals of module ``m``.
+
+    Sklansky parallel prefix: log2(n) levels of n/2 small adders instead of an n-deep ripple
+    chain, so a 128-row scheduler stays shallow. Saturation keeps each adder
+    ``bits_for(cap)`` wide; min(a + b, cap) composes, so the prefix stays exact below ``cap``.
+    Every level is a named signal: Amaranth does not share repeated expressions.
+    """
+    width = Shape.cast(range(cap + 1)).width
+    counts = [bits[i] for i in range(len(bits))]
+    span, level = 1, 0
+    while span < len(counts):
+        updated = list(counts)
+        for i in range(len(counts)):
+            if (i // span) % 2 == 1:
+                total = Signal(width + 1, name=f"{name}{level}_{i}_sum")
+                count = Signal(width, name=f"{name}{level}_{i}")
+                m.d.comb += [
+                    total.eq(counts[i] + counts[(i // span) * span - 1]),
+                    count.eq(Mux(total > cap, cap, total)),
+                ]
+                updated[i] = count
+        counts = updated
+        span *= 2
+        level += 1
+    return counts

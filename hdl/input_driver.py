@@ -1,0 +1,107 @@
+"""Bit-serial input driver: an input vector in, its bit planes out, one per handshake.
+
+Inputs are applied to the word lines bit by bit with one voltage, no DAC (seed 004 "bit by bit").
+Planes go out least significant first; the MSB plane of signed inputs is flagged ``neg`` since it
+weighs -2^(input_bits-1). With ``schedule = zero_skip`` planes whose bits are all zero are
+skipped at no cost (a priority encoder picks the next non-zero plane); an all-zero vector still
+emits one empty plane flagged ``last`` so that downstream blocks close the vector.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import Cat, Const, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import check_config, index_shape
+
+__all__ = ["InputDriver", "element_shape", "vector_layout", "plane_layout"]
+
+
+def element_shape(config):
+    return signed(config.input_bits) if config.input_signed else unsigned(config.input_bits)
+
+
+def vector_layout(config, rows):
+    return data.ArrayLayout(element_shape(config), rows)
+
+
+def plane_layout(config):
+    return data.StructLayout({
+        "bits": unsigned(config.rows),          # one bit per word line of the tile
+        "index": index_shape(config.input_bits),  # plane significance b
+        "neg": unsigned(1),                     # weighs -2^b (MSB of signed inputs)
+        "last": unsigned(1),                    # last plane of this vector
+    })
+
+
+class InputDriver(wiring.Component):
+    """One tile's input driver.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        Uses ``rows``, ``input_bits``, ``input_signed`` and ``schedule``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(vector_layout))
+        Input vector of the tile (``rows`` elements).
+    o : Out(stream.Signature(plane_layout))
+        Bit planes.
+    """
+
+    def __init__(self, *, config):
+        self._config = check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(config, config.rows))),
+            "o": Out(stream.Signature(plane_layout(config))),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        bits = cfg.input_bits
+
+        vector = Signal(data.ArrayLayout(unsigned(bits), cfg.rows))
+        pending = Signal(bits)  # planes still to emit
+        lowest = Signal(bits)   # one-hot: the plane going out now
+        index = Signal(index_shape(bits))
+
+        m.d.comb += lowest.eq(Cat(pending[b] & ~pending[:b].any() for b in range(bits)))
+        for b in reversed(range(bits)):  # the last assignment wins: lowest set bit
+            with m.If(pending[b]):
+                m.d.comb += index.eq(b)
+
+        def plane(source, b):
+            return Cat(source[r][b] for r in range(cfg.rows))
+
+        last = (pending & ~lowest) == 0
+        with m.Switch(index):
+            for b in range(bits):
+                with m.Case(b):
+                    m.d.comb += self.o.payload.bits.eq(plane(vector, b))
+        m.d.comb += [
+            self.o.valid.eq(pending != 0),
+            self.o.payload.index.eq(index),
+            self.o.payload.neg.eq(int(cfg.input_signed) & (index == bits - 1)),
+            self.o.payload.last.eq(last),
+            # Take the next vector while the last plane of this one leaves: no bubble.
+            self.i.ready.eq((pending == 0) | (self.o.ready & last)),
+        ]
+
+        incoming = data.View(data.ArrayLayout(unsigned(bits), cfg.rows), self.i.payload.as_value())
+        if cfg.schedule == "zero_skip":
+            nonzero = Cat(plane(incoming, b).any() for b in range(bits))
+            first = Cat(nonzero[0] | (nonzero == 0), nonzero[1:])  # all zero: one empty plane
+        else:
+            first = Const((1 << bits) - 1, bits)  # dense: every plane, zero or not
+
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [vector.eq(incoming), pending.eq(first)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += pending.eq(pending & ~lowest)
+        return m

@@ -1,0 +1,166 @@
+"""The macro: weights and input vectors in, output vectors (with their cycle counts) out.
+
+Per tile: input driver -> row scheduler -> SAR-ADC controller (+ crossbar) -> shift-and-add.
+Tiles run in parallel; the adder network joins their partial sums, the output stage
+post-processes, and an output FIFO decouples the host.
+
+The macro works on one vector at a time, so a vector's cycle count does not depend on when the
+host offers it or drains the result: ``cycles`` counts the edges from the one that accepts the
+vector to the one that writes its result into the FIFO, and the next vector is accepted on that
+same edge. A vector is accepted only when the FIFO is sure to have room for its result, so a
+stalled output never stalls the datapath. Weight rows are accepted only between vectors (they
+win when both are offered); cells are non-volatile, so a reset keeps the weights.
+
+With ``crossbar = "external"`` the tiles' analog boundaries become the ``xbar`` ports and a model
+outside (the cocotb testbench) plays the crossbar.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import Cat, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .adder_network import AdderNetwork
+from .common import check_config
+from .crossbar_stub import AnalogSignature, CrossbarStub
+from .input_driver import InputDriver, vector_layout
+from .output_stage import OutputStage, output_layout
+from .row_scheduler import RowScheduler
+from .sar_adc import SarAdcController
+from .shift_add import ShiftAdd
+from .weight_mapper import WeightMapper, weight_row_layout
+
+__all__ = ["MacroTop", "result_layout", "OUTPUT_FIFO_DEPTH"]
+
+OUTPUT_FIFO_DEPTH = 4
+
+
+def result_layout(config):
+    return data.StructLayout({
+        "y": output_layout(config),
+        "cycles": unsigned(config.cycle_bits),
+    })
+
+
+class MacroTop(wiring.Component):
+    """Top level of the macro periphery.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        The whole configuration; ``crossbar`` selects the stub inside or the boundary as ports.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(vector_layout))
+        Input vectors, ``rows * tiles`` elements.
+    w : In(stream.Signature(weight_row_layout))
+        Weight rows: row index and ``outputs`` signed weights.
+    o : Out(stream.Signature(result_layout))
+        Output vectors and the cycles each took.
+    busy : Out(1)
+        A vector or a weight row is being processed.
+    xbar : Out(AnalogSignature).array(tiles)
+        Only with ``crossbar = "external"``: the analog boundary of each tile.
+    """
+
+    def __init__(self, *, config):
+        self._config = check_config(config)
+        members = {
+            "i": In(stream.Signature(vector_layout(config, config.input_rows))),
+            "w": In(stream.Signature(weight_row_layout(config))),
+            "o": Out(stream.Signature(result_layout(config))),
+            "busy": Out(1),
+        }
+        if config.crossbar == "external":
+            members["xbar"] = Out(AnalogSignature(config)).array(config.tiles)
+        super().__init__(members)
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+
+        m.submodules.mapper = mapper = WeightMapper(config=cfg)
+        m.submodules.adder = adder = AdderNetwork(config=cfg)
+        m.submodules.output_stage = output = OutputStage(config=cfg)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(
+            width=result_layout(cfg).size, depth=OUTPUT_FIFO_DEPTH)
+
+        drivers = []
+        for t in range(cfg.tiles):
+            driver = InputDriver(config=cfg)
+            scheduler = RowScheduler(config=cfg)
+            sar = SarAdcController(config=cfg)
+            shift_add = ShiftAdd(config=cfg)
+            m.submodules[f"tile{t}_driver"] = driver
+            m.submodules[f"tile{t}_scheduler"] = scheduler
+            m.submodules[f"tile{t}_sar"] = sar
+            m.submodules[f"tile{t}_shift_add"] = shift_add
+            wiring.connect(m, driver.o, scheduler.i)
+            wiring.connect(m, scheduler.o, sar.i)
+            wiring.connect(m, sar.o, shift_add.i)
+            wiring.connect(m, shift_add.o, adder.i[t])
+            drivers.append(driver)
+
+            if cfg.crossbar == "stub":
+                m.submodules[f"tile{t}_crossbar"] = crossbar = CrossbarStub(config=cfg)
+                boundary = crossbar.xbar
+            else:
+                boundary = wiring.flipped(self.xbar[t])
+            wiring.connect(m, sar.xbar, boundary.read)
+            m.d.comb += [
+                boundary.cell.we.eq(mapper.cell.we & (mapper.tile == t)),
+                boundary.cell.row.eq(mapper.cell.row),
+                boundary.cell.group.eq(mapper.cell.group),
+                boundary.cell.data.eq(mapper.cell.data),
+            ]
+
+        wiring.connect(m, adder.o, output.i)
+
+        busy = Signal()  # a vector is inside
+        count = Signal(cfg.cycle_bits)
+        done = Signal()  # its result goes into the FIFO on this edge
+        m.d.comb += [
+            fifo.w_data.eq(Cat(output.o.payload, count)),
+            fifo.w_en.eq(output.o.valid),
+            output.o.ready.eq(fifo.w_rdy),
+            done.eq(output.o.valid & fifo.w_rdy),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
+
+        # Room for this vector's result, counting the one still inside unless it leaves now.
+        room = (fifo.w_level + (busy & ~done) + done) < OUTPUT_FIFO_DEPTH
+        ready = ((~busy | done) & ~mapper.busy & ~self.w.valid & room
+                 & Cat(d.i.ready for d in drivers).all())
+        accept = self.i.valid & ready
+        m.d.comb += self.i.ready.eq(ready)
+        bits = cfg.input_bits
+        for t, driver in enumerate(drivers):
+            lo = t * cfg.rows * bits
+            m.d.comb += [
+                driver.i.valid.eq(accept),
+                driver.i.payload.eq(self.i.payload.as_value()[lo:lo + cfg.rows * bits]),
+            ]
+
+        with m.If(accept):
+            m.d.sync += [busy.eq(1), count.eq(1)]
+        with m.Elif(done):
+            m.d.sync += busy.eq(0)
+        with m.Elif(busy):
+            m.d.sync += count.eq(count + 1)
+
+        # Weight rows only between vectors.
+        m.d.comb += [
+            mapper.i.valid.eq(self.w.valid & ~busy),
+            mapper.i.payload.eq(self.w.payload),
+            self.w.ready.eq(mapper.i.ready & ~busy),
+            self.busy.eq(busy | mapper.busy),
+        ]
+        return m

@@ -1,0 +1,118 @@
+"""Row scheduler: bit planes in, reads (sets of at most ``rows_per_read`` active rows) out.
+
+``dense`` is the seed-001 baseline: consecutive groups of ``rows_per_read`` rows, every group read
+whatever its bits. ``zero_skip`` (seed 001 Fig. 11) forms each read from the next
+``rows_per_read`` rows whose bit is 1, so sparse planes take fewer reads. One read command leaves
+per handshake; the next plane is taken on the handshake of the current plane's last read, so the
+scheduler never leaves the ADCs waiting.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import Cat, Const, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import check_config, index_shape, popcount, saturating_prefix_counts
+from .input_driver import plane_layout
+
+__all__ = ["RowScheduler", "read_layout"]
+
+
+def read_layout(config):
+    return data.StructLayout({
+        "rows": unsigned(config.rows),                         # word lines to enable
+        "count": unsigned(config.rows_per_read.bit_length()),  # active rows (offset correction)
+        "plane": index_shape(config.input_bits),
+        "neg": unsigned(1),
+        "last": unsigned(1),  # last read of the vector
+        "skip": unsigned(1),  # no read: only closes a vector that needed none (zero_skip)
+    })
+
+
+class RowScheduler(wiring.Component):
+    """One tile's row scheduler.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        Uses ``rows``, ``rows_per_read``, ``input_bits`` and ``schedule``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(plane_layout))
+        Bit planes from the input driver.
+    o : Out(stream.Signature(read_layout))
+        Read commands for the SAR-ADC controller.
+    """
+
+    def __init__(self, *, config):
+        self._config = check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(plane_layout(config))),
+            "o": Out(stream.Signature(read_layout(config))),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        rows, per_read = cfg.rows, cfg.rows_per_read
+
+        plane = Signal(plane_layout(cfg))
+        active = Signal()  # a plane is held
+        take = Signal(rows)  # rows of the read on offer
+        final = Signal()  # the read on offer is the plane's last
+        emit = Signal()  # there is a command on offer (a zero plane mid-vector has none)
+        empty = Signal()  # zero_skip: no row of the plane is left
+
+        if cfg.schedule == "dense":
+            groups = cfg.groups_per_plane
+            group = Signal(index_shape(groups))
+            with m.Switch(group):
+                for g in range(groups):
+                    with m.Case(g):
+                        lo, hi = g * per_read, min((g + 1) * per_read, rows)
+                        window = Const(((1 << (hi - lo)) - 1) << lo, rows)
+                        m.d.comb += take.eq(plane.bits & window)
+            m.d.comb += [
+                final.eq(group == groups - 1),
+                emit.eq(1),
+                self.o.payload.count.eq(popcount(take)),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += group.eq(0)
+            with m.Elif(self.o.valid & self.o.ready):
+                m.d.sync += group.eq(group + 1)
+        else:
+            remaining = Signal(rows)
+            counts = saturating_prefix_counts(m, remaining, per_read + 1)
+            m.d.comb += [
+                take.eq(Cat(remaining[r] & (counts[r] <= per_read) for r in range(rows))),
+                empty.eq(remaining == 0),
+                final.eq(counts[-1] <= per_read),
+                emit.eq(~empty | plane.last),
+                self.o.payload.count.eq(popcount(take)),
+            ]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += remaining.eq(self.i.payload.bits)
+            with m.Elif(self.o.valid & self.o.ready):
+                m.d.sync += remaining.eq(remaining & ~take)
+
+        finish = active & final & (~emit | self.o.ready)
+        m.d.comb += [
+            self.o.valid.eq(active & emit),
+            self.o.payload.rows.eq(take),
+            self.o.payload.plane.eq(plane.index),
+            self.o.payload.neg.eq(plane.neg),
+            self.o.payload.last.eq(plane.last & final),
+            self.o.payload.skip.eq(empty),
+            self.i.ready.eq(~active | finish),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [plane.eq(self.i.payload), active.eq(1)]
+        with m.Elif(finish):
+            m.d.sync += active.eq(0)
+        return m

@@ -1,0 +1,118 @@
+"""Shift-and-add: ADC codes in, one tile's partial sums out per vector.
+
+Codes of a read arrive one column group at a time; groups before the last wait in a buffer, and
+when the last group arrives a static tree forms each output's read value: slice k weighs
+2^(k*cell_bits), G- is subtracted from G+ (differential), or 2^(weight_bits-1) times the read's
+active-row count is subtracted (offset, ISAAC's correction: exact even when the read clipped).
+The next stage scales that value by the plane's significance (negated for the MSB plane of
+signed inputs) and accumulates; the vector's last read sends the sum out.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import Mux, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import adder_tree, check_config, index_shape
+from .sar_adc import code_layout
+
+__all__ = ["ShiftAdd", "psum_layout"]
+
+
+def psum_layout(config):
+    return data.ArrayLayout(signed(config.psum_bits), config.outputs)
+
+
+class ShiftAdd(wiring.Component):
+    """One tile's shift-and-add unit.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        Uses the column map, ``cell_bits``, ``weight_mapping``, ``weight_bits`` and the widths.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(code_layout))
+        ADC codes from the SAR-ADC controller.
+    o : Out(stream.Signature(psum_layout))
+        The tile's partial sum of each output, once per vector.
+    """
+
+    def __init__(self, *, config):
+        self._config = check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(code_layout(config))),
+            "o": Out(stream.Signature(psum_layout(config))),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        lanes, groups, s = cfg.adcs, cfg.column_groups, cfg.cell_bits
+        item = self.i.payload
+
+        # Codes of groups 0..G-2 of the current read; the last group comes straight from the input.
+        buffered = [Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes), name=f"group{g}")
+                    for g in range(groups - 1)]
+        with m.If(self.i.valid & self.i.ready):
+            with m.Switch(item.group):
+                for g in range(groups - 1):
+                    with m.Case(g):
+                        m.d.sync += buffered[g].eq(item.codes)
+
+        def code(column):
+            g, a = divmod(column, lanes)
+            return item.codes[a] if g == groups - 1 else buffered[g][a]
+
+        read_value = [Signal(signed(cfg.read_bits), name=f"read{j}") for j in range(cfg.outputs)]
+        for j in range(cfg.outputs):
+            terms = []
+            for k in range(cfg.slices):
+                pos = code(cfg.column(j, k, 0))
+                if cfg.polarities == 2:
+                    terms.append((pos - code(cfg.column(j, k, 1))) << (k * s))
+                else:
+                    terms.append(pos << (k * s))
+            value = adder_tree(terms)
+            if cfg.weight_offset:
+                value = value - (item.count * cfg.weight_offset)
+            m.d.comb += read_value[j].eq(value)
+
+        # Stage 1: the read's value per output, registered when its last group arrives.
+        staged = Signal(data.ArrayLayout(signed(cfg.read_bits), cfg.outputs))
+        staged_valid = Signal()
+        staged_plane = Signal(index_shape(cfg.input_bits))
+        staged_neg = Signal()
+        staged_last = Signal()
+        end_of_read = self.i.valid & self.i.ready & ((item.group == groups - 1) | item.skip)
+        m.d.sync += staged_valid.eq(end_of_read)
+        with m.If(end_of_read):
+            m.d.sync += [
+                staged_plane.eq(item.plane), staged_neg.eq(item.neg), staged_last.eq(item.last),
+            ]
+            for j in range(cfg.outputs):
+                m.d.sync += staged[j].eq(Mux(item.skip, 0, read_value[j]))
+
+        # Stage 2: scale by the plane's significance and accumulate.
+        acc = Signal(psum_layout(cfg))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(staged_valid):
+            for j in range(cfg.outputs):
+                contribution = Mux(staged_neg, -staged[j], staged[j]) << staged_plane
+                total = acc[j] + contribution
+                with m.If(staged_last):
+                    m.d.sync += [self.o.payload[j].eq(total), acc[j].eq(0)]
+                with m.Else():
+                    m.d.sync += acc[j].eq(total)
+            with m.If(staged_last):
+                m.d.sync += self.o.valid.eq(1)
+
+        # One vector's result at a time: hold input while a result waits or is being formed.
+        m.d.comb += self.i.ready.eq(~self.o.valid & ~(staged_valid & staged_last))
+        return m

@@ -1,0 +1,112 @@
+"""Weight mapper: signed weight rows in, cell-level writes out, one column group per cycle.
+
+Differential: |w| split over the G+ (w > 0) or G- (w < 0) column of each slice. Offset (ISAAC):
+u = w + 2^(weight_bits-1), which in two's complement is w with its sign bit inverted. Slice k of
+the stored magnitude goes to the column ``config.column(j, k, p)``. A row of ``column_groups``
+words is written in as many cycles; the next row is taken on the last one.
+"""
+
+from amaranth import Module, Signal
+from amaranth.hdl import Mux, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import check_config, index_shape
+from .crossbar_stub import CellPortSignature
+
+__all__ = ["WeightMapper", "weight_row_layout"]
+
+
+def weight_row_layout(config):
+    return data.StructLayout({
+        "row": index_shape(config.input_rows),  # global row: tile = row // rows
+        "weights": data.ArrayLayout(signed(config.weight_bits), config.outputs),
+    })
+
+
+class WeightMapper(wiring.Component):
+    """Maps weight rows to cell levels and writes them through the cell port.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        Uses ``weight_bits``, ``weight_mapping``, ``cell_bits``, the column map and ``tiles``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(weight_row_layout))
+        One weight row per transfer.
+    cell : Out(CellPortSignature)
+        Cell writes, for the tile in ``tile``.
+    tile : Out(index_shape(tiles))
+        Tile of the row being written.
+    busy : Out(1)
+        A row is being written.
+    """
+
+    def __init__(self, *, config):
+        self._config = check_config(config)
+        super().__init__({
+            "i": In(stream.Signature(weight_row_layout(config))),
+            "cell": Out(CellPortSignature(config)),
+            "tile": Out(index_shape(config.tiles)),
+            "busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        groups, lanes, s = cfg.column_groups, cfg.adcs, cfg.cell_bits
+
+        weights = Signal(data.ArrayLayout(signed(cfg.weight_bits), cfg.outputs))
+        group = Signal(index_shape(groups))
+
+        # Stored magnitude of every (output, polarity), then the level of every physical column.
+        magnitude_width = cfg.slices * s  # top slice zero-padded
+        stored = {(j, p): Signal(magnitude_width, name=f"stored{j}_{p}")
+                  for j in range(cfg.outputs) for p in range(cfg.polarities)}
+        for j in range(cfg.outputs):
+            w = weights[j]
+            if cfg.weight_mapping == "differential":
+                m.d.comb += [
+                    stored[j, 0].eq(Mux(w > 0, w, 0)),
+                    stored[j, 1].eq(Mux(w < 0, -w, 0)),
+                ]
+            else:
+                m.d.comb += stored[j, 0].eq(w.as_unsigned() ^ (1 << (cfg.weight_bits - 1)))
+        levels = [Signal(s, name=f"level{c}") for c in range(cfg.physical_columns)]
+        for c, (j, k, p) in enumerate(cfg.column_map):
+            m.d.comb += levels[c].eq(stored[j, p][k * s:(k + 1) * s])
+
+        with m.Switch(group):
+            for g in range(groups):
+                with m.Case(g):
+                    for a in range(lanes):
+                        c = g * lanes + a
+                        if c < cfg.physical_columns:
+                            m.d.comb += self.cell.data[a].eq(levels[c])
+
+        final = group == groups - 1
+        m.d.comb += [
+            self.cell.we.eq(self.busy),
+            self.cell.group.eq(group),
+            self.i.ready.eq(~self.busy | final),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [weights.eq(self.i.payload.weights), group.eq(0), self.busy.eq(1)]
+            for t in range(cfg.tiles):  # row -> (tile, local row) without a divider
+                with m.If((self.i.payload.row >= t * cfg.rows)
+                          & (self.i.payload.row < (t + 1) * cfg.rows)):
+                    m.d.sync += [
+                        self.tile.eq(t),
+                        self.cell.row.eq(self.i.payload.row - t * cfg.rows),
+                    ]
+        with m.Elif(self.busy):
+            m.d.sync += group.eq(group + 1)
+            with m.If(final):
+                m.d.sync += self.busy.eq(0)
+        return m
