@@ -124,3 +124,21 @@ def _python_path():
     import sys
 
     return [p for p in sys.path if p]
+
+
+def run_block(component, name, test_module, test_dir, *, config, seed, env=None):
+    """Elaborate ``component``, build it (cached) and run the cocotb tests of ``test_module``.
+
+    The cocotb side reads the configuration and seed back with
+    :func:`imcgen.testbench.config_from_env` and :func:`imcgen.testbench.seed_from_env`.
+    """
+    import json
+
+    from .verilog import write_design
+
+    test_dir = Path(test_dir)
+    design = write_design(component, name, test_dir / "rtl")
+    build_dir = build(design)
+    full_env = {"IMCGEN_CONFIG": json.dumps(config.to_dict()), "IMCGEN_SEED": str(seed)}
+    full_env.update(env or {})
+    return run(design, build_dir, test_module, test_dir=test_dir / "sim", env=full_env)

@@ -155,4 +155,5 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, re
     return SimResult(
         config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
         cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,
-        seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves)
+        seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves,
+        extra={"in_flight_at_reset": int(rtl["in_flight_at_reset"])})

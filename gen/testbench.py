@@ -43,52 +43,201 @@ def unpack(word, width, count, signed=True, offset=0):
     return out
 
 
+def decode(layout, word):
+    """Fields of a struct payload as unsigned ints (an Amaranth ``StructLayout`` gives offsets)."""
+    return {name: (word >> field.offset) & ((1 << field.width) - 1) for name, field in layout}
+
+
+def encode(layout, **values):
+    """Struct payload from field values (two's complement for negative values)."""
+    word = 0
+    for name, field in layout:
+        word |= (int(values.get(name, 0)) & ((1 << field.width) - 1)) << field.offset
+    return word
+
+
 def _index_bits(count):
     return max(1, (count - 1).bit_length())
+
+
+def config_from_env():
+    """The MacroConfig a pytest process passed to its cocotb tests (``IMCGEN_CONFIG``)."""
+    from .config import MacroConfig
+
+    return MacroConfig(**json.loads(os.environ["IMCGEN_CONFIG"]))
+
+
+def seed_from_env():
+    return int(os.environ.get("IMCGEN_SEED", "1"))
+
+
+async def start_clock(dut):
+    from cocotb.clock import Clock
+
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+
+
+async def reset_dut(dut, cycles=3):
+    from cocotb.triggers import ClockCycles, RisingEdge
+
+    await RisingEdge(dut.clk)  # leave a read-only phase before writing
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, cycles)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+
+
+class StreamSource:
+    """Drives ``<prefix>__valid/payload`` of an input stream, with optional random idle gaps.
+
+    Sleeps on ``ready`` changes instead of polling every cycle.
+    """
+
+    def __init__(self, dut, prefix, rng=None, idle=0.0):
+        self.dut = dut
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.rng, self.idle = rng or random.Random(0), idle
+        self.sent = 0  # transfers completed
+        self.valid.value = 0
+
+    async def send(self, word):
+        from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+        if self.idle and self.rng.random() < self.idle:
+            await ClockCycles(self.dut.clk, self.rng.randint(1, 6))
+        self.payload.value = word
+        self.valid.value = 1
+        while True:  # the transfer happens on the first edge with ready high
+            await ReadOnly()
+            if not self.ready.value:
+                await RisingEdge(self.ready)
+                continue
+            await RisingEdge(self.dut.clk)
+            break
+        self.valid.value = 0
+        self.sent += 1
+
+    async def send_all(self, words):
+        for word in words:
+            await self.send(word)
+
+
+class StreamSink:
+    """Collects the payloads of an output stream, with optional random backpressure.
+
+    ``items`` holds ``(cycle, payload)`` in arrival order, ``cycle`` counting rising edges
+    from the sink's start; ``arrived`` is set at each item.
+    """
+
+    def __init__(self, dut, prefix, rng=None, stall=0.0):
+        from cocotb.triggers import Event
+
+        self.dut = dut
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.rng, self.stall = rng or random.Random(0), stall
+        self.items = []
+        self.arrived = Event()
+        self.ready.value = 1
+        if stall:
+            cocotb.start_soon(self._backpressure())
+        self._task = cocotb.start_soon(self._monitor())
+
+    def _cycle(self):
+        from cocotb.simtime import get_sim_time
+
+        return int(get_sim_time("ns") // CLOCK_NS)
+
+    async def _monitor(self):
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        while True:
+            await ReadOnly()
+            if not self.valid.value:
+                await RisingEdge(self.valid)
+                continue
+            if self.ready.value:
+                self.items.append((self._cycle(), int(self.payload.value)))
+                self.arrived.set()
+            await RisingEdge(self.dut.clk)
+
+    async def _backpressure(self):
+        from cocotb.triggers import RisingEdge
+
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.ready.value = int(self.rng.random() >= self.stall)
+
+    async def wait(self, count):
+        """Until ``count`` items have arrived."""
+        while len(self.items) < count:
+            self.arrived.clear()
+            await self.arrived.wait()
+
+    def clear(self):
+        self.items.clear()
 
 
 class CrossbarModel:
     """Python crossbar behind one tile's analog boundary (``docs/architecture.md`` section 8).
 
     Reads the boundary after each rising edge (the periphery drives it from registers), answers
-    ``cmp`` at the falling edge, then applies the cell writes and the sample the edge will make.
+    ``cmp`` at the falling edge, then applies the cell writes and the sample the coming edge
+    makes. ``read_prefix`` names the read ports (``xbar__0__read__``); ``cell_prefix`` the cell
+    write port, or None when the cells are set directly in :attr:`cells`.
+
+    With ``record`` set, ``samples`` collects the cycle of every sample strobe and ``trials``
+    every ``(cycle, group, dac)``, for tests of the SAR timing and search order.
     """
 
-    def __init__(self, dut, cfg, tile):
-        self.cfg = cfg
-        prefix = f"xbar__{tile}__"
-        self.sig = {name: getattr(dut, prefix + name) for name in (
-            "read__row_en", "read__sample", "read__col_sel", "read__dac", "read__cmp",
-            "cell__we", "cell__row", "cell__group", "cell__data")}
-        self.clk = dut.clk
-        self.cells = np.zeros((cfg.rows, cfg.adcs * cfg.column_groups), dtype=np.int64)
-        self.held = np.zeros(cfg.adcs * cfg.column_groups, dtype=np.int64)
-        self.row_bits = 1 << np.arange(cfg.rows, dtype=object)
+    def __init__(self, dut, cfg, read_prefix, cell_prefix=None):
+        self.cfg, self.clk = cfg, dut.clk
+        read = ("row_en", "sample", "col_sel", "dac", "cmp")
+        self.sig = {name: getattr(dut, read_prefix + name) for name in read}
+        if cell_prefix is not None:
+            for name in ("we", "row", "group", "data"):
+                self.sig["cell_" + name] = getattr(dut, cell_prefix + name)
+        columns = cfg.adcs * cfg.column_groups  # lanes past the last column read as 0
+        self.cells = np.zeros((cfg.rows, columns), dtype=np.int64)
+        self.held = np.zeros(columns, dtype=np.int64)
+        self.samples, self.trials = [], []
+        self.record = False
+        self.sig["cmp"].value = 0
 
     async def run(self):
+        from cocotb.simtime import get_sim_time
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
         cfg, sig, lanes = self.cfg, self.sig, self.cfg.adcs
+        has_cells = "cell_we" in sig
         while True:
             await RisingEdge(self.clk)
             await ReadOnly()
-            group = int(sig["read__col_sel"].value)
-            dac = unpack(int(sig["read__dac"].value), cfg.adc_bits, lanes, signed=False)
+            group = int(sig["col_sel"].value)
+            dac = unpack(int(sig["dac"].value), cfg.adc_bits, lanes, signed=False)
             cmp = 0
             for a in range(lanes):
                 if self.held[group * lanes + a] >= dac[a]:
                     cmp |= 1 << a
-            we = int(sig["cell__we"].value)
-            sample = int(sig["read__sample"].value)
-            if we:
-                row, cgroup = int(sig["cell__row"].value), int(sig["cell__group"].value)
-                levels = unpack(int(sig["cell__data"].value), cfg.cell_bits, lanes, signed=False)
+            sample = int(sig["sample"].value)
             if sample:
-                enables = int(sig["read__row_en"].value)
+                enables = int(sig["row_en"].value)
+            write = has_cells and int(sig["cell_we"].value)
+            if write:
+                row, cgroup = int(sig["cell_row"].value), int(sig["cell_group"].value)
+                levels = unpack(int(sig["cell_data"].value), cfg.cell_bits, lanes, signed=False)
+            if self.record:
+                cycle = int(get_sim_time("ns") // CLOCK_NS)
+                if sample:
+                    self.samples.append(cycle)
+                self.trials.append((cycle, group, tuple(dac)))
             await FallingEdge(self.clk)
-            sig["read__cmp"].value = cmp
+            sig["cmp"].value = cmp
             # Effects of the coming edge, after cmp was answered from the state before it.
-            if we:
+            if write:
                 self.cells[row, cgroup * lanes:(cgroup + 1) * lanes] = levels
             if sample:
                 active = np.array([(enables >> r) & 1 for r in range(cfg.rows)], dtype=np.int64)
@@ -96,7 +245,7 @@ class CrossbarModel:
 
 
 class MacroTestbench:
-    """Driver, monitor and stall generators for ``MacroTop``.
+    """Weight loader, vector source, result sink (and crossbar models) around ``MacroTop``.
 
     Parameters
     ----------
@@ -105,72 +254,49 @@ class MacroTestbench:
     seed : int
         Seeds every random choice (gaps, stalls).
     in_gaps, out_stalls : float
-        Probability that the input stream idles before a vector / that ``o.ready`` is low in a
-        cycle.
+        Probability of an idle gap before an input vector / of ``o.ready`` low in a cycle.
     """
 
     def __init__(self, dut, cfg, seed, in_gaps=0.0, out_stalls=0.0):
         self.dut, self.cfg = dut, cfg
         self.rng = random.Random(seed)
         self.in_gaps, self.out_stalls = in_gaps, out_stalls
-        self.results = []  # (y list, cycles) in arrival order
-        from cocotb.triggers import Event
-
-        self.arrived = Event()  # set by the monitor at each result
         self.models = []
 
     async def start(self):
-        from cocotb.clock import Clock
-        from cocotb.triggers import ClockCycles
-
-        dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-        dut.i__valid.value = 0
-        dut.w__valid.value = 0
-        dut.o__ready.value = 1
-        if self.cfg.crossbar == "external":
-            for t in range(self.cfg.tiles):
-                getattr(dut, f"xbar__{t}__read__cmp").value = 0
-                model = CrossbarModel(dut, self.cfg, t)
+        dut, cfg = self.dut, self.cfg
+        await start_clock(dut)
+        self.weights = StreamSource(dut, "w")
+        self.inputs = StreamSource(dut, "i", self.rng, self.in_gaps)
+        if cfg.crossbar == "external":
+            for t in range(cfg.tiles):
+                model = CrossbarModel(dut, cfg, f"xbar__{t}__read__", f"xbar__{t}__cell__")
                 self.models.append(model)
                 cocotb.start_soon(model.run())
         await self.reset()
-        if self.out_stalls:
-            cocotb.start_soon(self._stall_output())
-        self.monitor = cocotb.start_soon(self._monitor())
-        await ClockCycles(dut.clk, 1)
+        self.outputs = StreamSink(dut, "o", self.rng, self.out_stalls)
 
-    async def reset(self, cycles=3):
-        from cocotb.triggers import ClockCycles, RisingEdge
+    async def reset(self):
+        from cocotb.triggers import RisingEdge
 
         await RisingEdge(self.dut.clk)  # leave a read-only phase before writing
-        self.dut.rst.value = 1
         self.dut.i__valid.value = 0  # the host drops what it was offering
         self.dut.w__valid.value = 0
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await reset_dut(self.dut)
 
-    async def _transfer(self, valid, ready):
-        """Hold ``valid`` until the edge that transfers; sleep while ``ready`` is low."""
-        from cocotb.triggers import ReadOnly, RisingEdge
-
-        valid.value = 1
-        while True:
-            await ReadOnly()
-            if not ready.value:
-                await RisingEdge(ready)
-                continue
-            await RisingEdge(self.dut.clk)
-            break
-        valid.value = 0
+    @property
+    def results(self):
+        """``(y list, cycles)`` of every result so far, in arrival order."""
+        cfg = self.cfg
+        y_bits = cfg.out_width * cfg.outputs
+        return [(unpack(word, cfg.out_width, cfg.outputs), word >> y_bits)
+                for _, word in self.outputs.items]
 
     async def load_weights(self, weights):
-        cfg, dut = self.cfg, self.dut
+        cfg = self.cfg
         row_bits = _index_bits(cfg.input_rows)
         for row, values in enumerate(np.asarray(weights)):
-            dut.w__payload.value = row | (pack(values, cfg.weight_bits) << row_bits)
-            await self._transfer(dut.w__valid, dut.w__ready)
+            await self.weights.send(row | (pack(values, cfg.weight_bits) << row_bits))
         await self._idle()
 
     async def _idle(self):
@@ -185,44 +311,11 @@ class MacroTestbench:
             await FallingEdge(self.dut.busy)
 
     async def send(self, vectors, start=0):
-        from cocotb.triggers import ClockCycles
-
-        cfg, dut = self.cfg, self.dut
         for n in range(start, len(vectors)):
-            if self.in_gaps and self.rng.random() < self.in_gaps:
-                await ClockCycles(dut.clk, self.rng.randint(1, 8))
-            dut.i__payload.value = pack(vectors[n], cfg.input_bits)
-            await self._transfer(dut.i__valid, dut.i__ready)
-
-    async def _monitor(self):
-        from cocotb.triggers import ReadOnly, RisingEdge
-
-        cfg, dut = self.cfg, self.dut
-        y_bits = cfg.out_width * cfg.outputs
-        while True:
-            await ReadOnly()
-            if not dut.o__valid.value:
-                await RisingEdge(dut.o__valid)
-                continue
-            if dut.o__ready.value:
-                word = int(dut.o__payload.value)
-                y = unpack(word, cfg.out_width, cfg.outputs)
-                cycles = (word >> y_bits) & ((1 << cfg.cycle_bits) - 1)
-                self.results.append((y, cycles))
-                self.arrived.set()
-            await RisingEdge(dut.clk)
-
-    async def _stall_output(self):
-        from cocotb.triggers import RisingEdge
-
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.dut.o__ready.value = int(self.rng.random() >= self.out_stalls)
+            await self.inputs.send(pack(vectors[n], self.cfg.input_bits))
 
     async def wait_results(self, count):
-        while len(self.results) < count:
-            self.arrived.clear()
-            await self.arrived.wait()
+        await self.outputs.wait(count)
 
 
 async def run_job(dut):
@@ -248,20 +341,23 @@ async def run_job(dut):
             sender = cocotb.start_soon(tb.send(vectors))
             await tb.wait_results(reset_after)
             sender.cancel()
+            # Vectors accepted but unanswered when the reset hits: lost inside, resent below.
+            spec["in_flight_at_reset"] = tb.inputs.sent - len(tb.outputs.items)
             await tb.reset()
             # The host resends every vector whose result it has not seen.
-            await tb.send(vectors, start=len(tb.results))
+            await tb.send(vectors, start=len(tb.outputs.items))
         else:
             cocotb.start_soon(tb.send(vectors))
         step = max(1, len(vectors) // 100)
-        while len(tb.results) < len(vectors):
-            await tb.wait_results(min(len(vectors), len(tb.results) + step))
-            progress.write_text(str(len(tb.results)))
+        while len(tb.outputs.items) < len(vectors):
+            await tb.wait_results(min(len(vectors), len(tb.outputs.items) + step))
+            progress.write_text(str(len(tb.outputs.items)))
 
     await with_timeout(body(), spec["timeout_ns"], "ns")
     y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
     cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
-    np.savez(job / "rtl.npz", y=y, cycles=cycles)
+    np.savez(job / "rtl.npz", y=y, cycles=cycles,
+             in_flight_at_reset=spec.get("in_flight_at_reset", -1))
 
 
 @cocotb.test()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["column_values"]
+__all__ = ["column_values", "held_values"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
 _CHUNK_ELEMENTS = 20_000_000
@@ -43,3 +43,22 @@ def column_values(cfg, levels, planes, groups):
         # Batched over (v, planes, tiles); levels broadcasts over v and planes.
         values[part] = enable @ levels
     return values
+
+
+def held_values(levels, rows):
+    """Column values one sample holds (block-level view of a single tile and read).
+
+    Parameters
+    ----------
+    levels : ndarray of int, shape (rows, columns)
+        Cell levels of one tile.
+    rows : int
+        Row enables at the sample, bit r = row r.
+
+    Returns
+    -------
+    ndarray of int64, shape (columns,)
+    """
+    levels = np.asarray(levels, dtype=np.int64)
+    active = (rows >> np.arange(levels.shape[0], dtype=object)) & 1
+    return active.astype(np.int64) @ levels

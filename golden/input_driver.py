@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["bit_planes", "plane_weights"]
+__all__ = ["bit_planes", "plane_weights", "plane_stream"]
 
 
 def bit_planes(cfg, X):
@@ -35,3 +35,29 @@ def plane_weights(cfg):
     if cfg.input_signed:
         weights[-1] = -weights[-1]
     return weights
+
+
+def plane_stream(cfg, vector):
+    """The planes the driver of one tile emits for one vector, in order (block-level view).
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    vector : sequence of int, length ``rows``
+        One tile's inputs.
+
+    Returns
+    -------
+    list of dict with ``bits`` (int, bit r = row r), ``index``, ``neg`` and ``last``
+        Planes LSB first. ``zero_skip`` leaves out all-zero planes; if every plane is zero it
+        emits plane 0 alone, empty, so that the vector still closes.
+    """
+    pattern = [int(x) & ((1 << cfg.input_bits) - 1) for x in vector]
+    planes = [sum(((x >> b) & 1) << r for r, x in enumerate(pattern))
+              for b in range(cfg.input_bits)]
+    order = list(range(cfg.input_bits))
+    if cfg.schedule == "zero_skip":
+        order = [b for b in order if planes[b]] or [0]
+    top = cfg.input_bits - 1
+    return [dict(bits=planes[b], index=b, neg=int(cfg.input_signed and b == top),
+                 last=int(n == len(order) - 1)) for n, b in enumerate(order)]

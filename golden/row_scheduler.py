@@ -4,7 +4,7 @@ import numpy as np
 
 from .input_driver import bit_planes
 
-__all__ = ["active_rows", "read_groups", "reads_per_plane", "reads_per_tile"]
+__all__ = ["active_rows", "read_commands", "read_groups", "reads_per_plane", "reads_per_tile"]
 
 
 def read_groups(cfg, planes):
@@ -74,3 +74,37 @@ def active_rows(cfg, groups):
     flat = lead[..., np.newaxis] * G + groups
     counts = np.bincount(flat[groups >= 0], minlength=lead.size * G)
     return counts.astype(np.int64).reshape(*groups.shape[:-1], G)
+
+
+def read_commands(cfg, planes):
+    """The read commands the scheduler of one tile issues for a sequence of planes.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    planes : list of dict
+        As :func:`imcgen.golden.input_driver.plane_stream` returns them.
+
+    Returns
+    -------
+    list of dict with ``rows`` (int mask), ``count``, ``plane``, ``neg``, ``last``, ``skip``
+        ``dense``: every group of ``rows_per_read`` consecutive rows, masked by the plane.
+        ``zero_skip``: the next ``rows_per_read`` rows whose bit is 1; a plane with none issues
+        nothing, unless it is the vector's last, which then issues one ``skip`` command.
+    """
+    N = cfg.rows_per_read
+    out = []
+    for plane in planes:
+        if cfg.schedule == "dense":
+            masks = [plane["bits"] & (((1 << N) - 1) << (g * N))
+                     for g in range(cfg.groups_per_plane)]
+        else:
+            active = [r for r in range(cfg.rows) if (plane["bits"] >> r) & 1]
+            masks = [sum(1 << r for r in active[q:q + N]) for q in range(0, len(active), N)]
+        tags = dict(plane=plane["index"], neg=plane["neg"])
+        for n, mask in enumerate(masks):
+            last = int(plane["last"] and n == len(masks) - 1)
+            out.append(dict(rows=mask, count=bin(mask).count("1"), last=last, skip=0, **tags))
+        if not masks and plane["last"]:
+            out.append(dict(rows=0, count=0, last=1, skip=1, **tags))
+    return out

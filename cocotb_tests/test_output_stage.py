@@ -1,0 +1,59 @@
+"""Output stage: shift, ReLU and saturation, against ``golden.output_stage.apply``."""
+
+import random
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.triggers import with_timeout
+
+from imcgen.config import MacroConfig
+from imcgen.golden.output_stage import apply
+from imcgen.hdl.output_stage import OutputStage
+from imcgen.runner import run_block
+from imcgen.testbench import (
+    StreamSink,
+    StreamSource,
+    config_from_env,
+    pack,
+    reset_dut,
+    seed_from_env,
+    start_clock,
+    unpack,
+)
+
+BASE = dict(rows=16, tiles=2, outputs=4, input_signed=True)
+CONFIGS = {
+    "full-precision": MacroConfig(**BASE),
+    "shift3": MacroConfig(**BASE, out_shift=3),
+    "relu": MacroConfig(**BASE, out_relu=True),
+    "sat6": MacroConfig(**BASE, out_bits=6),
+    "shift2-relu-sat4": MacroConfig(**BASE, out_shift=2, out_relu=True, out_bits=4),
+}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_output_stage(name, tmp_path, seed):
+    cfg = CONFIGS[name]
+    run_block(OutputStage(config=cfg), "output_stage", "test_output_stage", tmp_path,
+              config=cfg, seed=seed)
+
+
+@cocotb.test()
+async def outputs_match_golden_under_stalls(dut):
+    cfg, rng = config_from_env(), random.Random(seed_from_env())
+    await start_clock(dut)
+    source = StreamSource(dut, "i", rng, idle=0.3)
+    await reset_dut(dut)
+    sink = StreamSink(dut, "o", rng, stall=0.4)
+    lo, hi = cfg.sum_range
+    corners = [lo, hi, 0, -1, 1, -(1 << cfg.out_shift) - 1]
+    sums = np.array([[rng.choice(corners + [rng.randint(lo, hi)] * 4) for _ in range(cfg.outputs)]
+                     for _ in range(60)])
+    sums = np.clip(sums, lo, hi)
+    cocotb.start_soon(source.send_all([pack(s, cfg.sum_bits) for s in sums]))
+    await with_timeout(sink.wait(len(sums)), 200 * len(sums) + 1000, "ns")
+    expected = apply(cfg, sums)
+    for n, (_, word) in enumerate(sink.items):
+        got = unpack(word, cfg.out_width, cfg.outputs)
+        assert got == expected[n].tolist(), f"{sums[n].tolist()} (seed {seed_from_env()})"
