@@ -65,6 +65,15 @@ class SimResult:
         return "\n".join(lines)
 
 
+def _dump_end_ns(path):
+    """Time of the last change in a VCD (its last ``#time`` line), in ns; None if unknown."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 65536))
+        times = [line for line in handle.read().splitlines() if line.startswith(b"#")]
+    return int(times[-1][1:]) / 1000 if times else None  # the dump's timescale is 1 ps
+
+
 def elaborate(cfg, directory):
     """Write the macro's Verilog and control file; return the :class:`imcgen.verilog.Design`."""
     from .hdl.macro_top import MacroTop
@@ -103,7 +112,9 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, re
     seed = secrets.randbelow(2**32) if seed is None else int(seed)
     expected = golden.run(cfg, weights, inputs)
 
-    scratch = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="imcgen-"))
+    # Absolute: the simulator runs in its own directory.
+    scratch = Path(work_dir).resolve() if work_dir else Path(tempfile.mkdtemp(prefix="imcgen-"))
+    waves_dir = Path(waves_dir).resolve() if waves_dir is not None else None
     scratch.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     design = elaborate(cfg, waves_dir or scratch / "rtl")
@@ -150,8 +161,12 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, re
     rtl = np.load(job / "rtl.npz")
     waves = None
     if waves_dir is not None:
+        from .waves import write_gtkw
+
         waves = Path(waves_dir) / "dump.vcd"
         shutil.copy(scratch / "sim" / "dump.vcd", waves)
+        write_gtkw(cfg, design.verilog, Path(waves_dir) / f"{TOP_NAME}.gtkw", waves.name,
+                   top=TOP_NAME, span_ns=_dump_end_ns(waves))
     return SimResult(
         config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
         cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,

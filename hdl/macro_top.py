@@ -122,6 +122,9 @@ class MacroTop(wiring.Component):
 
         wiring.connect(m, adder.o, output.i)
 
+        result = Signal(result_layout(cfg))  # the FIFO head, by field (y_j, cycles) in waves
+        m.d.comb += result.eq(fifo.r_data)
+
         busy = Signal()  # a vector is inside
         count = Signal(cfg.cycle_bits)
         done = Signal()  # its result goes into the FIFO on this edge
@@ -131,7 +134,7 @@ class MacroTop(wiring.Component):
             output.o.ready.eq(fifo.w_rdy),
             done.eq(output.o.valid & fifo.w_rdy),
             self.o.valid.eq(fifo.r_rdy),
-            self.o.payload.eq(fifo.r_data),
+            self.o.payload.eq(result),
             fifo.r_en.eq(self.o.ready),
         ]
 
