@@ -5,6 +5,8 @@ is seeded (``seed`` fixture, printed on failure) and mixes dense, sparse, all-ze
 vectors with the full weight range.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -30,9 +32,9 @@ CONFIGS = {
     "clip-offset-dense": MacroConfig(rows=16, tiles=1, outputs=3, input_bits=3, weight_bits=4,
                                      cell_bits=2, weight_mapping="offset", adc_bits=4, adcs=2,
                                      rows_per_read=12, schedule="dense"),
-    # Output stage in the loop: shift, ReLU, saturation.
-    "output-stage": MacroConfig(rows=16, tiles=2, outputs=5, input_signed=True, out_shift=3,
-                                out_relu=True, out_bits=6),
+    # Output stage in the loop (shift, ReLU, saturation); one ADC per column (20), no mux.
+    "output-stage-adc-per-column": MacroConfig(rows=16, tiles=2, outputs=5, input_signed=True,
+                                               adcs=20, out_shift=3, out_relu=True, out_bits=6),
 }
 
 # Both builds of the top: synthesizable stub inside, or the boundary answered from Python.
@@ -136,3 +138,37 @@ def test_zero_skip_matches_dense_result_when_no_read_clips(seed, tmp_path):
     assert a.match and b.match, a.mismatch_report() + b.mismatch_report()
     np.testing.assert_array_equal(a.y, b.y)
     assert (b.cycles <= a.cycles).all()
+
+
+def random_config(rng):
+    """A random legal configuration, small enough to build in tens of seconds."""
+    while True:
+        mapping = str(rng.choice(["differential", "offset"]))
+        rows = int(rng.integers(1, 41))
+        values = dict(
+            rows=rows, tiles=int(rng.integers(1, 4)), outputs=int(rng.integers(1, 7)),
+            input_bits=int(rng.integers(1, 9)), input_signed=bool(rng.integers(2)),
+            weight_bits=int(rng.integers(2 if mapping == "differential" else 1, 11)),
+            cell_bits=int(rng.integers(1, 4)), weight_mapping=mapping,
+            adc_bits=int(rng.integers(1, 9)), schedule=str(rng.choice(["dense", "zero_skip"])),
+            out_shift=int(rng.integers(0, 4)), out_relu=bool(rng.integers(2)),
+            out_bits=int(rng.choice([0, 0, int(rng.integers(2, 20))])),
+            crossbar=str(rng.choice(["stub", "stub", "stub", "external"])),
+            rows_per_read=int(rng.choice([0, 0, int(rng.integers(1, rows + 1))])),
+        )
+        try:
+            cfg = MacroConfig(**values, adcs=1)
+            return cfg.replace(adcs=int(rng.integers(1, cfg.physical_columns + 1)))
+        except Exception:  # e.g. an accumulator wider than 62 bits: draw again
+            continue
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(int(os.environ.get("IMCGEN_SOAK_CONFIGS", 20))))
+def test_soak_random_configurations(index, seed, tmp_path):
+    # Opt-in (IMCGEN_SLOW=1): every draw is a new build, ~10-60 s each.
+    rng = np.random.default_rng([seed, index])
+    cfg = random_config(rng)
+    W, X = stimulus(cfg, rng, 30)
+    result = simulate(cfg, W, X, seed=seed, in_gaps=0.2, out_stalls=0.2, work_dir=tmp_path)
+    assert_exact(result, cfg, W, X)

@@ -151,7 +151,8 @@ class MacroConfig:
         lines.append("")
         lines.append("# derived (read-only)")
         for name, value in self.derived().items():
-            lines.append(f"# {name} = {value}")
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            lines.append(f"# {name} = {text}")
         return "\n".join(lines) + "\n"
 
     def derived(self):
