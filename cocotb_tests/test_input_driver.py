@@ -1,6 +1,5 @@
 """Input driver: vectors in, bit planes out, against ``golden.input_driver.plane_stream``."""
 
-import random
 
 import cocotb
 import pytest
@@ -11,14 +10,10 @@ from imcgen.golden.input_driver import plane_stream
 from imcgen.hdl.input_driver import InputDriver, plane_layout
 from imcgen.runner import run_block
 from imcgen.testbench import (
-    StreamSink,
-    StreamSource,
-    config_from_env,
     decode,
     pack,
-    reset_dut,
     seed_from_env,
-    start_clock,
+    stream_test,
 )
 
 CONFIGS = {
@@ -51,11 +46,7 @@ def stimulus(cfg, rng, count):
 
 
 async def run(dut, idle, stall):
-    cfg, rng = config_from_env(), random.Random(seed_from_env())
-    await start_clock(dut)
-    source = StreamSource(dut, "i", rng, idle)
-    await reset_dut(dut)
-    sink = StreamSink(dut, "o", rng, stall)
+    cfg, rng, source, sink = await stream_test(dut, idle, stall)
     vectors = stimulus(cfg, rng, 40)
     expected = [plane for v in vectors for plane in plane_stream(cfg, v)]
     cocotb.start_soon(source.send_all([pack(v, cfg.input_bits) for v in vectors]))

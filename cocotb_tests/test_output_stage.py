@@ -1,6 +1,5 @@
 """Output stage: shift, ReLU and saturation, against ``golden.output_stage.apply``."""
 
-import random
 
 import cocotb
 import numpy as np
@@ -12,13 +11,9 @@ from imcgen.golden.output_stage import apply
 from imcgen.hdl.output_stage import OutputStage
 from imcgen.runner import run_block
 from imcgen.testbench import (
-    StreamSink,
-    StreamSource,
-    config_from_env,
     pack,
-    reset_dut,
     seed_from_env,
-    start_clock,
+    stream_test,
     unpack,
 )
 
@@ -41,11 +36,7 @@ def test_output_stage(name, tmp_path, seed):
 
 @cocotb.test()
 async def outputs_match_golden_under_stalls(dut):
-    cfg, rng = config_from_env(), random.Random(seed_from_env())
-    await start_clock(dut)
-    source = StreamSource(dut, "i", rng, idle=0.3)
-    await reset_dut(dut)
-    sink = StreamSink(dut, "o", rng, stall=0.4)
+    cfg, rng, source, sink = await stream_test(dut, 0.3, 0.4)
     lo, hi = cfg.sum_range
     corners = [lo, hi, 0, -1, 1, -(1 << cfg.out_shift) - 1]
     sums = np.array([[rng.choice(corners + [rng.randint(lo, hi)] * 4) for _ in range(cfg.outputs)]

@@ -1,6 +1,5 @@
 """Row scheduler: bit planes in, read commands out, against ``golden.row_scheduler``."""
 
-import random
 
 import cocotb
 import pytest
@@ -13,14 +12,11 @@ from imcgen.hdl.input_driver import plane_layout
 from imcgen.hdl.row_scheduler import RowScheduler, read_layout
 from imcgen.runner import run_block
 from imcgen.testbench import (
-    StreamSink,
-    StreamSource,
     config_from_env,
     decode,
     encode,
-    reset_dut,
     seed_from_env,
-    start_clock,
+    stream_test,
 )
 
 CONFIGS = {
@@ -55,11 +51,7 @@ def planes(cfg, rng, vectors):
 
 
 async def run(dut, idle, stall, extra_planes=()):
-    cfg, rng = config_from_env(), random.Random(seed_from_env())
-    await start_clock(dut)
-    source = StreamSource(dut, "i", rng, idle)
-    await reset_dut(dut)
-    sink = StreamSink(dut, "o", rng, stall)
+    cfg, rng, source, sink = await stream_test(dut, idle, stall)
     stream = planes(cfg, rng, 30) + list(extra_planes)
     expected = read_commands(cfg, stream)
     in_layout, out_layout = plane_layout(cfg), read_layout(cfg)

@@ -1,6 +1,5 @@
 """Shift-and-add: ADC codes in, a tile's partial sums out, against ``golden.shift_add``."""
 
-import random
 
 import cocotb
 import numpy as np
@@ -13,14 +12,10 @@ from imcgen.hdl.sar_adc import code_layout
 from imcgen.hdl.shift_add import ShiftAdd
 from imcgen.runner import run_block
 from imcgen.testbench import (
-    StreamSink,
-    StreamSource,
-    config_from_env,
     encode,
     pack,
-    reset_dut,
     seed_from_env,
-    start_clock,
+    stream_test,
     unpack,
 )
 
@@ -100,11 +95,7 @@ def expected_psum(cfg, reads):
 
 @cocotb.test()
 async def partial_sums_match_golden_under_stalls(dut):
-    cfg, rng = config_from_env(), random.Random(seed_from_env())
-    await start_clock(dut)
-    source = StreamSource(dut, "i", rng, idle=0.3)
-    await reset_dut(dut)
-    sink = StreamSink(dut, "o", rng, stall=0.5)
+    cfg, rng, source, sink = await stream_test(dut, 0.3, 0.5)
     stimulus = vectors(cfg, rng, 30)
     words = [w for reads in stimulus for w in items(cfg, reads)]
     cocotb.start_soon(source.send_all(words))

@@ -87,6 +87,12 @@ async def reset_dut(dut, cycles=3):
     await RisingEdge(dut.clk)
 
 
+def _stream(dut, prefix):
+    """``valid``, ``ready`` and ``payload`` handles of the stream ``prefix``."""
+    return (getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready"),
+            getattr(dut, f"{prefix}__payload"))
+
+
 class StreamSource:
     """Drives ``<prefix>__valid/payload`` of an input stream, with optional random idle gaps.
 
@@ -95,9 +101,7 @@ class StreamSource:
 
     def __init__(self, dut, prefix, rng=None, idle=0.0):
         self.dut = dut
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid, self.ready, self.payload = _stream(dut, prefix)
         self.rng, self.idle = rng or random.Random(0), idle
         self.sent = 0  # transfers completed
         self.valid.value = 0
@@ -135,9 +139,7 @@ class StreamSink:
         from cocotb.triggers import Event
 
         self.dut = dut
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
+        self.valid, self.ready, self.payload = _stream(dut, prefix)
         self.rng, self.stall = rng or random.Random(0), stall
         self.items = []
         self.arrived = Event()
@@ -179,6 +181,19 @@ class StreamSink:
 
     def clear(self):
         self.items.clear()
+
+
+async def stream_test(dut, idle=0.0, stall=0.0, source="i", sink="o"):
+    """Common start of a block test: configuration and seeded RNG from the environment, clock,
+    a source on ``source`` with idle gaps, reset, and a sink on ``sink`` with backpressure.
+
+    Returns ``(cfg, rng, source, sink)``.
+    """
+    cfg, rng = config_from_env(), random.Random(seed_from_env())
+    await start_clock(dut)
+    driver = StreamSource(dut, source, rng, idle)
+    await reset_dut(dut)
+    return cfg, rng, driver, StreamSink(dut, sink, rng, stall)
 
 
 class CrossbarModel:

@@ -9,10 +9,10 @@ import math
 
 from amaranth import Module, Signal
 from amaranth.hdl import Cat, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import check_config
+from .common import Block
 from .shift_add import psum_layout
 
 __all__ = ["AdderNetwork", "sum_layout"]
@@ -22,7 +22,7 @@ def sum_layout(config):
     return data.ArrayLayout(signed(config.sum_bits), config.outputs)
 
 
-class AdderNetwork(wiring.Component):
+class AdderNetwork(Block):
     """Joins ``tiles`` partial-sum streams and adds them.
 
     Parameters
@@ -39,22 +39,17 @@ class AdderNetwork(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(psum_layout(config))).array(config.tiles),
             "o": Out(stream.Signature(sum_layout(config))),
         })
 
     @property
-    def config(self):
-        return self._config
-
-    @property
     def latency(self):
-        return max(1, math.ceil(math.log2(self._config.tiles)))
+        return max(1, math.ceil(math.log2(self.config.tiles)))
 
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         levels = self.latency
 

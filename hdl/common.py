@@ -1,6 +1,7 @@
 """Small structural helpers shared by the blocks: index shapes, adder trees, prefix counts."""
 
 from amaranth.hdl import Const, Mux, Shape, Signal, unsigned
+from amaranth.lib import wiring
 
 from ..config import MacroConfig
 
@@ -10,6 +11,25 @@ def check_config(config):
     if not isinstance(config, MacroConfig):
         raise TypeError(f"config must be an imcgen.config.MacroConfig, not {config!r}")
     return config
+
+
+class Block(wiring.Component):
+    """A component built from the macro configuration, which it keeps read-only.
+
+    Parameters
+    ----------
+    config : MacroConfig
+    members : dict
+        The signature members, derived from ``config`` by the subclass.
+    """
+
+    def __init__(self, config, members):
+        self._config = check_config(config)
+        super().__init__(members)
+
+    @property
+    def config(self):
+        return self._config
 
 
 def index_shape(count):

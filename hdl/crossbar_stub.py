@@ -17,7 +17,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .common import adder_tree, check_config, index_shape
+from .common import Block, adder_tree, index_shape
 
 __all__ = ["ReadPortSignature", "CellPortSignature", "AnalogSignature", "CrossbarStub"]
 
@@ -57,7 +57,7 @@ class AnalogSignature(wiring.Signature):
         })
 
 
-class CrossbarStub(wiring.Component):
+class CrossbarStub(Block):
     """One tile's crossbar: cell levels, column sums of the held rows, comparators.
 
     Parameters
@@ -72,15 +72,10 @@ class CrossbarStub(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({"xbar": In(AnalogSignature(config))})
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, {"xbar": In(AnalogSignature(config))})
 
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         rows, lanes = cfg.rows, cfg.adcs
         read, cell = self.xbar.read, self.xbar.cell

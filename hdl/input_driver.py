@@ -9,10 +9,10 @@ emits one empty plane flagged ``last`` so that downstream blocks close the vecto
 
 from amaranth import Module, Signal
 from amaranth.hdl import Cat, Const, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import check_config, index_shape
+from .common import Block, index_shape
 
 __all__ = ["InputDriver", "element_shape", "vector_layout", "plane_layout"]
 
@@ -34,7 +34,7 @@ def plane_layout(config):
     })
 
 
-class InputDriver(wiring.Component):
+class InputDriver(Block):
     """One tile's input driver.
 
     Parameters
@@ -51,18 +51,13 @@ class InputDriver(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(vector_layout(config, config.rows))),
             "o": Out(stream.Signature(plane_layout(config))),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         bits = cfg.input_bits
 

@@ -22,7 +22,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .adder_network import AdderNetwork
-from .common import check_config
+from .common import Block
 from .crossbar_stub import AnalogSignature, CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
@@ -43,7 +43,7 @@ def result_layout(config):
     })
 
 
-class MacroTop(wiring.Component):
+class MacroTop(Block):
     """Top level of the macro periphery.
 
     Parameters
@@ -66,7 +66,6 @@ class MacroTop(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
         members = {
             "i": In(stream.Signature(vector_layout(config, config.input_rows))),
             "w": In(stream.Signature(weight_row_layout(config))),
@@ -75,14 +74,10 @@ class MacroTop(wiring.Component):
         }
         if config.crossbar == "external":
             members["xbar"] = Out(AnalogSignature(config)).array(config.tiles)
-        super().__init__(members)
-
-    @property
-    def config(self):
-        return self._config
+        super().__init__(config, members)
 
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
 
         m.submodules.mapper = mapper = WeightMapper(config=cfg)

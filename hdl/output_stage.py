@@ -6,11 +6,11 @@ floors (arithmetic shift of two's complement); saturation clamps to a signed ``o
 
 from amaranth import Module
 from amaranth.hdl import Mux, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from .adder_network import sum_layout
-from .common import check_config
+from .common import Block
 
 __all__ = ["OutputStage", "output_layout"]
 
@@ -19,7 +19,7 @@ def output_layout(config):
     return data.ArrayLayout(signed(config.out_width), config.outputs)
 
 
-class OutputStage(wiring.Component):
+class OutputStage(Block):
     """Registered shift / ReLU / saturation of each output.
 
     Parameters
@@ -34,18 +34,13 @@ class OutputStage(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(sum_layout(config))),
             "o": Out(stream.Signature(output_layout(config))),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.valid & self.o.ready):

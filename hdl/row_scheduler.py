@@ -9,10 +9,10 @@ scheduler never leaves the ADCs waiting.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Cat, Const, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import check_config, index_shape, popcount, saturating_prefix_counts
+from .common import Block, index_shape, popcount, saturating_prefix_counts
 from .input_driver import plane_layout
 
 __all__ = ["RowScheduler", "read_layout"]
@@ -29,7 +29,7 @@ def read_layout(config):
     })
 
 
-class RowScheduler(wiring.Component):
+class RowScheduler(Block):
     """One tile's row scheduler.
 
     Parameters
@@ -46,18 +46,13 @@ class RowScheduler(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(plane_layout(config))),
             "o": Out(stream.Signature(read_layout(config))),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         rows, per_read = cfg.rows, cfg.rows_per_read
 

@@ -14,10 +14,10 @@ before the next one.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Mux, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import check_config, index_shape
+from .common import Block, index_shape
 from .crossbar_stub import ReadPortSignature
 from .row_scheduler import read_layout
 
@@ -36,7 +36,7 @@ def code_layout(config):
     })
 
 
-class SarAdcController(wiring.Component):
+class SarAdcController(Block):
     """One tile's SAR-ADC controller driving ``adcs`` shared ADCs.
 
     Parameters
@@ -55,19 +55,14 @@ class SarAdcController(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(read_layout(config))),
             "o": Out(stream.Signature(code_layout(config))),
             "xbar": Out(ReadPortSignature(config)),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         lanes, groups, msb = cfg.adcs, cfg.column_groups, 1 << (cfg.adc_bits - 1)
 

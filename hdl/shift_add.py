@@ -10,10 +10,10 @@ signed inputs) and accumulates; the vector's last read sends the sum out.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Mux, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import adder_tree, check_config, index_shape
+from .common import Block, adder_tree, index_shape
 from .sar_adc import code_layout
 
 __all__ = ["ShiftAdd", "psum_layout"]
@@ -23,7 +23,7 @@ def psum_layout(config):
     return data.ArrayLayout(signed(config.psum_bits), config.outputs)
 
 
-class ShiftAdd(wiring.Component):
+class ShiftAdd(Block):
     """One tile's shift-and-add unit.
 
     Parameters
@@ -40,18 +40,13 @@ class ShiftAdd(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(code_layout(config))),
             "o": Out(stream.Signature(psum_layout(config))),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         lanes, groups, s = cfg.adcs, cfg.column_groups, cfg.cell_bits
         item = self.i.payload

@@ -8,10 +8,10 @@ words is written in as many cycles; the next row is taken on the last one.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Mux, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import check_config, index_shape
+from .common import Block, index_shape
 from .crossbar_stub import CellPortSignature
 
 __all__ = ["WeightMapper", "weight_row_layout"]
@@ -24,7 +24,7 @@ def weight_row_layout(config):
     })
 
 
-class WeightMapper(wiring.Component):
+class WeightMapper(Block):
     """Maps weight rows to cell levels and writes them through the cell port.
 
     Parameters
@@ -45,20 +45,15 @@ class WeightMapper(wiring.Component):
     """
 
     def __init__(self, *, config):
-        self._config = check_config(config)
-        super().__init__({
+        super().__init__(config, {
             "i": In(stream.Signature(weight_row_layout(config))),
             "cell": Out(CellPortSignature(config)),
             "tile": Out(index_shape(config.tiles)),
             "busy": Out(1),
         })
 
-    @property
-    def config(self):
-        return self._config
-
     def elaborate(self, platform):
-        cfg = self._config
+        cfg = self.config
         m = Module()
         groups, lanes, s = cfg.column_groups, cfg.adcs, cfg.cell_bits
 
