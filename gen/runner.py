@@ -7,9 +7,11 @@ the digest of its Verilog and control file, and a lock makes parallel test worke
 """
 
 import fcntl
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 from cocotb_tools.check_results import get_results
@@ -52,7 +54,9 @@ def _tail(path, lines=40):
 def build(design, *, waves=False):
     """Build ``design`` (an :class:`imcgen.verilog.Design`) once; return its build directory."""
     configure()
-    key = f"{design.name}-{design.digest}{'-waves' if waves else ''}"
+    # The binary links cocotb's VPI library: a toolchain upgrade must not reuse old builds.
+    tools = hashlib.sha256(f"{version('cocotb')} {version('verilator')}".encode()).hexdigest()[:6]
+    key = f"{design.name}-{design.digest}-{tools}{'-waves' if waves else ''}"
     build_dir = cache_dir() / "builds" / key
     done = build_dir / "BUILT"
     with _locked(cache_dir() / "builds" / f"{key}.lock"):
@@ -70,7 +74,7 @@ def build(design, *, waves=False):
                 sources=[VerilatorControlFile(control), Verilog(verilog)],
                 hdl_toplevel=design.name,
                 build_dir=build_dir,
-                build_args=["-Wno-fatal"] + (["--trace-underscore"] if False else []),
+                build_args=["-Wno-fatal"],  # warnings go to build.log; waived rules in the .vlt
                 waves=waves,
                 log_file=log,
             )

@@ -369,6 +369,11 @@ async def run_job(dut):
             progress.write_text(str(len(tb.outputs.items)))
 
     await with_timeout(body(), spec["timeout_ns"], "ns")
+    # Keep listening for as long as a vector takes: a surplus (duplicated or stale) result
+    # would show up as one row too many.
+    from cocotb.triggers import Timer
+
+    await Timer((min(cfg.max_cycles, 5000) + 64) * CLOCK_NS, "ns")
     y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
     cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
     np.savez(job / "rtl.npz", y=y, cycles=cycles,

@@ -133,8 +133,9 @@ class MacroTop(Block):
             fifo.r_en.eq(self.o.ready),
         ]
 
-        # Room for this vector's result, counting the one still inside unless it leaves now.
-        room = (fifo.w_level + (busy & ~done) + done) < OUTPUT_FIFO_DEPTH
+        # A new vector needs a FIFO slot for its result, besides one for the vector still
+        # inside (whose result may be going in on this very edge).
+        room = (fifo.w_level + busy) < OUTPUT_FIFO_DEPTH
         ready = ((~busy | done) & ~mapper.busy & ~self.w.valid & room
                  & Cat(d.i.ready for d in drivers).all())
         accept = self.i.valid & ready
