@@ -129,7 +129,9 @@ def _probability(text):
 
 
 def build_parser():
-    parser = _Parser(prog="imcgen", description="Generate and verify IMC macro periphery RTL.")
+    parser = _Parser(prog="imcgen", description="Generate and verify IMC macro periphery RTL.",
+                     epilog="exit status: 0 done (and RTL == golden), 1 RTL differs from the "
+                            "golden model or a build failed, 2 bad input")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     config = commands.add_parser("config", help="show configurations")

@@ -56,10 +56,6 @@ def encode(layout, **values):
     return word
 
 
-def _index_bits(count):
-    return max(1, (count - 1).bit_length())
-
-
 def config_from_env():
     """The MacroConfig a pytest process passed to its cocotb tests (``IMCGEN_CONFIG``)."""
     from .config import MacroConfig
@@ -302,16 +298,19 @@ class MacroTestbench:
     @property
     def results(self):
         """``(y list, cycles)`` of every result so far, in arrival order."""
-        cfg = self.cfg
-        y_bits = cfg.out_width * cfg.outputs
-        return [(unpack(word, cfg.out_width, cfg.outputs), word >> y_bits)
-                for _, word in self.outputs.items]
+        from .hdl.macro_top import result_layout
+
+        cfg, layout = self.cfg, result_layout(self.cfg)
+        fields = [decode(layout, word) for _, word in self.outputs.items]
+        return [(unpack(f["y"], cfg.out_width, cfg.outputs), f["cycles"]) for f in fields]
 
     async def load_weights(self, weights):
-        cfg = self.cfg
-        row_bits = _index_bits(cfg.input_rows)
+        from .hdl.weight_mapper import weight_row_layout
+
+        layout = weight_row_layout(self.cfg)
         for row, values in enumerate(np.asarray(weights)):
-            await self.weights.send(row | (pack(values, cfg.weight_bits) << row_bits))
+            await self.weights.send(encode(layout, row=row,
+                                           weights=pack(values, self.cfg.weight_bits)))
         await self._idle()
 
     async def _idle(self):
