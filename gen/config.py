@@ -257,7 +257,10 @@ class MacroConfig:
 
     @property
     def safe_rows_per_read(self):
-        """Largest row count whose read can never saturate: rows * (2^cell_bits - 1) <= adc_max."""
+        """Largest row count whose read can never saturate: rows * (2^s - 1) <= adc_max.
+
+        ``s`` is the widest slice; at least 1 (which may still clip if adc_bits < cell_bits).
+        """
         level = (1 << max(self.slice_bits)) - 1
         return max(1, min(self.rows, self.adc_max // level))
 
