@@ -9,17 +9,18 @@ from cocotb.triggers import with_timeout
 
 from imcgen.config import MacroConfig
 from imcgen.golden.adder_network import add_tiles
-from imcgen.hdl.adder_network import AdderNetwork
+from imcgen.hdl.adder_network import AdderNetwork, sum_layout
+from imcgen.hdl.shift_add import psum_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
+from imcgen.tb.streams import (
     StreamSink,
     StreamSource,
     config_from_env,
-    pack,
+    decode,
+    encode,
     reset_dut,
     seed_from_env,
     start_clock,
-    unpack,
 )
 
 CONFIGS = {f"tiles{t}": MacroConfig(rows=8, tiles=t, outputs=3, input_signed=True)
@@ -43,11 +44,11 @@ async def run(dut, idle, stall, count=40):
     psums = np.array([[[rng.choice((lo, hi, rng.randint(lo, hi))) for _ in range(cfg.outputs)]
                        for _ in range(cfg.tiles)] for _ in range(count)])
     for t, source in enumerate(sources):  # every tile's stream has its own gaps
-        cocotb.start_soon(source.send_all([pack(p[t], cfg.psum_bits) for p in psums]))
+        cocotb.start_soon(source.send_all([encode(psum_layout(cfg), p[t].tolist()) for p in psums]))
     await with_timeout(sink.wait(count), 500 * count + 1000, "ns")
     expected = add_tiles(psums)
     for n, (_, word) in enumerate(sink.items):
-        got = unpack(word, cfg.sum_bits, cfg.outputs)
+        got = decode(sum_layout(cfg), word)
         assert got == expected[n].tolist(), f"vector {n} (seed {seed_from_env()})"
     return cfg, sink
 

@@ -134,10 +134,10 @@ BAD_ARRAYS = {
                       "mapping stores |w| in 4 bits, so -16 is excluded",
     ("W_shape", "X"): "weights.shape = (63, 10): must be (64, 10)",
     ("W", "X_range"): "inputs[0, 0] = 32: must be an integer in 0..31 (5-bit unsigned)",
-    ("W", "X_float"): "inputs.dtype = 'float64': must be an integer type",
+    ("W", "X_float"): "holds floating-point numbers (dtype float64); an integer array is needed",
     ("W", "X_1d"): "inputs.shape = (64,): must be (V, 64)",
-    ("npz", "X"): "must be a .npy file holding one array, not an .npz archive",
-    ("text", "X"): "not a readable .npy array",
+    ("npz", "X"): "is an .npz archive, not a .npy file",
+    ("text", "X"): "is not a .npy file (it starts with b'not nu'",
     ("missing", "X"): "file not found",
 }
 

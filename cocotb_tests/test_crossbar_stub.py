@@ -10,9 +10,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from imcgen.config import MacroConfig
 from imcgen.golden.crossbar_stub import held_values
-from imcgen.hdl.crossbar_stub import CrossbarStub
+from imcgen.hdl.crossbar_stub import CellPortSignature, CrossbarStub, ReadPortSignature
 from imcgen.runner import run_block
-from imcgen.testbench import config_from_env, pack, reset_dut, seed_from_env, start_clock
+from imcgen.tb.streams import config_from_env, encode, reset_dut, seed_from_env, start_clock
 
 CONFIGS = {
     "r8-a3-s2": MacroConfig(rows=8, tiles=1, outputs=3, weight_bits=4, cell_bits=2, adcs=3,
@@ -31,6 +31,14 @@ def test_crossbar_stub(name, tmp_path, seed):
               config=cfg, seed=seed)
 
 
+def CELL_DATA(cfg):
+    return CellPortSignature(cfg).members["data"].shape
+
+
+def DAC(cfg):
+    return ReadPortSignature(cfg).members["dac"].shape
+
+
 def port(dut, name):
     return getattr(dut, f"xbar__{name}")
 
@@ -42,8 +50,8 @@ async def write_cells(dut, cfg, cells):
         for group in range(cfg.column_groups):
             port(dut, "cell__row").value = row
             port(dut, "cell__group").value = group
-            port(dut, "cell__data").value = pack(cells[row, group * lanes:(group + 1) * lanes],
-                                                 cfg.cell_bits)
+            levels = cells[row, group * lanes:(group + 1) * lanes].tolist()
+            port(dut, "cell__data").value = encode(CELL_DATA(cfg), levels)
             await RisingEdge(dut.clk)
     port(dut, "cell__we").value = 0
 
@@ -63,7 +71,7 @@ async def check_read(dut, cfg, cells, rows, rng):
                   np.array([rng.randint(0, top) for _ in range(lanes)])]
         for dac in probes:
             port(dut, "read__col_sel").value = group
-            port(dut, "read__dac").value = pack(dac, cfg.adc_bits)
+            port(dut, "read__dac").value = encode(DAC(cfg), dac.tolist())
             await ReadOnly()
             want = sum(1 << a for a in range(lanes) if column[a] >= dac[a])
             got = int(port(dut, "read__cmp").value)

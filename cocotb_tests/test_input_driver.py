@@ -7,14 +7,9 @@ from cocotb.triggers import with_timeout
 
 from imcgen.config import MacroConfig
 from imcgen.golden.input_driver import plane_stream
-from imcgen.hdl.input_driver import InputDriver, plane_layout
+from imcgen.hdl.input_driver import InputDriver, plane_layout, vector_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
-    decode,
-    pack,
-    seed_from_env,
-    stream_test,
-)
+from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     "u4-dense": MacroConfig(rows=8, tiles=1, input_bits=4, schedule="dense"),
@@ -49,7 +44,7 @@ async def run(dut, idle, stall):
     cfg, rng, source, sink = await stream_test(dut, idle, stall)
     vectors = stimulus(cfg, rng, 40)
     expected = [plane for v in vectors for plane in plane_stream(cfg, v)]
-    cocotb.start_soon(source.send_all([pack(v, cfg.input_bits) for v in vectors]))
+    cocotb.start_soon(source.send_all([encode(vector_layout(cfg, cfg.rows), v) for v in vectors]))
     await with_timeout(sink.wait(len(expected)), 100 * len(expected) + 1000, "ns")
     layout = plane_layout(cfg)
     got = [decode(layout, word) for _, word in sink.items]

@@ -8,14 +8,10 @@ from cocotb.triggers import with_timeout
 
 from imcgen.config import MacroConfig
 from imcgen.golden.output_stage import apply
-from imcgen.hdl.output_stage import OutputStage
+from imcgen.hdl.adder_network import sum_layout
+from imcgen.hdl.output_stage import OutputStage, output_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
-    pack,
-    seed_from_env,
-    stream_test,
-    unpack,
-)
+from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
 
 BASE = dict(rows=16, tiles=2, outputs=4, input_signed=True)
 CONFIGS = {
@@ -42,9 +38,9 @@ async def outputs_match_golden_under_stalls(dut):
     sums = np.array([[rng.choice(corners + [rng.randint(lo, hi)] * 4) for _ in range(cfg.outputs)]
                      for _ in range(60)])
     sums = np.clip(sums, lo, hi)
-    cocotb.start_soon(source.send_all([pack(s, cfg.sum_bits) for s in sums]))
+    cocotb.start_soon(source.send_all([encode(sum_layout(cfg), s.tolist()) for s in sums]))
     await with_timeout(sink.wait(len(sums)), 200 * len(sums) + 1000, "ns")
     expected = apply(cfg, sums)
     for n, (_, word) in enumerate(sink.items):
-        got = unpack(word, cfg.out_width, cfg.outputs)
+        got = decode(output_layout(cfg), word)
         assert got == expected[n].tolist(), f"{sums[n].tolist()} (seed {seed_from_env()})"

@@ -11,13 +11,7 @@ from imcgen.golden.row_scheduler import read_commands
 from imcgen.hdl.input_driver import plane_layout
 from imcgen.hdl.row_scheduler import RowScheduler, read_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
-    config_from_env,
-    decode,
-    encode,
-    seed_from_env,
-    stream_test,
-)
+from imcgen.tb.streams import config_from_env, decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     # Seed 001 Fig. 11: 8 rows, 4 rows per read (1-bit cells, 2-bit ADC as in the figure).
@@ -55,7 +49,7 @@ async def run(dut, idle, stall, extra_planes=()):
     stream = planes(cfg, rng, 30) + list(extra_planes)
     expected = read_commands(cfg, stream)
     in_layout, out_layout = plane_layout(cfg), read_layout(cfg)
-    cocotb.start_soon(source.send_all([encode(in_layout, **p) for p in stream]))
+    cocotb.start_soon(source.send_all([encode(in_layout, p) for p in stream]))
     await with_timeout(sink.wait(len(expected)), 100 * (len(expected) + len(stream)) + 1000, "ns")
     got = [decode(out_layout, word) for _, word in sink.items]
     for n, (g, e) in enumerate(zip(got, expected, strict=True)):

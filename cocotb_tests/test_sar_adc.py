@@ -13,8 +13,8 @@ from imcgen.golden.sar_adc import convert, sar_trials
 from imcgen.hdl.row_scheduler import read_layout
 from imcgen.hdl.sar_adc import SarAdcController, code_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
-    CrossbarModel,
+from imcgen.tb.analog import CrossbarModel
+from imcgen.tb.streams import (
     StreamSink,
     StreamSource,
     config_from_env,
@@ -23,7 +23,6 @@ from imcgen.testbench import (
     reset_dut,
     seed_from_env,
     start_clock,
-    unpack,
 )
 
 CONFIGS = {
@@ -81,13 +80,12 @@ async def run(dut, idle, stall):
     model.record = True
     stream = commands(cfg, rng, 25)
     expected = [item for c in stream for item in expected_codes(cfg, model.cells, c)]
-    cocotb.start_soon(source.send_all([encode(read_layout(cfg), **c) for c in stream]))
+    cocotb.start_soon(source.send_all([encode(read_layout(cfg), c) for c in stream]))
     budget = len(stream) * (cfg.conversion_cycles + 10) * 40 + 1000
     await with_timeout(sink.wait(len(expected)), budget, "ns")
     layout = code_layout(cfg)
     for n, ((_, word), e) in enumerate(zip(sink.items, expected, strict=True)):
         got = decode(layout, word)
-        got["codes"] = unpack(got["codes"], cfg.adc_bits, cfg.adcs, signed=False)
         assert got == e, f"item {n}: got {got}, expected {e} (seed {seed_from_env()})"
     return cfg, model, stream
 

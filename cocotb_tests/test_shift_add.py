@@ -9,15 +9,9 @@ from cocotb.triggers import with_timeout
 from imcgen.config import MacroConfig
 from imcgen.golden.shift_add import read_values
 from imcgen.hdl.sar_adc import code_layout
-from imcgen.hdl.shift_add import ShiftAdd
+from imcgen.hdl.shift_add import ShiftAdd, psum_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
-    encode,
-    pack,
-    seed_from_env,
-    stream_test,
-    unpack,
-)
+from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     "differential-s2-a8": MacroConfig(rows=16, tiles=1, outputs=4, weight_bits=5, cell_bits=2,
@@ -73,14 +67,15 @@ def items(cfg, reads):
     """The code stream of one vector: one item per group and read, or one skip item."""
     layout, lanes, groups = code_layout(cfg), cfg.adcs, cfg.column_groups
     if not reads:
-        return [encode(layout, group=groups - 1, last=1, skip=1)]
+        return [encode(layout, {"group": groups - 1, "last": 1, "skip": 1})]
     words = []
     for n, read in enumerate(reads):
         for g in range(groups):
-            codes = pack(read["codes"][g * lanes:(g + 1) * lanes], cfg.adc_bits)
             last = int(n == len(reads) - 1 and g == groups - 1)
-            words.append(encode(layout, codes=codes, group=g, count=read["count"],
-                                plane=read["plane"], neg=read["neg"], last=last))
+            words.append(encode(layout, {
+                "codes": read["codes"][g * lanes:(g + 1) * lanes], "group": g,
+                "count": read["count"], "plane": read["plane"], "neg": read["neg"],
+                "last": last}))
     return words
 
 
@@ -101,5 +96,5 @@ async def partial_sums_match_golden_under_stalls(dut):
     cocotb.start_soon(source.send_all(words))
     await with_timeout(sink.wait(len(stimulus)), 200 * len(words) + 2000, "ns")
     for n, ((_, word), reads) in enumerate(zip(sink.items, stimulus, strict=True)):
-        got = unpack(word, cfg.psum_bits, cfg.outputs)
+        got = decode(psum_layout(cfg), word)
         assert got == expected_psum(cfg, reads), f"vector {n} (seed {seed_from_env()})"

@@ -9,17 +9,17 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from imcgen.config import MacroConfig
 from imcgen.golden.weight_mapper import cell_levels
+from imcgen.hdl.crossbar_stub import CellPortSignature
 from imcgen.hdl.weight_mapper import WeightMapper, weight_row_layout
 from imcgen.runner import run_block
-from imcgen.testbench import (
+from imcgen.tb.streams import (
     StreamSource,
     config_from_env,
+    decode,
     encode,
-    pack,
     reset_dut,
     seed_from_env,
     start_clock,
-    unpack,
 )
 
 CONFIGS = {
@@ -43,6 +43,7 @@ def test_weight_mapper(name, tmp_path, seed):
 
 async def watch_writes(dut, cfg, writes):
     """Record every cycle's cell write as (cycle, tile, row, group, levels)."""
+    levels = CellPortSignature(cfg).members["data"].shape
     cycle = 0
     while True:
         await RisingEdge(dut.clk)
@@ -51,10 +52,38 @@ async def watch_writes(dut, cfg, writes):
         if int(dut.cell__we.value):
             writes.append((cycle, int(dut.tile.value), int(dut.cell__row.value),
                            int(dut.cell__group.value),
-                           unpack(int(dut.cell__data.value), cfg.cell_bits, cfg.adcs, False)))
+                           decode(levels, dut.cell__data.value)))
 
 
-async def run(dut, idle):
+async def watch_drops(dut, drops):
+    """Record every cycle's dropped-row pulse as (row, weight) flags (combinational: sampled
+    before the edge that takes the row)."""
+    while True:
+        await ReadOnly()
+        value = int(dut.dropped.value)
+        if value:
+            drops.append((value & 1, value >> 1))
+        await RisingEdge(dut.clk)
+
+
+def bad_rows(cfg, rng, count):
+    """Rows the mapper must drop: indices past rows*tiles, or the excluded differential value."""
+    index_bits = max(1, (cfg.input_rows - 1).bit_length())
+    out = []
+    for _ in range(count):
+        weights = [rng.randint(cfg.weight_min, cfg.weight_max) for _ in range(cfg.outputs)]
+        kinds = (["row"] if (1 << index_bits) > cfg.input_rows else []) + (
+            ["weight"] if cfg.weight_mapping == "differential" else [])
+        kind = rng.choice(kinds)
+        row = rng.randrange(cfg.input_rows, 1 << index_bits) if kind == "row" else \
+            rng.randrange(cfg.input_rows)
+        if kind == "weight":
+            weights[rng.randrange(cfg.outputs)] = -(1 << (cfg.weight_bits - 1))
+        out.append(({"row": row, "weights": weights}, (int(kind == "row"), int(kind == "weight"))))
+    return out
+
+
+async def run(dut, idle, bad=0):
     cfg, rng = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
     source = StreamSource(dut, "i", rng, idle)
@@ -63,11 +92,15 @@ async def run(dut, idle):
                   for _ in range(cfg.input_rows)])
     W[0, :] = cfg.weight_min  # both ends of the range
     W[-1, :] = cfg.weight_max
-    writes = []
+    writes, drops = [], []
     cocotb.start_soon(watch_writes(dut, cfg, writes))
+    cocotb.start_soon(watch_drops(dut, drops))
     layout = weight_row_layout(cfg)
-    words = [encode(layout, row=i, weights=pack(W[i], cfg.weight_bits))
+    words = [encode(layout, {"row": i, "weights": W[i].tolist()})
              for i in range(cfg.input_rows)]
+    rejects = bad_rows(cfg, rng, bad)
+    for row, _ in rejects:  # anywhere among the good rows
+        words.insert(rng.randrange(len(words) + 1), encode(layout, row))
     await with_timeout(source.send_all(words), 200 * len(words) * cfg.column_groups, "ns")
     await RisingEdge(dut.clk)
     while int(dut.busy.value):
@@ -86,6 +119,7 @@ async def run(dut, idle):
     got = [w[1:] for w in writes]
     for n, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert g == e, f"write {n}: got {g}, expected {e} (seed {seed_from_env()})"
+    assert sorted(drops) == sorted(flags for _, flags in rejects), (drops, rejects)
     return writes
 
 
@@ -100,3 +134,15 @@ async def rows_are_written_back_to_back(dut):
     writes = await run(dut, idle=0.0)
     cycles = [w[0] for w in writes]
     assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), cycles
+
+
+@cocotb.test()
+async def bad_rows_are_dropped_flagged_and_never_written(dut):
+    # An FPGA host drives this port directly: a row index past rows*tiles (the field is wider
+    # unless rows*tiles is a power of two) or the differential mapping's excluded weight is
+    # taken, flagged on `dropped` and written nowhere; every good row still lands exactly.
+    cfg = config_from_env()
+    index_bits = max(1, (cfg.input_rows - 1).bit_length())
+    if (1 << index_bits) == cfg.input_rows and cfg.weight_mapping != "differential":
+        return  # nothing a host can send is out of range
+    await run(dut, idle=0.3, bad=12)

@@ -2,7 +2,13 @@
 
 Hardware (``imcgen.hdl``), golden model (``imcgen.golden``), Verilog generation and the
 testbenches all read every width and count from :class:`MacroConfig`; nothing re-derives one by
-hand. Keys are flat so they read the same in TOML files and in ``--set key=value``.
+hand. The MVM keys are flat so they read the same in TOML files and in ``--set key=value``;
+later feature groups are TOML tables (``[write_verify]``), addressed in ``--set`` by dotted keys
+(``write_verify.tolerance=2``).
+
+Configurations are cache and sweep keys: two compare equal exactly when every later
+``replace`` gives equal results (``rows_per_read = 0`` stays "automatic" and is not equal to
+the count it resolves to).
 """
 
 import dataclasses
@@ -10,11 +16,12 @@ import math
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
+from . import timing
 from .errors import ImcError
 
-__all__ = ["MacroConfig", "PRESETS", "load_config", "parse_set", "signed_bits"]
+__all__ = ["Field", "MacroConfig", "PRESETS", "TABLES", "load_config", "parse_set",
+           "signed_bits"]
 
 
 def signed_bits(lo, hi):
@@ -25,39 +32,147 @@ def signed_bits(lo, hi):
     return n
 
 
-# Key -> (type, allowed choices or None, one-line description). Order is the order of `show`.
+@dataclass(frozen=True)
+class Field:
+    """One configuration key: its type, what is allowed and a one-line description."""
+
+    type: type
+    doc: str
+    choices: tuple = None
+    limits: tuple = None  # (lo, hi), inclusive
+
+    def allowed(self):
+        if self.type is bool:
+            return "must be true or false"
+        if self.choices is not None:
+            return "must be one of " + ", ".join(map(repr, self.choices))
+        kind = "an integer" if self.type is int else "a number"
+        if self.limits is not None:
+            return f"must be {kind} in {self.limits[0]}..{self.limits[1]}"
+        return f"must be {kind}"
+
+    def check(self, key, value):
+        """``value`` if it has this field's type and range, else :class:`ImcError`."""
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, str) and (self.choices is None or value in self.choices)
+        if ok and self.limits is not None:
+            ok = self.limits[0] <= value <= self.limits[1]
+        if not ok:
+            raise ImcError(key, value, self.allowed())
+        return value
+
+    def parse(self, key, text):
+        """The value of ``--set key=text`` (checked later, with the whole configuration)."""
+        text = text.strip()
+        if self.type is bool:
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ImcError(key, text, "must be true or false")
+        if self.type in (int, float):
+            try:
+                return int(text, 0)
+            except ValueError:
+                pass
+            if self.type is float:
+                try:
+                    return float(text)
+                except ValueError:
+                    pass
+            raise ImcError(key, text, self.allowed())
+        return text.strip("'\"")
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+# Flat MVM keys, in the order of `config show`.
 _FIELDS = {
-    "rows": (int, None, "rows per tile (word lines of one crossbar array)"),
-    "tiles": (int, None, "row tiles: arrays whose partial sums the adder network adds"),
-    "outputs": (int, None, "logical output columns (one per weight column)"),
-    "input_bits": (int, None, "bits per input element, applied bit-serially"),
-    "input_signed": (bool, None, "two's complement inputs (MSB plane weighs -2^(input_bits-1))"),
-    "weight_bits": (int, None, "bits per signed weight"),
-    "cell_bits": (int, None, "bits stored per cell (2^cell_bits conductance levels)"),
-    "weight_mapping": (str, ("differential", "offset"),
-                       "signed weights as a G+/G- pair or ISAAC offset"),
-    "adc_bits": (int, None, "SAR ADC resolution"),
-    "adcs": (int, None, "ADCs per tile, shared by the physical columns through a mux"),
-    "rows_per_read": (int, None, "max active rows per read; 0 = largest that never saturates"),
-    "schedule": (str, ("dense", "zero_skip"),
-                 "row scheduling: consecutive groups or only rows whose bit is 1"),
-    "out_shift": (int, None, "arithmetic right shift of each output (0 = off)"),
-    "out_relu": (bool, None, "clamp negative outputs to 0"),
-    "out_bits": (int, None, "saturate outputs to this many signed bits (0 = full precision)"),
-    "crossbar": (str, ("stub", "external"),
-                 "synthesizable crossbar stub inside, or the analog boundary as ports"),
+    "rows": Field(int, "rows per tile (word lines of one crossbar array)", limits=(1, 1024)),
+    "tiles": Field(int, "row tiles: arrays whose partial sums the adder network adds",
+                   limits=(1, 16)),
+    "outputs": Field(int, "logical output columns (one per weight column)", limits=(1, 1024)),
+    "input_bits": Field(int, "bits per input element, applied bit-serially", limits=(1, 32)),
+    "input_signed": Field(bool, "two's complement inputs (MSB plane weighs -2^(input_bits-1))"),
+    "weight_bits": Field(int, "bits per signed weight", limits=(1, 32)),
+    "cell_bits": Field(int, "bits stored per cell (2^cell_bits conductance levels)",
+                       limits=(1, 8)),
+    "weight_mapping": Field(str, "signed weights as a G+/G- pair or ISAAC offset",
+                            choices=("differential", "offset")),
+    "adc_bits": Field(int, "SAR ADC resolution", limits=(1, 16)),
+    "adcs": Field(int, "ADCs per tile, shared by the physical columns through a mux"),
+    "rows_per_read": Field(int, "max active rows per read; 0 = largest that never saturates"),
+    "schedule": Field(str, "row scheduling: consecutive groups or only rows whose bit is 1",
+                      choices=("dense", "zero_skip")),
+    "out_shift": Field(int, "arithmetic right shift of each output (0 = off)", limits=(0, 62)),
+    "out_relu": Field(bool, "clamp negative outputs to 0"),
+    "out_bits": Field(int, "saturate outputs to this many signed bits (0 = full precision)"),
+    "crossbar": Field(str, "synthesizable crossbar stub inside, or the analog boundary as ports",
+                      choices=("stub", "external")),
 }
 
-_LIMITS = {
-    "rows": (1, 1024),
-    "tiles": (1, 16),
-    "outputs": (1, 1024),
-    "input_bits": (1, 32),
-    "weight_bits": (1, 32),
-    "cell_bits": (1, 8),
-    "adc_bits": (1, 16),
-    "out_shift": (0, 62),
-}
+# Feature tables: TOML table name -> frozen dataclass with a ``FIELDS`` dict of Field, checked
+# by ``check(macro_config)``. Registered by the features that add them (see table()).
+TABLES = {}
+
+
+def table(name):
+    """Class decorator registering a configuration table ``[name]``."""
+
+    def register(cls):
+        cls.TABLE = name
+        TABLES[name] = cls
+        return cls
+
+    return register
+
+
+class Table:
+    """Base of configuration tables: field checks, dict and TOML conversion."""
+
+    FIELDS = {}
+    TABLE = ""
+
+    def __post_init__(self):
+        for key, spec in self.FIELDS.items():
+            object.__setattr__(self, key, spec.check(f"{self.TABLE}.{key}", getattr(self, key)))
+
+    def check(self, cfg):
+        """Checks that need the whole configuration; raise :class:`ImcError`."""
+
+    def derived(self, cfg):
+        """Derived values of this table, for ``config show`` and the manifest."""
+        return {}
+
+    def to_dict(self):
+        return {key: getattr(self, key) for key in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, values, where=None):
+        where = where or cls.TABLE
+        if not isinstance(values, dict):
+            raise ImcError(where, values, f"must be a table of keys ({', '.join(cls.FIELDS)})")
+        unknown = [k for k in values if k not in cls.FIELDS]
+        if unknown:
+            raise ImcError(f"{where}.{unknown[0]}", values[unknown[0]],
+                           "unknown key; allowed: " + ", ".join(cls.FIELDS))
+        return cls(**values)
+
 
 # The accumulators of the golden model are int64; configurations needing more are refused.
 MAX_ACCUMULATOR_BITS = 62
@@ -69,7 +184,8 @@ class MacroConfig:
 
     Construct through :func:`load_config` (presets, TOML, overrides) or directly with keywords;
     either way the values are checked and ``rows_per_read = 0`` resolves to the largest count
-    that never saturates the ADC.
+    that never saturates the ADC (``rows_per_read_auto`` remembers that it was automatic).
+    Feature tables are keyword arguments too: ``MacroConfig(write_verify={"tolerance": 2})``.
     """
 
     rows: int = 32
@@ -88,22 +204,18 @@ class MacroConfig:
     out_relu: bool = False
     out_bits: int = 0
     crossbar: str = "stub"
+    # Part of equality and hashing: an automatic count re-resolves on replace, a given one not.
+    rows_per_read_auto: bool = dataclasses.field(default=False, init=False)
+    # Feature tables by name (see TABLES): always complete, in TABLES order.
+    tables: tuple = ()
 
     def __post_init__(self):
-        for name, (typ, choices, _) in _FIELDS.items():
-            value = getattr(self, name)
-            if typ is bool:
-                if not isinstance(value, bool):
-                    raise ImcError(name, value, "must be true or false")
-            elif typ is int:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ImcError(name, value, "must be an integer")
-            elif not isinstance(value, str) or value not in choices:
-                raise ImcError(name, value, "must be one of " + ", ".join(map(repr, choices)))
-        for name, (lo, hi) in _LIMITS.items():
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ImcError(name, value, f"must be an integer in {lo}..{hi}")
+        for name, spec in _FIELDS.items():
+            if name not in ("adcs", "rows_per_read", "out_bits"):
+                spec.check(name, getattr(self, name))
+            elif isinstance(getattr(self, name), bool) or \
+                    not isinstance(getattr(self, name), int):
+                raise ImcError(name, getattr(self, name), "must be an integer")
         if self.weight_mapping == "differential" and self.weight_bits < 2:
             raise ImcError("weight_bits", self.weight_bits,
                            "the differential mapping needs at least 2 bits (sign and magnitude); "
@@ -111,9 +223,17 @@ class MacroConfig:
         if not 1 <= self.adcs <= self.physical_columns:
             raise ImcError("adcs", self.adcs,
                            f"must be an integer in 1..{self.physical_columns} (physical columns)")
-        # Remember "auto" so that replace(rows=...) re-resolves it instead of keeping a stale count.
-        object.__setattr__(self, "_auto_rows_per_read", self.rows_per_read == 0)
-        if self.rows_per_read == 0:
+        auto = self.rows_per_read == 0
+        object.__setattr__(self, "rows_per_read_auto", auto)
+        if auto:
+            widest = max(self.slice_bits)
+            if (1 << widest) - 1 > self.adc_max:
+                raise ImcError(
+                    "rows_per_read", 0,
+                    f"automatic (never saturates) is impossible: one row of {widest}-bit cells "
+                    f"reaches {(1 << widest) - 1} > {self.adc_max} (adc_bits = {self.adc_bits}); "
+                    f"raise adc_bits to at least {widest}, or give rows_per_read in "
+                    f"1..{self.rows} to accept clipped reads")
             object.__setattr__(self, "rows_per_read", self.safe_rows_per_read)
         elif not 1 <= self.rows_per_read <= self.rows:
             raise ImcError("rows_per_read", self.rows_per_read,
@@ -125,35 +245,108 @@ class MacroConfig:
                            f"with input_bits = {self.input_bits}, rows = {self.rows} and tiles = "
                            f"{self.tiles} the accumulator needs {self.sum_bits} bits; at most "
                            f"{MAX_ACCUMULATOR_BITS} are supported")
+        if self.out_shift and self.out_shift >= self.sum_bits - 1:
+            raise ImcError("out_shift", self.out_shift,
+                           f"shifts out every magnitude bit of the {self.sum_bits}-bit sums "
+                           f"(every output would be 0 or -1); allowed: 0..{self.sum_bits - 2}")
+        object.__setattr__(self, "tables", self._resolve_tables(self.tables))
+        for tab in self.tables:
+            tab.check(self)
+
+    @staticmethod
+    def _resolve_tables(given):
+        """``tables`` as a tuple with one instance per registered table, in TABLES order."""
+        if isinstance(given, dict):
+            given = given.items()
+        by_name = {}
+        for item in given:
+            name, value = (item.TABLE, item) if isinstance(item, Table) else item
+            if name not in TABLES:
+                raise ImcError(name, value, "unknown table; allowed: " + ", ".join(TABLES))
+            cls = TABLES[name]
+            by_name[name] = value if isinstance(value, cls) else cls.from_dict(value)
+        return tuple(by_name.get(name) or cls() for name, cls in TABLES.items())
+
+    def __getattr__(self, name):
+        # Tables read as attributes: cfg.write_verify.tolerance.
+        if name in TABLES:
+            for tab in self.tables:
+                if tab.TABLE == name:
+                    return tab
+        raise AttributeError(name)
 
     # -- conversions ------------------------------------------------------------------------
 
-    def to_dict(self, resolved=True):
-        """Key -> value; with ``resolved=False`` an automatic ``rows_per_read`` reads 0."""
+    def to_dict(self, resolved=False):
+        """Key -> value, tables as nested dicts; loads back with :meth:`from_dict`.
+
+        ``rows_per_read`` reads 0 when automatic, unless ``resolved``.
+        """
         values = {name: getattr(self, name) for name in _FIELDS}
-        if not resolved and self._auto_rows_per_read:
+        if not resolved and self.rows_per_read_auto:
             values["rows_per_read"] = 0
+        for tab in self.tables:
+            values[tab.TABLE] = tab.to_dict()
         return values
 
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict` (flat keys and table dicts)."""
+        values = dict(values)
+        tables = {name: values.pop(name) for name in list(values) if name in TABLES}
+        return cls(**values, tables=tables)
+
     def replace(self, **changes):
-        """A new validated configuration with some keys changed."""
-        values = self.to_dict(resolved=False)
-        values.update(changes)
-        return MacroConfig(**values)
+        """A new validated configuration with some keys changed.
+
+        Flat keys by name; table keys dotted (``**{"write_verify.tolerance": 2}``) or a whole
+        table as a dict (``write_verify={"tolerance": 2}``, merged into the current one).
+        """
+        values = self.to_dict()
+        for key, value in changes.items():
+            name, dot, sub = key.partition(".")
+            if name in TABLES:
+                merged = dict(values[name])
+                merged.update({sub: value} if dot else dict(value))
+                values[name] = merged
+            elif dot or key not in _FIELDS:
+                raise ImcError(key, value, "unknown key; allowed: " + ", ".join(allowed_keys()))
+            else:
+                values[key] = value
+        return MacroConfig.from_dict(values)
 
     def to_toml(self, title=None):
         lines = [f"# {title}"] if title else []
-        for name, (_, _, doc) in _FIELDS.items():
+        for name, spec in _FIELDS.items():
             value = getattr(self, name)
-            text = ("true" if value else "false") if isinstance(value, bool) else (
-                f'"{value}"' if isinstance(value, str) else str(value))
-            lines.append(f"{name} = {text}".ljust(32) + f"# {doc}")
+            doc = spec.doc
+            if name == "rows_per_read" and self.rows_per_read_auto:
+                value, doc = 0, f"{doc} (resolves to {self.rows_per_read})"
+            lines.append(f"{name} = {_toml_value(value)}".ljust(32) + f"# {doc}")
         lines.append("")
         lines.append("# derived (read-only)")
         for name, value in self.derived().items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             lines.append(f"# {name} = {text}")
+        for tab in self.tables:
+            lines += ["", f"[{tab.TABLE}]"]
+            for key, spec in tab.FIELDS.items():
+                lines.append(f"{key} = {_toml_value(getattr(tab, key))}".ljust(32)
+                             + f"# {spec.doc}")
+            for key, value in tab.derived(self).items():
+                lines.append(f"# {key} = {value}")
         return "\n".join(lines) + "\n"
+
+    def warnings(self):
+        """One line per combination that is allowed but probably not meant."""
+        out = []
+        if self.reads_may_clip:
+            top = (1 << max(self.slice_bits)) - 1
+            out.append(f"rows_per_read = {self.rows_per_read}: a read of {self.rows_per_read} "
+                       f"rows can reach {self.rows_per_read * top} > {self.adc_max} (adc_bits "
+                       f"= {self.adc_bits}), so reads may clip (the golden model reproduces it); "
+                       f"{self.safe_rows_per_read} or fewer never clip")
+        return out
 
     def derived(self):
         """Derived counts and widths, as reported by ``config show`` and the manifest."""
@@ -275,14 +468,13 @@ class MacroConfig:
 
     @property
     def conversion_cycles(self):
-        """Cycles of one read: one sample cycle, then one compare per bit for every group."""
-        return 1 + self.column_groups * self.adc_bits
+        """Cycles of one compute read (:func:`imcgen.timing.read_cycles`)."""
+        return timing.read_cycles(self)
 
     @property
     def max_cycles(self):
-        """Upper bound of cycles per vector, used only to size the cycle counter."""
-        reads = self.input_bits * self.groups_per_plane
-        return reads * self.conversion_cycles + 64
+        """Cycles of the slowest possible vector (:func:`imcgen.timing.max_vector_cycles`)."""
+        return timing.max_vector_cycles(self)
 
     @property
     def cycle_bits(self):
@@ -379,35 +571,59 @@ PRESETS = {
 }
 
 
-def _parse_value(key, text):
-    typ, choices, _ = _FIELDS[key]
-    text = text.strip()
-    if typ is bool:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise ImcError(key, text, "must be true or false")
-    if typ is int:
-        try:
-            return int(text, 0)
-        except ValueError:
-            raise ImcError(key, text, "must be an integer") from None
-    return text.strip("'\"")
+def allowed_keys():
+    """Every key ``--set`` takes: the flat ones, then ``table.key`` for each table."""
+    return list(_FIELDS) + [f"{name}.{key}" for name, cls in TABLES.items()
+                            for key in cls.FIELDS]
+
+
+def _field(key):
+    name, dot, sub = key.partition(".")
+    if not dot and name in _FIELDS:
+        return _FIELDS[name]
+    if dot and name in TABLES and sub in TABLES[name].FIELDS:
+        return TABLES[name].FIELDS[sub]
+    return None
 
 
 def parse_set(items):
-    """``["rows=64", "schedule=dense"]`` -> ``{"rows": 64, "schedule": "dense"}``."""
+    """``["rows=64", "table.key=2"]`` -> ``{"rows": 64, "table.key": 2}``."""
     values = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep:
             raise ImcError("--set", item, "must look like key=value")
-        if key not in _FIELDS:
-            raise ImcError("--set", key, "unknown key; allowed: " + ", ".join(_FIELDS))
-        values[key] = _parse_value(key, text)
+        spec = _field(key)
+        if spec is None:
+            raise ImcError("--set", key, "unknown key; allowed: " + ", ".join(allowed_keys()))
+        values[key] = spec.parse(key, text)
+    return values
+
+
+def _from_toml(data, where):
+    """Flat values and dotted table values of a parsed TOML document."""
+    values = {}
+    for key, value in data.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ImcError(f"{where}: {key}", value,
+                               f"must be a table [{key}] of keys "
+                               f"({', '.join(TABLES[key].FIELDS)})")
+            for sub, item in value.items():
+                if sub not in TABLES[key].FIELDS:
+                    raise ImcError(f"{where}: {key}.{sub}", item,
+                                   "unknown key; allowed: " + ", ".join(TABLES[key].FIELDS))
+                values[f"{key}.{sub}"] = TABLES[key].FIELDS[sub].check(f"{key}.{sub}", item)
+        elif key in _FIELDS:
+            spec = _FIELDS[key]
+            if spec.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ImcError(f"{where}: {key}", value, "must be an integer")
+            values[key] = value
+        else:
+            raise ImcError(f"{where}: {key}", value,
+                           "unknown key; allowed: preset, " + ", ".join(list(_FIELDS) + [
+                               f"[{name}]" for name in TABLES]))
     return values
 
 
@@ -415,34 +631,34 @@ def load_config(preset=None, config_file=None, overrides=None):
     """Resolve a configuration: preset, then TOML file, then ``--set`` overrides.
 
     A TOML file may name its base with ``preset = "isaac"``; otherwise it starts from
-    ``default``. ``overrides`` is a dict or a list of ``key=value`` strings.
+    ``default``. ``overrides`` is a dict (flat or dotted keys) or a list of ``key=value``
+    strings.
     """
+    from .checks import read_config_text
+
     if preset is not None and config_file is not None:
         raise ImcError("--preset", preset, "give either --preset or --config, not both")
     values = {}
-    base = preset or "default"
+    base = preset if preset is not None else "default"
     if config_file is not None:
-        path = Path(config_file)
+        name = str(config_file)
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ImcError("--config", str(path), "file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise ImcError("--config", str(path), f"not valid TOML ({err})") from None
+            data = tomllib.loads(read_config_text(config_file))
+        except tomllib.TOMLDecodeError as err:
+            raise ImcError("--config", name, f"not valid TOML ({err})") from None
         base = data.pop("preset", "default")
-        for key, value in data.items():
-            if key not in _FIELDS:
-                raise ImcError(f"{path.name}: {key}", value,
-                               "unknown key; allowed: preset, " + ", ".join(_FIELDS))
-            values[key] = value
+        if not isinstance(base, str):
+            raise ImcError(f"{name}: preset", base,
+                           "must be a string naming one of " + ", ".join(PRESETS))
+        values = _from_toml(data, name)
     if base not in PRESETS:
         raise ImcError("preset", base, "must be one of " + ", ".join(PRESETS))
     if isinstance(overrides, dict):
         values.update(overrides)
     elif overrides:
         values.update(parse_set(overrides))
-    return MacroConfig(**{**PRESETS[base], **values})
+    return MacroConfig.from_dict(PRESETS[base]).replace(**values)
 
 
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(MacroConfig))
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(MacroConfig) if f.init)[:-1]
 assert _FIELD_NAMES == tuple(_FIELDS), "MacroConfig fields and _FIELDS must list the same keys"

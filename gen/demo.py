@@ -8,7 +8,6 @@ baseline, and every output and cycle count is compared with the golden model.
 """
 
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from . import golden
 from .config import load_config
 from .generate import generate
+from .progress import Progress
 from .simulation import simulate
 
 __all__ = ["DemoReport", "run_demo", "train_and_quantize"]
@@ -61,17 +61,6 @@ def train_and_quantize(cfg, seed=0):
     return W, W_int, scale, (X_train, X_test, y_train, y_test), float(model.C_[0])
 
 
-def _progress(label, out):
-    start = time.perf_counter()
-
-    def report(done, total):
-        rate = done / max(time.perf_counter() - start, 1e-9)
-        out.write(f"\r  RTL {label}: {done}/{total} images ({rate:.0f}/s)   ")
-        out.flush()
-
-    return report
-
-
 def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
     """Run the demo end to end and print its report; returns a :class:`DemoReport`."""
     out_dir = Path(out_dir)
@@ -97,17 +86,18 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
     results = {}
     for name, config in (("zero_skip", cfg), ("dense", dense)):
         say(f"  building and running {name} (Verilator) ...\n")
-        results[name] = simulate(config, W_int, X_test, seed=seed,
-                                 work_dir=out_dir / "work" / name, progress=_progress(name, out))
-        say("\n")
+        progress = Progress(f"  RTL {name}: images", stream=out)
+        try:
+            results[name] = simulate(config, W_int, X_test, seed=seed, progress=progress)
+        finally:
+            progress.close()
     zs, dn = results["zero_skip"], results["dense"]
     rtl_acc = float((np.argmax(zs.y, axis=1) == y_test).mean())
     matches = zs.match and dn.match
 
     say("  recording waves of the first 4 test images ...\n")
     waves_dir = out_dir / "waves"
-    simulate(cfg, W_int, X_test[:4], seed=seed, waves_dir=waves_dir,
-             work_dir=out_dir / "work" / "waves")
+    simulate(cfg, W_int, X_test[:4], seed=seed, waves_dir=waves_dir)
 
     speedup = float(dn.cycles.mean() / zs.cycles.mean())
     simulated = int(zs.cycles.sum() + dn.cycles.sum())

@@ -5,7 +5,8 @@ import json
 from importlib.metadata import version
 from pathlib import Path
 
-from .simulation import TOP_NAME, elaborate
+from . import timing
+from .verilog import TOP_NAME, elaborate
 from .waves import write_gtkw
 
 __all__ = ["generate"]
@@ -20,7 +21,6 @@ def generate(cfg, directory, *, dump_name="dump.vcd", span_ns=None):
     design = elaborate(cfg, directory)
     gtkw = directory / f"{TOP_NAME}.gtkw"
     traces = write_gtkw(cfg, design.verilog, gtkw, dump_name, top=TOP_NAME, span_ns=span_ns)
-    per_read = cfg.conversion_cycles
     manifest = {
         "top": TOP_NAME,
         "generator": {pkg: version(pkg) for pkg in ("imcgen", "amaranth", "verilator", "cocotb")},
@@ -35,10 +35,12 @@ def generate(cfg, directory, *, dump_name="dump.vcd", span_ns=None):
                  f"then a {cfg.cycle_bits}-bit cycle count",
         },
         "timing": {
-            "cycles_per_read": per_read,
-            "cycles_per_vector": "6 + adder_levels + max(1, max over tiles of reads * "
-                                 f"{per_read})",
-            "dense_reads_per_tile": cfg.input_bits * cfg.groups_per_plane,
+            "cycles_per_read": timing.read_cycles(cfg),
+            "fixed_cycles": timing.fixed_cycles(cfg),
+            "block_latency": {**timing.LATENCY, "adder_network": timing.adder_levels(cfg)},
+            "cycles_per_vector": f"{timing.fixed_cycles(cfg)} + max over tiles of "
+                                 f"(reads * {timing.read_cycles(cfg)}, or 1 with no read)",
+            "max_cycles_per_vector": timing.max_vector_cycles(cfg),
         },
         "digest": design.digest,
         "gtkw_traces": traces,

@@ -1,15 +1,24 @@
-"""Verilator builds keyed by a hash of the Verilog, and cocotb runs on them.
+"""Verilator builds keyed by everything the binary depends on, and cocotb runs on them.
 
 cocotb's runner always passes ``--public-flat-rw``, which makes every signal public: builds take
 2-4x longer and simulate 2-3x slower. Here only the ports are public (the ``.vlt`` file from
 :mod:`imcgen.verilog`). An identical design is never rebuilt: the build directory is named by
-the digest of its Verilog and control file, and a lock makes parallel test workers share it.
+the digest of its Verilog and control file and of the toolchain that built it, and a lock makes
+parallel test workers share it.
+
+The binary links cocotb's VPI library by absolute path (an rpath into the environment that
+built it), so the key includes that path, the tool versions and the Python, and a cached build
+is verified before it is trusted (its record matches this environment, its libraries resolve);
+a stale one is rebuilt. Two checkouts or virtual environments on one machine never share a
+binary that points into the other.
 """
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
+import subprocess
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -23,7 +32,17 @@ __all__ = ["SimulationError", "build", "run"]
 
 
 class SimulationError(RuntimeError):
-    """A simulation failed; the message ends with the tail of its log."""
+    """A build or simulation failed.
+
+    ``summary`` is one line naming what failed, the build directory and the log; ``str()``
+    adds the tail of the log for test reports.
+    """
+
+    def __init__(self, summary, log=None):
+        self.summary = summary
+        self.log = log
+        tail = f"\n{_tail(log)}" if log is not None else ""
+        super().__init__(summary + tail)
 
 
 class _PortsOnlyVerilator(Verilator):
@@ -51,18 +70,65 @@ def _tail(path, lines=40):
         return "(no log)"
 
 
+def toolchain():
+    """What a built binary depends on besides its Verilog: a dict, and its short digest.
+
+    cocotb's ``libs_dir`` is where the binary's rpath points; the Python and the tool versions
+    decide what the VPI library and the compiled runtime expect.
+    """
+    import sys
+
+    import cocotb_tools.config
+
+    record = {
+        "cocotb": version("cocotb"),
+        "verilator": version("verilator"),
+        "cocotb_libs": str(cocotb_tools.config.libs_dir),
+        "verilator_root": str(configure()),
+        "python": sys.version.split()[0],
+    }
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:8]
+    return record, digest
+
+
+def _missing_libraries(binary):
+    """Shared libraries ``binary`` needs that do not resolve (``ldd``), or [] if unknown."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return []
+    try:
+        out = subprocess.run([ldd, str(binary)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split()[0] for line in out.stdout.splitlines() if "not found" in line]
+
+
+def _trusted(build_dir, binary, record):
+    """A cached build is reused only if it was built here, for this environment, and loads."""
+    try:
+        built = json.loads((build_dir / "BUILT").read_text())
+    except (OSError, ValueError):
+        return False
+    if built.get("toolchain") != record or not binary.is_file():
+        return False
+    if not Path(record["cocotb_libs"]).is_dir():
+        return False
+    return not _missing_libraries(binary)
+
+
 def build(design, *, waves=False):
-    """Build ``design`` (an :class:`imcgen.verilog.Design`) once; return its build directory."""
-    configure()
-    # The binary links cocotb's VPI library: a toolchain upgrade must not reuse old builds.
-    tools = hashlib.sha256(f"{version('cocotb')} {version('verilator')}".encode()).hexdigest()[:6]
+    """Build ``design`` (an :class:`imcgen.verilog.Design`) once; return its build directory.
+
+    Raises :class:`SimulationError` naming the build directory and ``build.log`` on failure.
+    """
+    record, tools = toolchain()
     key = f"{design.name}-{design.digest}-{tools}{'-waves' if waves else ''}"
     build_dir = cache_dir() / "builds" / key
-    done = build_dir / "BUILT"
+    binary = build_dir / design.name
     with _locked(cache_dir() / "builds" / f"{key}.lock"):
-        if done.exists():
+        if _trusted(build_dir, binary, record):
             return build_dir
-        shutil.rmtree(build_dir, ignore_errors=True)
+        shutil.rmtree(build_dir, ignore_errors=True)  # stale or half-built: start over
         sources = build_dir / "src"
         sources.mkdir(parents=True)
         verilog = shutil.copy(design.verilog, sources / design.verilog.name)
@@ -78,10 +144,16 @@ def build(design, *, waves=False):
                 waves=waves,
                 log_file=log,
             )
-        except (RuntimeError, SystemExit):
-            raise SimulationError(f"Verilator build of {design.name} failed; "
-                                  f"log {log}:\n{_tail(log)}") from None
-        done.write_text(design.digest)
+        except (RuntimeError, SystemExit, OSError):
+            raise SimulationError(f"Verilator build of {design.name} failed in {build_dir}; "
+                                  f"see {log}", log) from None
+        missing = _missing_libraries(binary)
+        if not binary.is_file() or missing:
+            raise SimulationError(f"Verilator build of {design.name} in {build_dir} produced no "
+                                  f"loadable binary (missing {', '.join(missing) or 'binary'}); "
+                                  f"see {log}", log)
+        (build_dir / "BUILT").write_text(json.dumps({"digest": design.digest,
+                                                      "toolchain": record}, indent=1))
     return build_dir
 
 
@@ -89,7 +161,8 @@ def run(design, build_dir, test_module, *, test_dir, testcase=None, env=None, wa
         log_name="sim.log"):
     """Run cocotb ``test_module`` (an importable module name) on a built design.
 
-    Raises :class:`SimulationError` unless every cocotb test passed.
+    Raises :class:`SimulationError` (one line naming the build directory and the log) unless
+    every cocotb test passed.
     """
     configure()
     test_dir = Path(test_dir)
@@ -99,8 +172,10 @@ def run(design, build_dir, test_module, *, test_dir, testcase=None, env=None, wa
     runner.build_dir = Path(build_dir)  # built already: test() only runs the binary
     extra_env = {"PYTHONPATH": os.pathsep.join(_python_path())}
     extra_env.update(env or {})
+    results = test_dir / "results.xml"
+    results.unlink(missing_ok=True)  # never read a previous run's verdict
     try:
-        results = runner.test(
+        runner.test(
             test_module=test_module,
             testcase=testcase,
             hdl_toplevel=design.name,
@@ -110,17 +185,20 @@ def run(design, build_dir, test_module, *, test_dir, testcase=None, env=None, wa
             extra_env=extra_env,
             waves=waves,
             log_file=log,
-            results_xml=str(test_dir / "results.xml"),
+            results_xml=str(results),
         )
-    except SystemExit:  # the runner exits instead of raising when run under pytest
-        results = test_dir / "results.xml"
+    except (SystemExit, RuntimeError, OSError):
+        # The runner exits (under pytest) or raises (a simulator that could not start, e.g.
+        # return code 127); the results file, if any, tells which tests ran.
+        pass
     try:
-        total, failed = get_results(Path(results))
-    except RuntimeError:
+        total, failed = get_results(results)
+    except (RuntimeError, OSError, ValueError):
         total, failed = 0, 1
     if failed or not total:
-        raise SimulationError(f"{failed} of {total} cocotb tests failed in {test_module}; "
-                              f"log {log}:\n{_tail(log)}")
+        what = (f"{failed} of {total} cocotb tests failed in {test_module}" if total
+                else f"the simulator of {design.name} did not run {test_module}")
+        raise SimulationError(f"{what} (build {build_dir}); see {log}", log)
     return log
 
 
@@ -134,7 +212,7 @@ def run_block(component, name, test_module, test_dir, *, config, seed, env=None)
     """Elaborate ``component``, build it (cached) and run the cocotb tests of ``test_module``.
 
     The cocotb side reads the configuration and seed back with
-    :func:`imcgen.testbench.config_from_env` and :func:`imcgen.testbench.seed_from_env`.
+    :func:`imcgen.tb.streams.config_from_env` and :func:`imcgen.tb.streams.seed_from_env`.
     """
     import json
 

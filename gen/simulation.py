@@ -13,11 +13,11 @@ import numpy as np
 
 from . import golden
 from .checks import check_inputs, check_weights
-from .runner import build, run
+from .runner import SimulationError, build, run
+from .verilog import TOP_NAME, elaborate
 
-__all__ = ["SimResult", "elaborate", "simulate"]
+__all__ = ["SimResult", "simulate"]
 
-TOP_NAME = "imc_macro"
 
 
 @dataclass
@@ -35,6 +35,7 @@ class SimResult:
     build_seconds: float
     sim_seconds: float
     waves: Path | None = None
+    status: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -74,16 +75,9 @@ def _dump_end_ns(path):
     return int(times[-1][1:]) / 1000 if times else None  # the dump's timescale is 1 ps
 
 
-def elaborate(cfg, directory):
-    """Write the macro's Verilog and control file; return the :class:`imcgen.verilog.Design`."""
-    from .hdl.macro_top import MacroTop
-    from .verilog import write_design
-
-    return write_design(MacroTop(config=cfg), TOP_NAME, directory)
-
-
-def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, reset_after=None,
-             waves_dir=None, work_dir=None, progress=None):
+def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
+             reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
+             work_dir=None, progress=None):
     """Run ``inputs`` through the RTL and the golden model.
 
     Parameters
@@ -93,14 +87,23 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, re
     inputs : array_like of int, shape (vectors, rows*tiles)
     seed : int, optional
         Seeds the stimulus timing (gaps, stalls); drawn at random and recorded when omitted.
-    in_gaps, out_stalls : float
-        Probability of an idle gap before an input vector / of ``o.ready`` low in a cycle.
-    reset_after : int, optional
-        Assert reset once this many results have arrived, then resend the vectors not answered.
+    in_gaps, w_gaps, out_stalls : float
+        Probability of an idle gap before an input vector / a weight row, and of ``o.ready``
+        low in a cycle.
+    reset_after : int or list of int, optional
+        Assert reset once this many results have arrived (each of them), then resend the
+        vectors not answered.
+    weight_reset_after : int, optional
+        Assert reset once this many weight rows were taken, then resend from the row in flight.
+    raw_rows : list of (int, list of int), optional
+        Weight rows sent as given after loading (e.g. out-of-range indices, which the macro
+        drops and flags in ``status``).
     waves_dir : path, optional
         Build with tracing and leave ``dump.vcd``, the Verilog and a ``.gtkw`` file there.
     work_dir : path, optional
-        Where the job files go (a temporary directory by default).
+        Keep the job files, the RTL and the simulator log there. By default they go to a
+        temporary directory that is removed at the end, failed or not (the simulator log is
+        then kept in the cache's ``logs`` directory and named by the error).
     progress : callable(done, total), optional
         Called from the calling thread while the simulation runs.
 
@@ -111,64 +114,97 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, re
     weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
     seed = secrets.randbelow(2**32) if seed is None else int(seed)
     expected = golden.run(cfg, weights, inputs)
+    resets = [] if reset_after is None else (
+        [int(reset_after)] if np.isscalar(reset_after) else [int(r) for r in reset_after])
 
+    keep = work_dir is not None
     # Absolute: the simulator runs in its own directory.
-    scratch = Path(work_dir).resolve() if work_dir else Path(tempfile.mkdtemp(prefix="imcgen-"))
+    scratch = Path(work_dir).resolve() if keep else Path(tempfile.mkdtemp(prefix="imcgen-"))
     waves_dir = Path(waves_dir).resolve() if waves_dir is not None else None
-    scratch.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    design = elaborate(cfg, waves_dir or scratch / "rtl")
-    build_dir = build(design, waves=waves_dir is not None)
-    build_seconds = time.perf_counter() - t0
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        design = elaborate(cfg, waves_dir or scratch / "rtl")
+        build_dir = build(design, waves=waves_dir is not None)
+        build_seconds = time.perf_counter() - t0
 
-    job = scratch / "job"
-    shutil.rmtree(job, ignore_errors=True)
-    job.mkdir(parents=True)
-    np.savez(job / "stimulus.npz", weights=weights, inputs=inputs)
-    load_cycles = cfg.input_rows * (cfg.column_groups + 8)
-    budget = 2 * (load_cycles + cfg.max_cycles * len(inputs)) + 10_000
-    if in_gaps or out_stalls:
-        budget *= 8
-    (job / "job.json").write_text(json.dumps({
-        "config": cfg.to_dict(), "seed": seed, "in_gaps": in_gaps, "out_stalls": out_stalls,
-        "reset_after": reset_after, "timeout_ns": budget * 10,
-    }))
+        job = scratch / "job"
+        shutil.rmtree(job, ignore_errors=True)
+        job.mkdir(parents=True)
+        np.savez(job / "stimulus.npz", weights=weights, inputs=inputs)
+        load_cycles = (cfg.input_rows + len(raw_rows or ())) * (cfg.column_groups + 8)
+        budget = 2 * (load_cycles + int(expected.cycles.sum()) + 20 * len(inputs)) + 10_000
+        budget += (len(resets) + 1) * 2 * cfg.max_cycles * 4
+        if in_gaps or out_stalls or w_gaps:
+            budget *= 8
+        (job / "job.json").write_text(json.dumps({
+            "config": cfg.to_dict(), "seed": seed, "in_gaps": in_gaps, "w_gaps": w_gaps,
+            "out_stalls": out_stalls, "resets": resets, "weight_reset_after": weight_reset_after,
+            "raw_rows": [[int(r), [int(w) for w in ws]] for r, ws in (raw_rows or ())],
+            "timeout_ns": budget * 10,
+        }))
 
-    t0 = time.perf_counter()
-    failure = []
+        t0 = time.perf_counter()
+        failure = []
 
-    def target():
-        try:
-            run(design, build_dir, "imcgen.testbench", test_dir=scratch / "sim",
-                env={"IMCGEN_JOB": str(job)}, waves=waves_dir is not None)
-        except Exception as err:  # reported from the calling thread
-            failure.append(err)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.5)
-        if progress:
+        def target():
             try:
-                done = int((job / "progress").read_text() or 0)
-            except (OSError, ValueError):
-                done = 0
-            progress(done, len(inputs))
-    sim_seconds = time.perf_counter() - t0
-    if failure:
-        raise type(failure[0])(f"{failure[0]}\n(seed {seed})") from failure[0]
+                run(design, build_dir, "imcgen.tb.macro", test_dir=scratch / "sim",
+                    env={"IMCGEN_JOB": str(job)}, waves=waves_dir is not None)
+            except Exception as err:  # reported from the calling thread
+                failure.append(err)
 
-    rtl = np.load(job / "rtl.npz")
-    waves = None
-    if waves_dir is not None:
-        from .waves import write_gtkw
+        worker = threading.Thread(target=target, daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+            if progress:
+                try:
+                    done = int((job / "progress").read_text() or 0)
+                except (OSError, ValueError):
+                    done = 0
+                progress(done, len(inputs))
+        sim_seconds = time.perf_counter() - t0
+        if failure:
+            err = failure[0]
+            if not keep and isinstance(err, SimulationError) and err.log is not None:
+                err = _keep_log(err, seed)
+            raise err
 
-        waves = Path(waves_dir) / "dump.vcd"
-        shutil.copy(scratch / "sim" / "dump.vcd", waves)
-        write_gtkw(cfg, design.verilog, Path(waves_dir) / f"{TOP_NAME}.gtkw", waves.name,
-                   top=TOP_NAME, span_ns=_dump_end_ns(waves))
-    return SimResult(
-        config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
-        cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,
-        seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves,
-        extra={"in_flight_at_reset": int(rtl["in_flight_at_reset"])})
+        rtl = np.load(job / "rtl.npz")
+        waves = None
+        if waves_dir is not None:
+            from .waves import write_gtkw
+
+            waves = Path(waves_dir) / "dump.vcd"
+            shutil.copy(scratch / "sim" / "dump.vcd", waves)
+            write_gtkw(cfg, design.verilog, Path(waves_dir) / f"{TOP_NAME}.gtkw", waves.name,
+                       top=TOP_NAME, span_ns=_dump_end_ns(waves))
+        status = {str(k): int(v) for k, v in zip(rtl["status_names"], rtl["status"], strict=True)}
+        return SimResult(
+            config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
+            cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,
+            seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves,
+            status=status,
+            extra={"in_flight_at_reset": rtl["in_flight_at_reset"].tolist(),
+                   "weight_rows_resent": int(rtl["weight_rows_resent"])})
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _keep_log(err, seed):
+    """Move a failed run's simulator log out of the scratch directory before it is removed."""
+    from .toolchain import cache_dir
+
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    kept = logs / f"sim-{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}.log"
+    try:
+        shutil.copy(err.log, kept)
+    except OSError:
+        kept = None
+    for old in sorted(logs.glob("sim-*.log"))[:-20]:  # keep the last 20
+        old.unlink(missing_ok=True)
+    summary = err.summary.replace(str(err.log), str(kept)) if kept else err.summary
+    return SimulationError(f"{summary} (seed {seed})", kept)

@@ -15,7 +15,9 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["Port", "Design", "convert", "write_design"]
+__all__ = ["Port", "Design", "TOP_NAME", "convert", "elaborate", "write_design"]
+
+TOP_NAME = "imc_macro"
 
 _ESCAPED = re.compile(r"\\(\S+)(\s)")
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
@@ -108,3 +110,10 @@ def write_design(component, name, directory):
     vlt_path.write_text(control)
     digest = hashlib.sha256((text + control).encode()).hexdigest()[:20]
     return Design(name=name, verilog=v_path, control=vlt_path, ports=ports, digest=digest)
+
+
+def elaborate(cfg, directory):
+    """Write the macro's Verilog and control file into ``directory``; return the Design."""
+    from .hdl.macro_top import MacroTop
+
+    return write_design(MacroTop(config=cfg), TOP_NAME, directory)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["column_values", "held_values"]
+__all__ = ["column_values", "held_values", "compare"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
 _CHUNK_ELEMENTS = 20_000_000
@@ -62,3 +62,21 @@ def held_values(levels, rows):
     levels = np.asarray(levels, dtype=np.int64)
     active = (rows >> np.arange(levels.shape[0], dtype=object)) & 1
     return active.astype(np.int64) @ levels
+
+
+def compare(cfg, held, dac):
+    """Comparator answers: ``held >= dac`` per ADC lane (architecture section 8).
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    held : array_like of int
+        Held column values.
+    dac : array_like of int
+        DAC codes, same shape.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return np.asarray(held, dtype=np.int64) >= np.asarray(dac, dtype=np.int64)

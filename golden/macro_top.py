@@ -1,10 +1,10 @@
 """Macro top: the blocks composed into the macro's result for a batch of vectors."""
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from imcgen import timing
 from imcgen.checks import check_inputs, check_weights
 
 from . import (
@@ -52,24 +52,8 @@ class GoldenResult:
     cycles: np.ndarray
 
 
-# Timing (docs/architecture.md section 7): the edges from accepting a vector to writing its
-# result into the output FIFO. Fixed stages: driver -> plane (1), scheduler -> command (1), then
-# the reads, then SAR code register (1), read value (1), accumulate (1), adder tree
-# (max(1, ceil(log2 tiles)) levels), output stage (1). A tile with no read (zero_skip, all-zero
-# inputs) passes one skip token instead, which costs 1 cycle where reads cost reads * K.
-FIXED_STAGES = 6
-
-
-def adder_levels(cfg):
-    """Register levels of the adder network: a binary tree over the tiles, at least one."""
-    return max(1, math.ceil(math.log2(cfg.tiles)))
-
-
 def cycles(cfg, reads):
-    """Cycles per vector from the reads issued per tile.
-
-    Each read costs ``1 + column_groups * adc_bits`` cycles (sample, then one compare per bit and
-    column group); tiles run in parallel, so the slowest tile sets the pace.
+    """Cycles per vector from the reads issued per tile (:func:`imcgen.timing.vector_cycles`).
 
     Parameters
     ----------
@@ -80,11 +64,7 @@ def cycles(cfg, reads):
     -------
     ndarray of int64, shape (V,)
     """
-    reads = np.asarray(reads, dtype=np.int64)
-    per_read = 1 + cfg.column_groups * cfg.adc_bits
-    busiest = np.maximum(reads * per_read, 1).max(axis=1) if reads.size else \
-        np.zeros(len(reads), dtype=np.int64)
-    return FIXED_STAGES + adder_levels(cfg) + busiest
+    return timing.vector_cycles(cfg, reads)
 
 
 def run(cfg, W, X):

@@ -31,7 +31,7 @@ from .sar_adc import SarAdcController
 from .shift_add import ShiftAdd
 from .weight_mapper import WeightMapper, weight_row_layout
 
-__all__ = ["MacroTop", "result_layout", "OUTPUT_FIFO_DEPTH"]
+__all__ = ["MacroTop", "result_layout", "status_layout", "OUTPUT_FIFO_DEPTH"]
 
 OUTPUT_FIFO_DEPTH = 4
 
@@ -41,6 +41,15 @@ def result_layout(config):
         "y": output_layout(config),
         "cycles": unsigned(config.cycle_bits),
     })
+
+
+def status_layout(config):
+    """Sticky error flags the host reads on ``status``; ``clear`` resets them.
+
+    ``bad_weight_row``: a weight row with an index at or beyond ``rows * tiles`` was dropped.
+    ``bad_weight``: a weight row holding the differential mapping's excluded value was dropped.
+    """
+    return data.StructLayout({"bad_weight_row": 1, "bad_weight": 1})
 
 
 class MacroTop(Block):
@@ -61,6 +70,10 @@ class MacroTop(Block):
         Output vectors and the cycles each took.
     busy : Out(1)
         A vector or a weight row is being processed.
+    status : Out(status_layout)
+        Sticky error flags (a dropped request is never applied anywhere).
+    clear : In(1)
+        Clears ``status`` on the edge it is high.
     xbar : Out(AnalogSignature).array(tiles)
         Only with ``crossbar = "external"``: the analog boundary of each tile.
     """
@@ -71,6 +84,8 @@ class MacroTop(Block):
             "w": In(stream.Signature(weight_row_layout(config))),
             "o": Out(stream.Signature(result_layout(config))),
             "busy": Out(1),
+            "status": Out(status_layout(config)),
+            "clear": In(1),
         }
         if config.crossbar == "external":
             members["xbar"] = Out(AnalogSignature(config)).array(config.tiles)
@@ -154,6 +169,15 @@ class MacroTop(Block):
             m.d.sync += busy.eq(0)
         with m.Elif(busy):
             m.d.sync += count.eq(count + 1)
+
+        # Sticky status: a dropped weight row is flagged until the host clears it.
+        with m.If(self.clear):
+            m.d.sync += self.status.eq(0)
+        with m.Else():
+            with m.If(mapper.dropped.row):
+                m.d.sync += self.status.bad_weight_row.eq(1)
+            with m.If(mapper.dropped.weight):
+                m.d.sync += self.status.bad_weight.eq(1)
 
         # Weight rows only between vectors.
         m.d.comb += [

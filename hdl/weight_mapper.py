@@ -4,17 +4,23 @@ Differential: |w| split over the G+ (w > 0) or G- (w < 0) column of each slice. 
 u = w + 2^(weight_bits-1), which in two's complement is w with its sign bit inverted. Slice k of
 the stored magnitude goes to the column ``config.column(j, k, p)``. A row of ``column_groups``
 words is written in as many cycles; the next row is taken on the last one.
+
+A host drives this port directly (an FPGA link), so a row that cannot be stored is taken and
+dropped, never written anywhere: a row index at or beyond ``rows * tiles`` (the index field is
+wider than that unless it is a power of two), or, with the differential mapping, a weight of
+``-2^(weight_bits-1)`` whose magnitude needs one bit more than the pair stores. ``dropped``
+pulses for one cycle with the reason.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Mux, signed
+from amaranth.hdl import Cat, Mux, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from .common import Block, index_shape
 from .crossbar_stub import CellPortSignature
 
-__all__ = ["WeightMapper", "weight_row_layout"]
+__all__ = ["WeightMapper", "weight_row_layout", "drop_layout"]
 
 
 def weight_row_layout(config):
@@ -22,6 +28,11 @@ def weight_row_layout(config):
         "row": index_shape(config.input_rows),  # global row: tile = row // rows
         "weights": data.ArrayLayout(signed(config.weight_bits), config.outputs),
     })
+
+
+def drop_layout(config):
+    """Why a weight row was dropped (one-cycle pulses)."""
+    return data.StructLayout({"row": 1, "weight": 1})
 
 
 class WeightMapper(Block):
@@ -42,6 +53,9 @@ class WeightMapper(Block):
         Tile of the row being written.
     busy : Out(1)
         A row is being written.
+    dropped : Out(drop_layout)
+        A row was taken and dropped on this edge: its index is out of range (``row``) or a
+        weight is the differential mapping's excluded value (``weight``).
     """
 
     def __init__(self, *, config):
@@ -50,6 +64,7 @@ class WeightMapper(Block):
             "cell": Out(CellPortSignature(config)),
             "tile": Out(index_shape(config.tiles)),
             "busy": Out(1),
+            "dropped": Out(drop_layout(config)),
         })
 
     def elaborate(self, platform):
@@ -86,22 +101,30 @@ class WeightMapper(Block):
                             m.d.comb += self.cell.data[a].eq(levels[c])
 
         final = group == groups - 1
+        payload = self.i.payload
+        bad_row = Signal()
+        bad_weight = Signal()
+        if (1 << len(payload.row)) > cfg.input_rows:
+            m.d.comb += bad_row.eq(payload.row >= cfg.input_rows)
+        if cfg.weight_mapping == "differential":
+            excluded = -(1 << (cfg.weight_bits - 1))
+            m.d.comb += bad_weight.eq(Cat(payload.weights[j] == excluded
+                                          for j in range(cfg.outputs)).any())
+        take = self.i.valid & self.i.ready
         m.d.comb += [
             self.cell.we.eq(self.busy),
             self.cell.group.eq(group),
             self.i.ready.eq(~self.busy | final),
+            self.dropped.row.eq(take & bad_row),
+            self.dropped.weight.eq(take & bad_weight),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [weights.eq(self.i.payload.weights), group.eq(0), self.busy.eq(1)]
+        with m.If(take & ~bad_row & ~bad_weight):
+            m.d.sync += [weights.eq(payload.weights), group.eq(0), self.busy.eq(1)]
             for t in range(cfg.tiles):  # row -> (tile, local row) without a divider
-                with m.If((self.i.payload.row >= t * cfg.rows)
-                          & (self.i.payload.row < (t + 1) * cfg.rows)):
-                    m.d.sync += [
-                        self.tile.eq(t),
-                        self.cell.row.eq(self.i.payload.row - t * cfg.rows),
-                    ]
+                with m.If((payload.row >= t * cfg.rows) & (payload.row < (t + 1) * cfg.rows)):
+                    m.d.sync += [self.tile.eq(t), self.cell.row.eq(payload.row - t * cfg.rows)]
+        with m.Elif(self.busy & final):
+            m.d.sync += self.busy.eq(0)
         with m.Elif(self.busy):
             m.d.sync += group.eq(group + 1)
-            with m.If(final):
-                m.d.sync += self.busy.eq(0)
         return m

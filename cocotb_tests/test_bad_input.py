@@ -1,0 +1,278 @@
+"""The bad-input catalogue: every case exits 2 with one line and no traceback, before any work.
+
+"Before any work" is checked directly: each case runs with an empty build cache, which must
+still be empty afterwards (no elaboration, no Verilator build, no simulation started). Cases run
+in-process through ``imcgen.cli.main`` (fast); a few also run as real processes.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from imcgen import cli
+
+
+def run_cli(args, capsys):
+    """``(exit code, stdout, stderr)`` of ``imcgen args`` run in this process."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("IMCGEN_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Good and bad input files, named by what is wrong with them."""
+    rng = np.random.default_rng(0)
+    f = {}
+
+    def save(name, array):
+        f[name] = tmp_path / f"{name}.npy"
+        np.save(f[name], array)
+
+    save("W", rng.integers(-15, 16, size=(64, 10)))
+    save("X", rng.integers(0, 17, size=(3, 64)))
+    save("X_isaac_many", np.zeros((20000, 128), dtype=np.int8))
+    save("W_isaac", np.zeros((128, 16), dtype=np.int16))
+    save("X_float", np.zeros((3, 64)))
+    save("X_bool", np.zeros((3, 64), dtype=bool))
+    save("X_complex", np.zeros((3, 64), dtype=complex))
+    save("X_datetime", np.zeros((3, 64), dtype="datetime64[s]"))
+    save("X_timedelta", np.zeros((3, 64), dtype="timedelta64[s]"))
+    save("X_string", np.full((3, 64), "1"))
+    save("X_struct", np.zeros((3, 64), dtype=[("a", "i4"), ("b", "i4")]))
+    save("X_3d", np.zeros((3, 64, 1), dtype=np.int64))
+    f["X_object"] = tmp_path / "X_object.npy"
+    np.save(f["X_object"], np.array([[object()]] * 2, dtype=object), allow_pickle=True)
+    # A valid header promising 10^12 x 64 int64 values, followed by 8 bytes of data.
+    f["X_promise"] = tmp_path / "X_promise.npy"
+    with open(f["X_promise"], "wb") as handle:
+        header = {"descr": "<i8", "fortran_order": False, "shape": (10**12, 64)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\0" * 8)
+    f["X_text"] = tmp_path / "X_text.npy"
+    f["X_text"].write_text("1,2,3\n4,5,6\n")
+    f["X_npz"] = tmp_path / "X_npz.npy"
+    with open(f["X_npz"], "wb") as handle:
+        np.savez(handle, X=np.zeros((3, 64), dtype=np.int64))
+    f["X_truncated"] = tmp_path / "X_truncated.npy"
+    f["X_truncated"].write_bytes(f["X"].read_bytes()[:-40])
+    f["dir"] = tmp_path / "a_directory"
+    f["dir"].mkdir()
+    f["file"] = tmp_path / "a_file.txt"
+    f["file"].write_text("not a directory\n")
+    f["unwritable"] = _unwritable(tmp_path)
+    # Configuration files.
+    for name, text in {
+        "cfg_rows_string": 'rows = "32"\n',
+        "cfg_rows_float": "rows = 32.0\n",
+        "cfg_bool_int": "input_signed = 1\n",
+        "cfg_preset_int": "preset = 3\n",
+        "cfg_preset_unknown": 'preset = "nope"\n',
+        "cfg_unknown_key": "colour = 3\n",
+        "cfg_table_as_key": "rows = {a = 1}\n",
+        "cfg_bad_toml": "rows = [\n",
+        "cfg_mapping_int": "weight_mapping = 1\n",
+    }.items():
+        f[name] = tmp_path / f"{name}.toml"
+        f[name].write_text(text)
+    f["cfg_binary"] = tmp_path / "cfg_binary.toml"
+    f["cfg_binary"].write_bytes(b"rows = 3\x00\x01\x02")
+    f["cfg_latin1"] = tmp_path / "cfg_latin1.toml"
+    f["cfg_latin1"].write_bytes("# caf\xe9\nrows = 8\n".encode("latin-1"))
+    f["cfg_huge"] = tmp_path / "cfg_huge.toml"
+    f["cfg_huge"].write_text("# padding\n" * 200_000)
+    f["cfg_unreadable"] = _unreadable(tmp_path)
+    return f
+
+
+def _unwritable(tmp_path):
+    if os.geteuid() == 0:  # root writes anywhere a mode allows nothing; /proc refuses even root
+        return "/proc/imcgen-test"
+    path = tmp_path / "read_only"
+    path.mkdir()
+    path.chmod(0o500)
+    return path
+
+
+def _unreadable(tmp_path):
+    if os.geteuid() == 0:
+        return "/proc/self/mem"  # a regular file whose read fails, even for root
+    path = tmp_path / "unreadable.toml"
+    path.write_text("rows = 8\n")
+    path.chmod(0)
+    return path
+
+
+def sim(files, **changes):
+    """simulate arguments, good by default; ``changes`` replaces or adds options."""
+    args = {"--weights": files["W"], "--inputs": files["X"], "-o": files["dir"] / "out.npz"}
+    args.update(changes)
+    return ["simulate", *[x for k, v in args.items() if v is not None
+                          for x in ((k,) if v is True else (k, v))]]
+
+
+# Each case: (arguments from the files fixture, text the one line must contain).
+CASES = {
+    # -- output paths ------------------------------------------------------------------------
+    "simulate -o empty": (lambda f: sim(f, **{"-o": ""}), "-o = '': must name an output file"),
+    "simulate -o directory": (lambda f: sim(f, **{"-o": f["dir"]}), "is a directory"),
+    "simulate -o not npz": (lambda f: sim(f, **{"-o": f["dir"] / "out.txt"}),
+                            "must name a .npz file"),
+    "simulate -o unwritable": (lambda f: sim(f, **{"-o": f"{f['unwritable']}/o.npz"}),
+                               "is not writable"),
+    "simulate -o under a file": (lambda f: sim(f, **{"-o": f["file"] / "out.npz"}),
+                                 "is a file, not a directory"),
+    "simulate --waves file": (lambda f: sim(f, **{"--waves": f["file"]}),
+                              "is a file; an output directory is needed"),
+    "simulate --waves empty": (lambda f: sim(f, **{"--waves": ""}),
+                               "--waves = '': must name an output directory"),
+    "simulate --waves unwritable": (lambda f: sim(f, **{"--waves": f"{f['unwritable']}/w"}),
+                                    "is not writable"),
+    "simulate --work file": (lambda f: sim(f, **{"--work": f["file"]}), "is a file"),
+    "verilog -o file": (lambda f: ["verilog", "-o", f["file"]], "is a file"),
+    "verilog -o empty": (lambda f: ["verilog", "-o", ""], "must name an output directory"),
+    "verilog -o unwritable": (lambda f: ["verilog", "-o", f"{f['unwritable']}/v"],
+                              "is not writable"),
+    "demo --out file": (lambda f: ["demo", "--out", f["file"]], "is a file"),
+    "demo --out empty": (lambda f: ["demo", "--out", ""], "must name an output directory"),
+    "demo --out unwritable": (lambda f: ["demo", "--out", f"{f['unwritable']}/d"],
+                              "is not writable"),
+    # -- configuration files -----------------------------------------------------------------
+    "config directory": (lambda f: ["config", "show", "--config", f["dir"]], "is a directory"),
+    "config unreadable": (lambda f: ["config", "show", "--config", f["cfg_unreadable"]],
+                          "cannot be read"),
+    "config binary": (lambda f: ["config", "show", "--config", f["cfg_binary"]],
+                      "is not a text file"),
+    "config not utf-8": (lambda f: ["config", "show", "--config", f["cfg_latin1"]],
+                         "is not UTF-8 text"),
+    "config huge": (lambda f: ["config", "show", "--config", f["cfg_huge"]],
+                    "a configuration file is at most"),
+    "config missing": (lambda f: ["config", "show", "--config", f["dir"] / "none.toml"],
+                       "file not found"),
+    "config not toml": (lambda f: ["config", "show", "--config", f["cfg_bad_toml"]],
+                        "not valid TOML"),
+    "config rows string": (lambda f: ["config", "show", "--config", f["cfg_rows_string"]],
+                           "rows = '32': must be an integer"),
+    "config rows float": (lambda f: ["config", "show", "--config", f["cfg_rows_float"]],
+                          "rows = 32.0: must be an integer"),
+    "config bool as int": (lambda f: ["config", "show", "--config", f["cfg_bool_int"]],
+                           "input_signed = 1: must be true or false"),
+    "config mapping int": (lambda f: ["config", "show", "--config", f["cfg_mapping_int"]],
+                           "weight_mapping = 1: must be one of 'differential', 'offset'"),
+    "config preset int": (lambda f: ["config", "show", "--config", f["cfg_preset_int"]],
+                          "preset = 3: must be a string naming one of default, isaac, chang"),
+    "config preset unknown": (lambda f: ["config", "show", "--config", f["cfg_preset_unknown"]],
+                              "preset = 'nope': must be one of default, isaac, chang"),
+    "config unknown key": (lambda f: ["config", "show", "--config", f["cfg_unknown_key"]],
+                           "colour = 3: unknown key"),
+    "config table for int": (lambda f: ["config", "show", "--config", f["cfg_table_as_key"]],
+                             "rows = {'a': 1}: must be an integer"),
+    "simulate config directory": (lambda f: sim(f, **{"--config": f["dir"]}), "is a directory"),
+    "verilog config binary": (lambda f: ["verilog", "--config", f["cfg_binary"], "-o",
+                                         f["dir"]], "is not a text file"),
+    # -- .npy inputs -------------------------------------------------------------------------
+    "npy header promises 512 TB": (lambda f: sim(f, **{"--inputs": f["X_promise"]}),
+                                   "header promises shape (1000000000000, 64)"),
+    "npy truncated": (lambda f: sim(f, **{"--inputs": f["X_truncated"]}),
+                      "but the file holds"),
+    "npy float": (lambda f: sim(f, **{"--inputs": f["X_float"]}),
+                  "holds floating-point numbers (dtype float64)"),
+    "npy bool": (lambda f: sim(f, **{"--inputs": f["X_bool"]}), "holds booleans (dtype bool)"),
+    "npy complex": (lambda f: sim(f, **{"--inputs": f["X_complex"]}),
+                    "holds complex numbers (dtype complex128)"),
+    "npy datetime": (lambda f: sim(f, **{"--inputs": f["X_datetime"]}),
+                     "holds datetimes (dtype datetime64[s])"),
+    "npy timedelta": (lambda f: sim(f, **{"--inputs": f["X_timedelta"]}),
+                      "holds timedeltas (dtype timedelta64[s])"),
+    "npy string": (lambda f: sim(f, **{"--inputs": f["X_string"]}), "holds strings"),
+    "npy struct": (lambda f: sim(f, **{"--inputs": f["X_struct"]}), "holds structured records"),
+    "npy object": (lambda f: sim(f, **{"--weights": f["X_object"]}), "holds Python objects"),
+    "npy text": (lambda f: sim(f, **{"--inputs": f["X_text"]}), "is not a .npy file"),
+    "npy is npz": (lambda f: sim(f, **{"--inputs": f["X_npz"]}), "is an .npz archive"),
+    "npy directory": (lambda f: sim(f, **{"--weights": f["dir"]}), "is a directory"),
+    "npy empty path": (lambda f: sim(f, **{"--inputs": ""}), "must name a .npy file"),
+    "npy missing": (lambda f: sim(f, **{"--inputs": f["dir"] / "none.npy"}), "file not found"),
+    "npy 3-d": (lambda f: sim(f, **{"--inputs": f["X_3d"]}), "inputs.shape = (3, 64, 1)"),
+    # -- configurations valid key by key, useless together ---------------------------------
+    "adc below cell, auto rows": (lambda f: ["config", "show", "--set", "adc_bits=1"],
+                                  "rows_per_read = 0: automatic (never saturates) is impossible"),
+    "shift past every bit": (lambda f: ["config", "show", "--set", "out_shift=20"],
+                             "out_shift = 20: shifts out every magnitude bit"),
+    # -- sizes that take hours -------------------------------------------------------------
+    "verilog of hours": (lambda f: ["verilog", "-o", f["dir"], "--set", "rows=1024", "--set",
+                                    "tiles=16", "--set", "outputs=256", "--set", "adcs=256"],
+                         "needs about"),
+    "simulate of hours": (lambda f: sim(f, **{"--preset": "isaac", "--weights": f["W_isaac"],
+                                              "--inputs": f["X_isaac_many"]}),
+                          "simulating 20000 vectors needs about"),
+    # -- options -----------------------------------------------------------------------------
+    "seed negative": (lambda f: sim(f, **{"--seed": "-1"}), "is not a seed"),
+    "gaps not a probability": (lambda f: sim(f, **{"--in-gaps": "1.5"}), "is not a probability"),
+    "set not an int": (lambda f: ["config", "show", "--set", "rows=abc"],
+                       "rows = 'abc': must be an integer"),
+    "set unknown key": (lambda f: ["config", "show", "--set", "colour=red"], "unknown key"),
+    "set without =": (lambda f: ["config", "show", "--set", "rows"], "must look like key=value"),
+    "unknown option": (lambda f: [*sim(f), "--frobnicate"], "unrecognized arguments"),
+    "preset and config": (lambda f: ["config", "show", "--preset", "isaac", "--config",
+                                     f["cfg_rows_string"]], "not allowed with argument"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_exit_2_before_any_work(case, files, cache, capsys):
+    args, message = CASES[case]
+    code, out, err = run_cli(args(files), capsys)
+    lines = err.splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("imcgen: error: "), err
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in err and out == ""
+    assert not cache.exists() or not any(cache.rglob("*")), "work started before the check"
+
+
+def test_catalogue_size():
+    # The closing note of the reliability issue reports this count.
+    assert len(CASES) >= 50
+
+
+@pytest.mark.parametrize("case", ["npy complex", "config unreadable", "simulate -o unwritable",
+                                  "unknown option"])
+def test_bad_input_as_a_real_process(case, files, cache):
+    args, message = CASES[case]
+    result = subprocess.run([sys.executable, "-m", "imcgen.cli", *map(str, args(files))],
+                            capture_output=True, text=True,
+                            env={**os.environ, "IMCGEN_CACHE": str(cache)})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_clipping_configuration_is_accepted_with_one_warning(capsys):
+    code, out, err = run_cli(["config", "show", "--set", "rows_per_read=12"], capsys)
+    assert code == 0
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imcgen: warning: rows_per_read = 12"), err
+    assert "reads may clip" in lines[0] and "10 or fewer never clip" in lines[0]
+    assert "# reads_may_clip = true" in out
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["config", "presets"],
+                                     ["config", "keys"], ["verilog"], ["simulate"], ["demo"],
+                                     []])
+def test_help_states_the_exit_codes(command, capsys):
+    code, out, _ = run_cli([*command, "--help"], capsys)
+    assert code == 0
+    assert "exit status: 0" in " ".join(out.split()) and " 2 bad" in " ".join(out.split())
