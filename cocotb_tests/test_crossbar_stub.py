@@ -10,7 +10,8 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from imcgen.config import MacroConfig
 from imcgen.golden.crossbar_stub import held_values
-from imcgen.hdl.crossbar_stub import CellPortSignature, CrossbarStub, ReadPortSignature
+from imcgen.hdl.analog import dac_layout, levels_layout
+from imcgen.hdl.crossbar_stub import CrossbarStub
 from imcgen.runner import run_block
 from imcgen.tb.streams import config_from_env, encode, reset_dut, seed_from_env, start_clock
 
@@ -31,14 +32,6 @@ def test_crossbar_stub(name, tmp_path, seed):
               config=cfg, seed=seed)
 
 
-def CELL_DATA(cfg):
-    return CellPortSignature(cfg).members["data"].shape
-
-
-def DAC(cfg):
-    return ReadPortSignature(cfg).members["dac"].shape
-
-
 def port(dut, name):
     return getattr(dut, f"xbar__{name}")
 
@@ -51,7 +44,7 @@ async def write_cells(dut, cfg, cells):
             port(dut, "cell__row").value = row
             port(dut, "cell__group").value = group
             levels = cells[row, group * lanes:(group + 1) * lanes].tolist()
-            port(dut, "cell__data").value = encode(CELL_DATA(cfg), levels)
+            port(dut, "cell__data").value = encode(levels_layout(cfg), levels)
             await RisingEdge(dut.clk)
     port(dut, "cell__we").value = 0
 
@@ -71,7 +64,7 @@ async def check_read(dut, cfg, cells, rows, rng):
                   np.array([rng.randint(0, top) for _ in range(lanes)])]
         for dac in probes:
             port(dut, "read__col_sel").value = group
-            port(dut, "read__dac").value = encode(DAC(cfg), dac.tolist())
+            port(dut, "read__dac").value = encode(dac_layout(cfg), dac.tolist())
             await ReadOnly()
             want = sum(1 << a for a in range(lanes) if column[a] >= dac[a])
             got = int(port(dut, "read__cmp").value)

@@ -70,16 +70,16 @@ def expected_codes(cfg, cells, command):
 async def run(dut, idle, stall):
     cfg, rng = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
-    model = CrossbarModel(dut, cfg, "xbar__")
-    model.cells[:] = np.array([[rng.randint(0, cfg.cell_max) for _ in range(model.cells.shape[1])]
-                               for _ in range(cfg.rows)])
+    model = CrossbarModel(dut, cfg, "", cells=False, read_prefix="xbar__")
+    model.states[:] = np.array([[rng.randint(0, cfg.cell_max) for _ in range(model.states.shape[1])]
+                                for _ in range(cfg.rows)])
     cocotb.start_soon(model.run())
     source = StreamSource(dut, "i", rng, idle)
     await reset_dut(dut)
     sink = StreamSink(dut, "o", rng, stall)
     model.record = True
     stream = commands(cfg, rng, 25)
-    expected = [item for c in stream for item in expected_codes(cfg, model.cells, c)]
+    expected = [item for c in stream for item in expected_codes(cfg, model.states, c)]
     cocotb.start_soon(source.send_all([encode(read_layout(cfg), c) for c in stream]))
     budget = len(stream) * (cfg.conversion_cycles + 10) * 40 + 1000
     await with_timeout(sink.wait(len(expected)), budget, "ns")
@@ -109,7 +109,7 @@ async def binary_search_and_back_to_back_reads(dut):
         if m > 0 and reads[m - 1][0] == n - 1:  # straight after another read: no gap
             assert start - samples[m - 1] == cfg.conversion_cycles, (m, samples[:m + 1])
         active = np.array([(command["rows"] >> r) & 1 for r in range(cfg.rows)])
-        values = active @ model.cells
+        values = active @ model.states
         for g in range(cfg.column_groups):
             for k in range(cfg.adc_bits):
                 group, dac = trials[start + 1 + g * cfg.adc_bits + k]

@@ -9,7 +9,7 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from imcgen.config import MacroConfig
 from imcgen.golden.weight_mapper import cell_levels
-from imcgen.hdl.crossbar_stub import CellPortSignature
+from imcgen.hdl.analog import levels_layout
 from imcgen.hdl.weight_mapper import WeightMapper, weight_row_layout
 from imcgen.runner import run_block
 from imcgen.tb.streams import (
@@ -43,7 +43,7 @@ def test_weight_mapper(name, tmp_path, seed):
 
 async def watch_writes(dut, cfg, writes):
     """Record every cycle's cell write as (cycle, tile, row, group, levels)."""
-    levels = CellPortSignature(cfg).members["data"].shape
+    levels = levels_layout(cfg)
     cycle = 0
     while True:
         await RisingEdge(dut.clk)

@@ -365,6 +365,36 @@ class MacroConfig:
             "cycle_bits": self.cycle_bits,
         }
 
+    # -- device states (write-verify) -------------------------------------------------------
+
+    @property
+    def programmable(self):
+        """Cells are programmed by pulses (``device.kind`` rram or pcm), not loaded."""
+        return self.device.programmable
+
+    @property
+    def state_frac(self):
+        """State bits below one level: ``device.frac_bits``, or 0 for ideal cells."""
+        return self.device.frac_bits if self.programmable else 0
+
+    @property
+    def state_bits(self):
+        return self.cell_bits + self.state_frac
+
+    @property
+    def state_max(self):
+        return (1 << self.state_bits) - 1
+
+    @cached_property
+    def verify_targets(self):
+        """Verify code of each level's exact state: round(L * 2^f * adc_max / state_max).
+
+        The verify reference spans the cell's whole state range over the ADC codes, so a verify
+        read of state s gives ``floor((2 s adc_max + state_max) / (2 state_max))``.
+        """
+        return tuple((2 * (level << self.state_frac) * self.adc_max + self.state_max)
+                     // (2 * self.state_max) for level in range(self.cell_max + 1))
+
     # -- weights and cells ------------------------------------------------------------------
 
     @property
@@ -550,6 +580,176 @@ class MacroConfig:
     def out_width(self):
         """Signed width of each output element."""
         return self.out_bits if self.out_bits else signed_bits(*self.out_range)
+
+
+# -- feature tables --------------------------------------------------------------------------
+
+# Standard deviation of the Irwin-Hall sum of four uniform bytes (the programming noise draw):
+# sqrt(4 * (256^2 - 1) / 12).
+IRWIN_HALL_SD = math.sqrt(4 * (256**2 - 1) / 12)
+NOISE_SHIFT = 12  # noise = (z * noise_code) >> NOISE_SHIFT, rounded
+GAIN_SHIFT = 8    # pulse gains are Q1.8 codes: 256 = 1.0
+
+
+@table("device")
+@dataclass(frozen=True)
+class DeviceConfig(Table):
+    """The memory device behind each cell and how a programming pulse moves it.
+
+    ``ideal`` cells hold their level exactly (weights are loaded, not programmed). ``rram`` and
+    ``pcm`` cells hold a conductance state in fixed point, ``frac_bits`` finer than a level, and
+    are programmed by pulses (``[write_verify]``): docs/write_verify.md.
+    """
+
+    FIELDS = {
+        "kind": Field(str, "ideal (levels loaded exactly), rram (bipolar, gradual both ways) "
+                           "or pcm (gradual SET up, abrupt RESET)",
+                      choices=("ideal", "rram", "pcm")),
+        "seed": Field(int, "device instance: stuck cells and programming noise draw from it",
+                      limits=(0, 2**32 - 1)),
+        "frac_bits": Field(int, "state bits below one level (state = level << frac_bits "
+                                "when exact)", limits=(1, 8)),
+        "stuck_fraction": Field(float, "fraction of cells stuck at minimum or maximum "
+                                       "(they ignore pulses and writes)", limits=(0.0, 1.0)),
+        "stuck_on_share": Field(float, "share of the stuck cells stuck at maximum (on)",
+                                limits=(0.0, 1.0)),
+        "set_gain": Field(float, "SET step at full amplitude, as a fraction of the distance "
+                                 "to the maximum state", limits=(0.0, 1.0)),
+        "reset_gain": Field(float, "rram RESET step at full amplitude, as a fraction of the "
+                                   "distance to the minimum state", limits=(0.0, 1.0)),
+        "noise": Field(float, "cycle-to-cycle noise of one pulse, standard deviation in "
+                              "state LSBs", limits=(0.0, 64.0)),
+        "pcm_reset_state": Field(int, "pcm: state a RESET returns the cell to (before noise)",
+                                 limits=(0, 2**16 - 1)),
+        "wear_bits": Field(int, "bits of each cell's pulse counter (the noise draw's 'when'; "
+                                "wraps around)", limits=(4, 32)),
+        "rng_rounds": Field(int, "Threefry-2x32 rounds of the noise generator",
+                            choices=(8, 12, 16, 20, 24, 28, 32)),
+        "rng_rounds_per_cycle": Field(int, "rounds the hardware generator runs per clock",
+                                      choices=(1, 2, 4)),
+    }
+
+    kind: str = "ideal"
+    seed: int = 1
+    frac_bits: int = 4
+    stuck_fraction: float = 0.0
+    stuck_on_share: float = 0.5
+    set_gain: float = 0.25
+    reset_gain: float = 0.25
+    noise: float = 0.5
+    pcm_reset_state: int = 0
+    wear_bits: int = 16
+    rng_rounds: int = 20
+    rng_rounds_per_cycle: int = 4
+
+    @property
+    def programmable(self):
+        return self.kind != "ideal"
+
+    @property
+    def stuck_threshold(self):
+        """A cell is stuck when the low 32 bits of its stuck draw are below this."""
+        return round(self.stuck_fraction * 2**32)
+
+    @property
+    def stuck_on_threshold(self):
+        """A stuck cell is stuck on when the high 32 bits of its draw are below this."""
+        return round(self.stuck_on_share * 2**32)
+
+    @property
+    def set_gain_code(self):
+        return round(self.set_gain * (1 << GAIN_SHIFT))
+
+    @property
+    def reset_gain_code(self):
+        return round(self.reset_gain * (1 << GAIN_SHIFT))
+
+    @property
+    def noise_code(self):
+        """noise = round(z * noise_code / 2^NOISE_SHIFT), z the centred Irwin-Hall sum."""
+        return round(self.noise * (1 << NOISE_SHIFT) / IRWIN_HALL_SD)
+
+    @property
+    def rng_latency(self):
+        """Cycles the hardware generator takes (``imcgen.hdl.rng.Threefry2x32.latency``)."""
+        return self.rng_rounds // self.rng_rounds_per_cycle
+
+    def check(self, cfg):
+        if self.programmable and self.pcm_reset_state > cfg.state_max:
+            raise ImcError("device.pcm_reset_state", self.pcm_reset_state,
+                           f"must be a state in 0..{cfg.state_max}")
+
+    def derived(self, cfg):
+        if not self.programmable:
+            return {}
+        return {"state_bits": cfg.state_bits, "state_max": cfg.state_max,
+                "set_gain_code": self.set_gain_code, "reset_gain_code": self.reset_gain_code,
+                "noise_code": self.noise_code, "rng_latency": self.rng_latency}
+
+
+@table("write_verify")
+@dataclass(frozen=True)
+class WriteVerifyConfig(Table):
+    """Program-and-verify of each cell (``device.kind`` rram or pcm): docs/write_verify.md."""
+
+    FIELDS = {
+        "tolerance": Field(int, "verify codes a cell may sit from its target", limits=(0, 255)),
+        "amp_bits": Field(int, "bits of the pulse amplitude code", limits=(1, 8)),
+        "amp_start": Field(int, "amplitude of the first pulse in a direction", limits=(1, 255)),
+        "amp_step": Field(int, "amplitude added by each further pulse in the same direction "
+                               "(incremental step pulse programming)", limits=(0, 255)),
+        "amp_max": Field(int, "largest amplitude code", limits=(1, 255)),
+        "max_pulses": Field(int, "pulses per cell before giving up", limits=(1, 1023)),
+        "stuck_pulses": Field(int, "pulses at amp_max that leave the verify code unchanged, in "
+                                   "a row, before a cell is reported stuck", limits=(1, 64)),
+        "pulse_cycles": Field(int, "clock cycles one pulse lasts", limits=(1, 1024)),
+    }
+
+    tolerance: int = 1
+    amp_bits: int = 4
+    amp_start: int = 1
+    amp_step: int = 1
+    amp_max: int = 15
+    max_pulses: int = 64
+    stuck_pulses: int = 3
+    pulse_cycles: int = 8
+
+    def check(self, cfg):
+        top = (1 << self.amp_bits) - 1
+        if self.amp_max > top:
+            raise ImcError("write_verify.amp_max", self.amp_max,
+                           f"must be an amplitude code in 1..{top} (amp_bits = {self.amp_bits})")
+        if self.amp_start > self.amp_max:
+            raise ImcError("write_verify.amp_start", self.amp_start,
+                           f"must be in 1..{self.amp_max} (amp_max)")
+        if not cfg.device.programmable:
+            return
+        if cfg.adc_max < cfg.cell_max:
+            raise ImcError("adc_bits", cfg.adc_bits,
+                           f"write-verify needs at least one verify code per level: adc_bits "
+                           f">= cell_bits = {cfg.cell_bits}")
+        spacing = min(b - a for a, b in zip(cfg.verify_targets, cfg.verify_targets[1:],
+                                            strict=False)) if cfg.cell_max else cfg.adc_max + 1
+        if 2 * self.tolerance + 1 > spacing:
+            raise ImcError("write_verify.tolerance", self.tolerance,
+                           f"a band of +/-{self.tolerance} codes overlaps the next level "
+                           f"({spacing} codes apart); allowed: 0..{(spacing - 1) // 2}")
+        need = cfg.device.rng_latency + 1
+        if self.pulse_cycles < need:
+            raise ImcError("write_verify.pulse_cycles", self.pulse_cycles,
+                           f"must be at least {need}: the device draws its noise during the "
+                           f"pulse ({cfg.device.rng_rounds} Threefry rounds at "
+                           f"{cfg.device.rng_rounds_per_cycle} per cycle)")
+
+    def derived(self, cfg):
+        if not cfg.device.programmable:
+            return {}
+        return {"verify_targets": list(cfg.verify_targets), "count_bits": self.count_bits}
+
+    @property
+    def count_bits(self):
+        """Width of the reads and pulses counters of a result."""
+        return (self.max_pulses + 1).bit_length()
 
 
 # -- presets -------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Crossbar stub: the column values one read samples (architecture section 5)."""
+"""Crossbar: the column values a read samples and the comparators' answers.
+
+The one crossbar model: the golden model uses it batched over vectors and reads, the cocotb-side
+crossbar (``imcgen.tb.analog``) one read at a time (architecture sections 5 and 8,
+docs/write_verify.md section 1). Cells hold states (``golden.device``); for ideal devices a
+state is the level itself.
+"""
 
 import numpy as np
 
@@ -8,14 +14,14 @@ __all__ = ["column_values", "held_values", "compare"]
 _CHUNK_ELEMENTS = 20_000_000
 
 
-def column_values(cfg, levels, planes, groups):
-    """Sum of the levels of the rows each read activates, for every physical column.
+def column_values(cfg, states, planes, groups):
+    """Sum of the states of the rows each read activates, for every physical column.
 
     Parameters
     ----------
     cfg : MacroConfig
-    levels : ndarray of int, shape (tiles, rows, physical_columns)
-        From :func:`imcgen.golden.weight_mapper.cell_levels`.
+    states : ndarray of int, shape (tiles, rows, physical_columns)
+        Cell states (:mod:`imcgen.golden.device`; the levels themselves for ideal devices).
     planes : ndarray of int, shape (V, input_bits, tiles, rows)
         Row bits from :func:`imcgen.golden.input_driver.bit_planes`.
     groups : ndarray of int, shape (V, input_bits, tiles, rows)
@@ -26,7 +32,7 @@ def column_values(cfg, levels, planes, groups):
     ndarray of int64, shape (V, input_bits, tiles, groups_per_plane, physical_columns)
         Reads that are not issued activate no row and have value 0.
     """
-    levels = np.asarray(levels, dtype=np.int64)
+    states = np.asarray(states, dtype=np.int64)
     planes = np.asarray(planes, dtype=np.int64)
     groups = np.asarray(groups, dtype=np.int64)
     V = groups.shape[0]
@@ -40,18 +46,18 @@ def column_values(cfg, levels, planes, groups):
         # Row enables of every read: (v, planes, tiles, reads, rows) in {0, 1}.
         enable = ((groups[part, ..., np.newaxis, :] == read)
                   & (planes[part, ..., np.newaxis, :] == 1)).astype(np.int64)
-        # Batched over (v, planes, tiles); levels broadcasts over v and planes.
-        values[part] = enable @ levels
+        # Batched over (v, planes, tiles); states broadcast over v and planes.
+        values[part] = enable @ states
     return values
 
 
-def held_values(levels, rows):
-    """Column values one sample holds (block-level view of a single tile and read).
+def held_values(states, rows):
+    """Column values one sample holds (one tile, one read: the cocotb-side crossbar's view).
 
     Parameters
     ----------
-    levels : ndarray of int, shape (rows, columns)
-        Cell levels of one tile.
+    states : ndarray of int, shape (rows, columns)
+        Cell states of one tile.
     rows : int
         Row enables at the sample, bit r = row r.
 
@@ -59,24 +65,37 @@ def held_values(levels, rows):
     -------
     ndarray of int64, shape (columns,)
     """
-    levels = np.asarray(levels, dtype=np.int64)
-    active = (rows >> np.arange(levels.shape[0], dtype=object)) & 1
-    return active.astype(np.int64) @ levels
+    states = np.asarray(states, dtype=np.int64)
+    active = (rows >> np.arange(states.shape[0], dtype=object)) & 1
+    return active.astype(np.int64) @ states
 
 
-def compare(cfg, held, dac):
-    """Comparator answers: ``held >= dac`` per ADC lane (architecture section 8).
+def compare(cfg, held, dac, verify=False):
+    """Comparator answers per ADC lane for held column values and DAC codes.
+
+    Compute reads round the held sum of states to levels: ``held >= dac - 1/2`` levels, i.e.
+    ``2 held + 2^f >= dac 2^(f+1)`` (``held >= dac`` for ideal devices). Verify reads hold one
+    cell and scale its state range 0..S onto the codes: ``2 held adc_max + S >= 2 dac S``.
 
     Parameters
     ----------
     cfg : MacroConfig
     held : array_like of int
-        Held column values.
+        Held column values (sums of states).
     dac : array_like of int
-        DAC codes, same shape.
+        DAC codes, broadcastable to ``held``.
+    verify : bool or array_like of bool
+        Verify reference instead of the compute one.
 
     Returns
     -------
     ndarray of bool
     """
-    return np.asarray(held, dtype=np.int64) >= np.asarray(dac, dtype=np.int64)
+    held = np.asarray(held, dtype=np.int64)
+    dac = np.asarray(dac, dtype=np.int64)
+    frac = cfg.state_frac
+    compute = 2 * held + (1 << frac) >= dac << (frac + 1)
+    if not cfg.programmable:
+        return compute
+    check = 2 * held * cfg.adc_max + cfg.state_max >= 2 * dac * cfg.state_max
+    return np.where(verify, check, compute)

@@ -6,10 +6,12 @@ import numpy as np
 
 from imcgen import timing
 from imcgen.checks import check_inputs, check_weights
+from imcgen.errors import ImcError
 
 from . import (
     adder_network,
     crossbar_stub,
+    device,
     input_driver,
     output_stage,
     row_scheduler,
@@ -67,16 +69,27 @@ def cycles(cfg, reads):
     return timing.vector_cycles(cfg, reads)
 
 
-def run(cfg, W, X):
+def _full_scale(cfg):
+    """Largest held column value whose compute read is not clipped: ``adc_max`` levels plus
+    less than half a level (``adc_max`` itself for ideal devices)."""
+    return (cfg.adc_max << cfg.state_frac) + ((1 << cfg.state_frac) >> 1) - \
+        (1 if cfg.state_frac else 0)
+
+
+def run(cfg, W, X, states=None):
     """Outputs of the macro for a batch of input vectors.
 
     Parameters
     ----------
     cfg : MacroConfig
     W : array_like of int, shape (rows * tiles, outputs)
-        Weights in ``cfg.weight_min .. cfg.weight_max``.
+        Weights in ``cfg.weight_min .. cfg.weight_max``, loaded exactly through the weight port
+        (stuck cells keep their state).
     X : array_like of int, shape (V, rows * tiles)
         Input vectors in ``cfg.input_min .. cfg.input_max``.
+    states : ndarray of int, shape (tiles, rows, physical_columns), optional
+        Cell states to compute with instead of loading ``W`` (e.g. after write-verify
+        programming, :func:`imcgen.golden.write_verify.program`); ``W`` may then be None.
 
     Returns
     -------
@@ -87,10 +100,18 @@ def run(cfg, W, X):
     ImcError
         If W or X has the wrong shape, a non-integer type or a value out of range.
     """
-    W, X = check_weights(cfg, W), check_inputs(cfg, X)
+    X = check_inputs(cfg, X)
+    if states is None:
+        W = check_weights(cfg, W)
+        states = device.load_levels(cfg, device.initial_states(cfg),
+                                    weight_mapper.cell_levels(cfg, W))
+    else:
+        states = np.asarray(states, dtype=np.int64)
+        want = (cfg.tiles, cfg.rows, cfg.physical_columns)
+        if states.shape != want:
+            raise ImcError("states.shape", states.shape, f"must be {want}")
     V = X.shape[0]
     G = cfg.groups_per_plane
-    levels = weight_mapper.cell_levels(cfg, W)
     weights = input_driver.plane_weights(cfg)
     per_vector = cfg.input_bits * cfg.tiles * G * max(cfg.rows, cfg.physical_columns)
     chunk = max(1, _CHUNK_ELEMENTS // per_vector)
@@ -101,12 +122,12 @@ def run(cfg, W, X):
         groups = row_scheduler.read_groups(cfg, planes)
         per_plane = row_scheduler.reads_per_plane(cfg, planes)
         issued = np.arange(G) < per_plane[..., np.newaxis]
-        values = crossbar_stub.column_values(cfg, levels, planes, groups)
+        values = crossbar_stub.column_values(cfg, states, planes, groups)
         codes = sar_adc.convert(cfg, values)
         read_vals = shift_add.read_values(cfg, codes, row_scheduler.active_rows(cfg, groups))
         psums.append(shift_add.tile_psums(cfg, read_vals, weights, issued))
         reads.append(per_plane.sum(axis=1))
-        over = (values > cfg.adc_max) & issued[..., np.newaxis]
+        over = (values > _full_scale(cfg)) & issued[..., np.newaxis]
         clipped.append(over.any(axis=(1, 2, 3, 4)))
     psums = np.concatenate(psums)
     reads = np.concatenate(reads)

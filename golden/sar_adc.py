@@ -1,18 +1,26 @@
-"""SAR ADC controller: ideal binary search, MSB first (architecture section 5)."""
+"""SAR ADC controller: binary search, MSB first, against the comparators (section 5)."""
 
 import numpy as np
+
+from .crossbar_stub import compare
 
 __all__ = ["convert", "sar_trials"]
 
 
-def convert(cfg, values):
-    """ADC codes of column values: ``min(values, adc_max)``, found by the SAR binary search.
+def convert(cfg, values, verify=False):
+    """ADC codes of held column values, by the SAR binary search against the comparators.
+
+    For ideal devices the result is ``min(values, adc_max)``; for programmable ones compute
+    reads round sums of states to levels and verify reads scale one state onto the codes
+    (:func:`imcgen.golden.crossbar_stub.compare`).
 
     Parameters
     ----------
     cfg : MacroConfig
     values : array_like of non-negative int
-        Column values, any shape.
+        Held column values, any shape.
+    verify : bool
+        Verify reads (one cell each) instead of compute reads.
 
     Returns
     -------
@@ -22,19 +30,21 @@ def convert(cfg, values):
     code = np.zeros_like(values)
     for bit in reversed(range(cfg.adc_bits)):
         trial = code | (1 << bit)
-        # The comparator answers value >= dac; a yes keeps the trial bit.
-        code = np.where(values >= trial, trial, code)
+        # The comparator answers whether the held value reaches the DAC code; yes keeps the bit.
+        code = np.where(compare(cfg, values, trial, verify), trial, code)
     return code
 
 
-def sar_trials(cfg, value):
+def sar_trials(cfg, value, verify=False):
     """DAC codes the SAR drives, one per compare cycle, while converting one value.
 
     Parameters
     ----------
     cfg : MacroConfig
     value : int
-        One column value.
+        One held column value.
+    verify : bool
+        A verify read.
 
     Returns
     -------
@@ -46,6 +56,6 @@ def sar_trials(cfg, value):
     for bit in reversed(range(cfg.adc_bits)):
         trial = code | (1 << bit)
         trials.append(trial)
-        if value >= trial:
+        if compare(cfg, value, trial, verify):
             code = trial
     return trials

@@ -1,69 +1,64 @@
-"""Behavioural, synthesizable crossbar stub and the analog boundary it sits behind.
+"""Behavioural, synthesizable crossbar stub behind the analog boundary (``hdl/analog.py``).
 
-The boundary is what a real macro's digital periphery sees of its analog array: row enables, a
-sample strobe, a column-group select, one DAC code per ADC, the comparator results, and a cell
-write port. The stub answers exactly what ``docs/architecture.md`` section 8 specifies, so a
-Python crossbar model on the same ports (``crossbar = "external"``) is a drop-in replacement.
+It answers exactly what docs/architecture.md section 8 and docs/write_verify.md section 1
+specify, so a Python crossbar model on the same ports (``crossbar = "external"``, backed by the
+shared NumPy model in ``golden/``) is a drop-in replacement.
 
-Cells live in a memory addressed by column group: one word holds, for each ADC lane, the levels
-of that lane's column in every row, so the comparator reads one word and sums the held rows.
-The sample-and-hold keeps the active-row set: the same as holding the column values, because
-levels cannot change during a conversion, and far smaller than one register per column.
+Storage: one memory per row, a word per column group holding the state of each ADC lane's cell,
+with one write port and one combinational read port, so synthesis maps it to LUT RAM or block
+RAM instead of one port per cell bit. The comparator reads every row's word of the selected
+group and sums the states of the held rows. The sample-and-hold keeps the active-row set (and
+whether the read is a verify read): the same as holding the column values, because states
+cannot change during a conversion, and far smaller than one register per column.
+
+Ideal devices hold levels. Programmable devices (``device.kind`` rram or pcm) hold states
+``frac_bits`` finer than a level and take programming pulses: the noise of each pulse comes from
+the shared counter-based generator (``hdl/rng.py``), keyed by the cell and its pulse count
+(kept per cell in a wear memory); stuck cells, drawn from the device seed at elaboration time,
+start at their rail and ignore pulses and writes.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Mux, unsigned
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Mux, signed, unsigned
+from amaranth.lib import data
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
+from ..codes import Direction
+from ..config import GAIN_SHIFT, NOISE_SHIFT
+from ..draws import What, cell_where_bits
+from .analog import AnalogSignature
 from .common import Block, adder_tree, index_shape
+from .rng import Threefry2x32, threefry2x32_reference
 
-__all__ = ["ReadPortSignature", "CellPortSignature", "AnalogSignature", "CrossbarStub"]
-
-
-class ReadPortSignature(wiring.Signature):
-    """Read side of the boundary, as driven by the SAR-ADC controller."""
-
-    def __init__(self, config):
-        super().__init__({
-            "row_en": Out(config.rows),
-            "sample": Out(1),
-            "col_sel": Out(index_shape(config.column_groups)),
-            "dac": Out(data.ArrayLayout(unsigned(config.adc_bits), config.adcs)),
-            "cmp": In(config.adcs),
-        })
+__all__ = ["CrossbarStub", "stuck_cells"]
 
 
-class CellPortSignature(wiring.Signature):
-    """Write side of the boundary: the levels of one row in one column group."""
-
-    def __init__(self, config):
-        super().__init__({
-            "we": Out(1),
-            "row": Out(index_shape(config.rows)),
-            "group": Out(index_shape(config.column_groups)),
-            "data": Out(data.ArrayLayout(unsigned(config.cell_bits), config.adcs)),
-        })
-
-
-class AnalogSignature(wiring.Signature):
-    """The whole boundary of one tile, periphery side (use ``.flip()`` for the crossbar)."""
-
-    def __init__(self, config):
-        super().__init__({
-            "read": Out(ReadPortSignature(config)),
-            "cell": Out(CellPortSignature(config)),
-        })
+def stuck_cells(config, tile):
+    """``{(row, column): on}`` of the tile's stuck cells, drawn at elaboration time."""
+    dev = config.device
+    if not config.programmable or dev.stuck_threshold == 0:
+        return {}
+    tile_bits, row_bits, column_bits = cell_where_bits(config)
+    out = {}
+    for row in range(config.rows):
+        for column in range(config.physical_columns):
+            where = (tile << (row_bits + column_bits)) | (row << column_bits) | column
+            low, high = threefry2x32_reference(dev.seed, int(What.STUCK), where, 0,
+                                               rounds=dev.rng_rounds)
+            if low < dev.stuck_threshold:
+                out[row, column] = high < dev.stuck_on_threshold
+    return out
 
 
 class CrossbarStub(Block):
-    """One tile's crossbar: cell levels, column sums of the held rows, comparators.
+    """One tile's crossbar: cell states, column sums of the held rows, comparators, pulses.
 
     Parameters
     ----------
     config : MacroConfig
-        Uses ``rows``, ``cell_bits``, ``adcs``, ``adc_bits`` and ``column_groups``.
+    tile : int
+        Which tile this is (it addresses the tile's cells in the random draws).
 
     Attributes
     ----------
@@ -71,38 +66,195 @@ class CrossbarStub(Block):
         The analog boundary, driven by the periphery.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, tile=0):
+        if not isinstance(tile, int) or not 0 <= tile < config.tiles:
+            raise ValueError(f"tile must be an integer in 0..{config.tiles - 1}, not {tile!r}")
+        self._tile = tile
         super().__init__(config, {"xbar": In(AnalogSignature(config))})
+
+    @property
+    def tile(self):
+        return self._tile
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        rows, lanes = cfg.rows, cfg.adcs
+        rows, lanes, groups = cfg.rows, cfg.adcs, cfg.column_groups
         read, cell = self.xbar.read, self.xbar.cell
+        frac, top = cfg.state_frac, cfg.state_max
+        programmable = cfg.programmable
+        stuck = stuck_cells(cfg, self.tile)
+        word = data.ArrayLayout(unsigned(cfg.state_bits), lanes)
 
-        # Element a*rows + r is the level of row r in lane a's column of the addressed group.
-        m.submodules.cells = cells = Memory(
-            shape=data.ArrayLayout(unsigned(cfg.cell_bits), lanes * rows),
-            depth=cfg.column_groups, init=[])
-        write = cells.write_port(granularity=1)
-        lookup = cells.read_port(domain="comb")
-        m.d.comb += [
-            write.addr.eq(cell.group),
-            write.en.eq(Cat(cell.we & (cell.row == r) for _ in range(lanes) for r in range(rows))),
-            lookup.addr.eq(read.col_sel),
-        ]
-        for a in range(lanes):
-            for r in range(rows):
-                m.d.comb += write.data[a * rows + r].eq(cell.data[a])
+        def column_of(group, lane):
+            return group * lanes + lane
 
-        held = Signal(rows)  # sample-and-hold: the rows of the last sample
+        # -- storage: one memory per row -------------------------------------------------
+        # Address: the selected column group; during the edge that ends a pulse, the pulsed
+        # cell's group (no conversion runs then).
+        addr = Signal(index_shape(groups))
+        memories = []
+        for r in range(rows):
+            init = [[top if stuck.get((r, column_of(g, a))) else 0 for a in range(lanes)]
+                    for g in range(groups)]
+            mem = Memory(shape=word, depth=groups, init=init)
+            m.submodules[f"row{r}"] = mem
+            port = mem.write_port(granularity=1 if programmable else None)  # per lane
+            memories.append((mem.read_port(domain="comb"), port))
+            m.d.comb += memories[r][0].addr.eq(addr)
+
+        # Stuck cells of every (row, group), as a ROM: writes and pulses leave them alone.
+        healthy = Signal(lanes)  # lanes of the written or pulsed word that may change
+        if stuck:
+            gbits = index_shape(groups).width
+            rom = Memory(shape=unsigned(lanes), depth=rows << gbits,
+                         init=[sum(1 << a for a in range(lanes)
+                                   if (r, column_of(g, a)) in stuck) if g < groups else 0
+                               for r in range(rows) for g in range(1 << gbits)])
+            m.submodules.stuck = rom
+            stuck_port = rom.read_port(domain="comb")
+            m.d.comb += healthy.eq(~stuck_port.data)
+        else:
+            m.d.comb += healthy.eq(-1)
+
+        # -- ideal weight port -------------------------------------------------------------
+        for r in range(rows):
+            port = memories[r][1]
+            m.d.comb += port.addr.eq(cell.group)
+            for a in range(lanes):
+                m.d.comb += port.data[a].eq(cell.data[a] << frac)
+            enable = cell.we & (cell.row == r)
+            m.d.comb += port.en.eq(Cat(enable & healthy[a] for a in range(lanes))
+                                   if programmable else enable)
+        if stuck:
+            m.d.comb += stuck_port.addr.eq(Cat(cell.group, cell.row))
+
+        # -- sample-and-hold and comparators ----------------------------------------------
+        held = Signal(rows)  # rows of the last sample
+        held_verify = Signal()
         with m.If(read.sample):
             m.d.sync += held.eq(read.row_en)
+            if programmable:
+                m.d.sync += held_verify.eq(read.verify)
 
-        value_width = (rows * cfg.cell_max).bit_length()
+        value_width = (rows * top).bit_length()
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
         for a in range(lanes):
-            levels = [lookup.data[a * rows + r] for r in range(rows)]
-            m.d.comb += column[a].eq(adder_tree(Mux(held[r], levels[r], 0) for r in range(rows)))
-        m.d.comb += read.cmp.eq(Cat(column[a] >= read.dac[a] for a in range(lanes)))
+            states = [memories[r][0].data[a] for r in range(rows)]
+            m.d.comb += column[a].eq(adder_tree(Mux(held[r], states[r], 0) for r in range(rows)))
+        m.d.comb += addr.eq(read.col_sel)
+        for a in range(lanes):
+            dac, value = read.dac[a], column[a]
+            if frac == 0 and not programmable:
+                m.d.comb += read.cmp[a].eq(value >= dac)
+                continue
+            # Compute reads round the state sum to levels (threshold half a level below the
+            # code); verify reads scale one cell's state range onto the codes.
+            compute = (value << 1) + (1 << frac) >= (dac << (frac + 1))
+            verify = (value * (2 * cfg.adc_max)) + top >= dac * (2 * top)
+            m.d.comb += read.cmp[a].eq(Mux(held_verify, verify, compute))
+
+        if programmable:
+            self._pulses(m, memories, addr, healthy, stuck_port if stuck else None)
         return m
+
+    def _pulses(self, m, memories, addr, healthy, stuck_port):
+        """Programming pulses: noise drawn while the pulse lasts, state updated as it ends."""
+        cfg, dev, wv = self.config, self.config.device, self.config.write_verify
+        prog = self.xbar.prog
+        lanes, groups, top = cfg.adcs, cfg.column_groups, cfg.state_max
+        gbits = index_shape(groups).width
+
+        m.submodules.rng = rng = Threefry2x32(rounds=dev.rng_rounds,
+                                              rounds_per_cycle=dev.rng_rounds_per_cycle)
+        wear = Memory(shape=data.ArrayLayout(unsigned(dev.wear_bits), lanes),
+                      depth=cfg.rows << gbits, init=[])
+        m.submodules.wear = wear
+        wear_read = wear.read_port(domain="comb")
+        wear_write = wear.write_port(granularity=1)  # per lane
+
+        pulse_q = Signal()
+        m.d.sync += pulse_q.eq(prog.pulse)
+        start = prog.pulse & ~pulse_q
+        end = pulse_q & ~prog.pulse
+        # The pulse's cell, direction and amplitude, latched as it starts.
+        row = Signal.like(prog.row)
+        group = Signal.like(prog.group)
+        lane = Signal.like(prog.lane)
+        direction = Signal(Direction)
+        amp = Signal.like(prog.amp)
+        with m.If(start):
+            m.d.sync += [row.eq(prog.row), group.eq(prog.group), lane.eq(prog.lane),
+                         direction.eq(prog.direction), amp.eq(prog.amp)]
+        cell_row = Mux(start, prog.row, row)
+        cell_group = Mux(start, prog.group, group)
+        cell_lane = Mux(start, prog.lane, lane)
+        m.d.comb += wear_read.addr.eq(Cat(cell_group, cell_row))
+        count = Signal(dev.wear_bits)
+        with m.Switch(cell_lane):
+            for a in range(lanes):
+                with m.Case(a):
+                    m.d.comb += count.eq(wear_read.data[a])
+
+        _, row_bits, column_bits = cell_where_bits(cfg)
+        column = Signal(column_bits)
+        m.d.comb += column.eq(cell_group * lanes + cell_lane)
+        where = (self.tile << (row_bits + column_bits)) | (cell_row << column_bits) | column
+        m.d.comb += [
+            rng.i.valid.eq(start),
+            rng.i.payload.key0.eq(dev.seed),
+            rng.i.payload.key1.eq(int(What.PULSE)),
+            rng.i.payload.ctr0.eq(where),
+            rng.i.payload.ctr1.eq(count),
+            rng.o.ready.eq(end),
+        ]
+
+        # Noise: the Irwin-Hall sum of the draw's four low bytes, centred and scaled.
+        bits = rng.o.payload.x0
+        z = Signal(signed(12))
+        m.d.comb += z.eq(bits[0:8] + bits[8:16] + bits[16:24] + bits[24:32] - 510)
+        noise = Signal(signed(32))
+        m.d.comb += noise.eq((z * dev.noise_code + (1 << (NOISE_SHIFT - 1))) >> NOISE_SHIFT)
+
+        # The pulsed row's word (the read ports follow `addr`, which is the pulse's group now).
+        row_word = Signal(data.ArrayLayout(unsigned(cfg.state_bits), lanes))
+        with m.Switch(row):
+            for r, (port, _) in enumerate(memories):
+                with m.Case(r):
+                    m.d.comb += row_word.eq(port.data)
+        state = Signal(cfg.state_bits)
+        m.d.comb += state.eq(row_word[lane])
+        shift = wv.amp_bits + GAIN_SHIFT
+        up = Signal(signed(cfg.state_bits + 2))
+        down = Signal(signed(cfg.state_bits + 2))
+        m.d.comb += [
+            up.eq((amp * dev.set_gain_code * (top - state)) >> shift),
+            down.eq((amp * dev.reset_gain_code * state) >> shift),
+        ]
+        moved = Signal(signed(34))
+        if dev.kind == "rram":
+            m.d.comb += moved.eq(Mux(direction == Direction.SET, state + up + noise,
+                                     state - down + noise))
+        else:  # pcm: gradual SET (only upward), abrupt RESET
+            rise = up + noise
+            m.d.comb += moved.eq(Mux(direction == Direction.SET,
+                                     state + Mux(rise > 0, rise, 0), dev.pcm_reset_state + noise))
+        new = Signal(cfg.state_bits)
+        m.d.comb += new.eq(Mux(moved < 0, 0, Mux(moved > top, top, moved)))
+
+        with m.If(end):
+            m.d.comb += addr.eq(group)
+        ok = healthy.bit_select(lane, 1)
+        if stuck_port is not None:
+            with m.If(end):
+                m.d.comb += stuck_port.addr.eq(Cat(group, row))
+        for r, (_, port) in enumerate(memories):
+            with m.If(end & (row == r)):
+                m.d.comb += [port.addr.eq(group), port.en.eq(Cat(ok & (lane == a)
+                                                                 for a in range(lanes)))]
+                for a in range(lanes):
+                    m.d.comb += port.data[a].eq(new)
+        m.d.comb += [wear_write.addr.eq(Cat(group, row))]
+        for a in range(lanes):
+            m.d.comb += wear_write.data[a].eq(count + 1)
+        m.d.comb += wear_write.en.eq(Cat(end & ok & (lane == a) for a in range(lanes)))

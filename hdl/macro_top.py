@@ -8,8 +8,12 @@ The macro works on one vector at a time, so a vector's cycle count does not depe
 host offers it or drains the result: ``cycles`` counts the edges from the one that accepts the
 vector to the one that writes its result into the FIFO, and the next vector is accepted on that
 same edge. A vector is accepted only when the FIFO is sure to have room for its result, so a
-stalled output never stalls the datapath. Weight rows are accepted only between vectors (they
-win when both are offered); cells are non-volatile, so a reset keeps the weights.
+stalled output never stalls the datapath. Cells are non-volatile, so a reset keeps the weights.
+
+An explicit mode FSM (``mode``: IDLE, LOAD, PROGRAM, COMPUTE) serialises the three jobs: a weight
+row loads (or, flagged ``program``, is write-verified cell by cell), a program request
+write-verifies one cell, a vector computes. Between jobs the order of preference is weight rows,
+then program requests, then vectors.
 
 With ``crossbar = "external"`` the tiles' analog boundaries become the ``xbar`` ports and a model
 outside (the cocotb testbench) plays the crossbar.
@@ -22,8 +26,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .adder_network import AdderNetwork
+from .analog import AnalogSignature
 from .common import Block
-from .crossbar_stub import AnalogSignature, CrossbarStub
+from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
 from .row_scheduler import RowScheduler
@@ -48,8 +53,13 @@ def status_layout(config):
 
     ``bad_weight_row``: a weight row with an index at or beyond ``rows * tiles`` was dropped.
     ``bad_weight``: a weight row holding the differential mapping's excluded value was dropped.
+    ``bad_request`` (programmable devices): a program request for a cell that does not exist
+    was dropped.
     """
-    return data.StructLayout({"bad_weight_row": 1, "bad_weight": 1})
+    fields = {"bad_weight_row": 1, "bad_weight": 1}
+    if config.programmable:
+        fields["bad_request"] = 1
+    return data.StructLayout(fields)
 
 
 class MacroTop(Block):
@@ -65,15 +75,20 @@ class MacroTop(Block):
     i : In(stream.Signature(vector_layout))
         Input vectors, ``rows * tiles`` elements.
     w : In(stream.Signature(weight_row_layout))
-        Weight rows: row index and ``outputs`` signed weights.
+        Weight rows: row index, ``outputs`` signed weights (and, programmable devices, the
+        ``program`` flag: write-verify every cell of the row instead of loading it).
     o : Out(stream.Signature(result_layout))
         Output vectors and the cycles each took.
     busy : Out(1)
-        A vector or a weight row is being processed.
+        A vector, a weight row or a programming request is being processed.
     status : Out(status_layout)
         Sticky error flags (a dropped request is never applied anywhere).
     clear : In(1)
         Clears ``status`` on the edge it is high.
+    p : In(stream.Signature(write_verify.request_layout))
+        Programmable devices: single-cell write-verify requests.
+    r : Out(stream.Signature(write_verify.result_layout))
+        Programmable devices: one result per programmed cell (array rows and requests).
     xbar : Out(AnalogSignature).array(tiles)
         Only with ``crossbar = "external"``: the analog boundary of each tile.
     """
@@ -87,6 +102,11 @@ class MacroTop(Block):
             "status": Out(status_layout(config)),
             "clear": In(1),
         }
+        if config.programmable:
+            from . import write_verify
+
+            members["p"] = In(stream.Signature(write_verify.request_layout(config)))
+            members["r"] = Out(stream.Signature(write_verify.result_layout(config)))
         if config.crossbar == "external":
             members["xbar"] = Out(AnalogSignature(config)).array(config.tiles)
         super().__init__(config, members)
@@ -100,8 +120,14 @@ class MacroTop(Block):
         m.submodules.output_stage = output = OutputStage(config=cfg)
         m.submodules.fifo = fifo = SyncFIFOBuffered(
             width=result_layout(cfg).size, depth=OUTPUT_FIFO_DEPTH)
+        wv = None
+        if cfg.programmable:
+            from .write_verify import WriteVerify
 
-        drivers = []
+            m.submodules.write_verify = wv = WriteVerify(config=cfg)
+            wiring.connect(m, mapper.program_row, wv.rows)
+
+        drivers, sars, boundaries = [], [], []
         for t in range(cfg.tiles):
             driver = InputDriver(config=cfg)
             scheduler = RowScheduler(config=cfg)
@@ -116,12 +142,14 @@ class MacroTop(Block):
             wiring.connect(m, sar.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
             drivers.append(driver)
+            sars.append(sar)
 
             if cfg.crossbar == "stub":
-                m.submodules[f"tile{t}_crossbar"] = crossbar = CrossbarStub(config=cfg)
+                m.submodules[f"tile{t}_crossbar"] = crossbar = CrossbarStub(config=cfg, tile=t)
                 boundary = crossbar.xbar
             else:
                 boundary = wiring.flipped(self.xbar[t])
+            boundaries.append(boundary)
             wiring.connect(m, sar.xbar, boundary.read)
             m.d.comb += [
                 boundary.cell.we.eq(mapper.cell.we & (mapper.tile == t)),
@@ -129,13 +157,15 @@ class MacroTop(Block):
                 boundary.cell.group.eq(mapper.cell.group),
                 boundary.cell.data.eq(mapper.cell.data),
             ]
+        if wv is not None:
+            self._program_paths(m, wv, sars, boundaries)
 
         wiring.connect(m, adder.o, output.i)
 
         result = Signal(result_layout(cfg))  # the FIFO head, by field (y_j, cycles) in waves
         m.d.comb += result.eq(fifo.r_data)
 
-        busy = Signal()  # a vector is inside
+        computing = Signal()  # a vector is inside
         count = Signal(cfg.cycle_bits)
         done = Signal()  # its result goes into the FIFO on this edge
         m.d.comb += [
@@ -150,27 +180,69 @@ class MacroTop(Block):
 
         # A new vector needs a FIFO slot for its result, besides one for the vector still
         # inside (whose result may be going in on this very edge).
-        room = (fifo.w_level + busy) < OUTPUT_FIFO_DEPTH
-        ready = ((~busy | done) & ~mapper.busy & ~self.w.valid & room
-                 & Cat(d.i.ready for d in drivers).all())
-        accept = self.i.valid & ready
-        m.d.comb += self.i.ready.eq(ready)
+        room = (fifo.w_level + computing) < OUTPUT_FIFO_DEPTH
+        tiles_ready = Cat(d.i.ready for d in drivers).all()
         bits = cfg.input_bits
+        accept = Signal()
         for t, driver in enumerate(drivers):
             lo = t * cfg.rows * bits
             m.d.comb += [
                 driver.i.valid.eq(accept),
                 driver.i.payload.eq(self.i.payload.as_value()[lo:lo + cfg.rows * bits]),
             ]
-
         with m.If(accept):
-            m.d.sync += [busy.eq(1), count.eq(1)]
+            m.d.sync += [computing.eq(1), count.eq(1)]
         with m.Elif(done):
-            m.d.sync += busy.eq(0)
-        with m.Elif(busy):
+            m.d.sync += computing.eq(0)
+        with m.Elif(computing):
             m.d.sync += count.eq(count + 1)
 
-        # Sticky status: a dropped weight row is flagged until the host clears it.
+        program_offered = self.p.valid if wv is not None else 0
+        programming = (wv.busy | mapper.busy) if wv is not None else mapper.busy
+
+        def take_vector(allowed):
+            ready = allowed & ~self.w.valid & ~program_offered & room & tiles_ready
+            m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready)]
+
+        def take_weight_row():
+            m.d.comb += [mapper.i.valid.eq(self.w.valid), self.w.ready.eq(mapper.i.ready)]
+
+        with m.FSM(init="IDLE", name="mode"):
+            with m.State("IDLE"):
+                with m.If(self.w.valid):
+                    take_weight_row()
+                    with m.If(mapper.i.ready):
+                        m.next = "LOAD"
+                if wv is not None:
+                    with m.Elif(self.p.valid):
+                        m.d.comb += [wv.i.valid.eq(1), self.p.ready.eq(wv.i.ready)]
+                        m.next = "PROGRAM"
+                with m.Else():
+                    take_vector(1)
+                    with m.If(accept):
+                        m.next = "COMPUTE"
+            with m.State("LOAD"):  # a weight row is written (or handed to write-verify)
+                if wv is not None:
+                    with m.If(wv.busy | mapper.program_row.valid):
+                        m.next = "PROGRAM"
+                    with m.Elif(~mapper.busy):
+                        m.next = "IDLE"
+                else:
+                    with m.If(~mapper.busy):
+                        m.next = "IDLE"
+            with m.State("PROGRAM"):  # write-verify of a cell or a whole row
+                with m.If(~programming):
+                    m.next = "IDLE"
+            with m.State("COMPUTE"):  # one vector inside; the next may enter as it leaves
+                take_vector(done)
+                with m.If(done & ~accept):
+                    m.next = "IDLE"
+        if wv is not None:
+            m.d.comb += wv.i.payload.eq(self.p.payload)
+            wiring.connect(m, wv.o, wiring.flipped(self.r))
+        m.d.comb += [self.busy.eq(computing | programming), mapper.i.payload.eq(self.w.payload)]
+
+        # Sticky status: a dropped request is flagged until the host clears it.
         with m.If(self.clear):
             m.d.sync += self.status.eq(0)
         with m.Else():
@@ -178,12 +250,27 @@ class MacroTop(Block):
                 m.d.sync += self.status.bad_weight_row.eq(1)
             with m.If(mapper.dropped.weight):
                 m.d.sync += self.status.bad_weight.eq(1)
-
-        # Weight rows only between vectors.
-        m.d.comb += [
-            mapper.i.valid.eq(self.w.valid & ~busy),
-            mapper.i.payload.eq(self.w.payload),
-            self.w.ready.eq(mapper.i.ready & ~busy),
-            self.busy.eq(busy | mapper.busy),
-        ]
+            if wv is not None:
+                with m.If(wv.dropped):
+                    m.d.sync += self.status.bad_request.eq(1)
         return m
+
+    def _program_paths(self, m, wv, sars, boundaries):
+        """Verify reads to the addressed tile's SAR, its code back, pulses to its crossbar."""
+        for t, (sar, boundary) in enumerate(zip(sars, boundaries, strict=True)):
+            here = wv.verify.payload.tile == t
+            m.d.comb += [
+                sar.vi.valid.eq(wv.verify.valid & here),
+                sar.vi.payload.row.eq(wv.verify.payload.row),
+                sar.vi.payload.group.eq(wv.verify.payload.group),
+                sar.vi.payload.lane.eq(wv.verify.payload.lane),
+                boundary.prog.pulse.eq(wv.prog.pulse & (wv.prog_tile == t)),
+                boundary.prog.row.eq(wv.prog.row),
+                boundary.prog.group.eq(wv.prog.group),
+                boundary.prog.lane.eq(wv.prog.lane),
+                boundary.prog.direction.eq(wv.prog.direction),
+                boundary.prog.amp.eq(wv.prog.amp),
+            ]
+            with m.If(here):
+                m.d.comb += [wv.verify.ready.eq(sar.vi.ready), wv.code.valid.eq(sar.vo.valid),
+                             wv.code.payload.eq(sar.vo.payload), sar.vo.ready.eq(wv.code.ready)]

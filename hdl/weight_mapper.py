@@ -5,6 +5,9 @@ u = w + 2^(weight_bits-1), which in two's complement is w with its sign bit inve
 the stored magnitude goes to the column ``config.column(j, k, p)``. A row of ``column_groups``
 words is written in as many cycles; the next row is taken on the last one.
 
+With a programmable device a row flagged ``program`` is not written: its levels go out whole on
+``program_row`` to the write-verify FSM, which programs every cell by pulses (array mode).
+
 A host drives this port directly (an FPGA link), so a row that cannot be stored is taken and
 dropped, never written anywhere: a row index at or beyond ``rows * tiles`` (the index field is
 wider than that unless it is a power of two), or, with the differential mapping, a weight of
@@ -13,21 +16,24 @@ pulses for one cycle with the reason.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Mux, signed
+from amaranth.hdl import Cat, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from .analog import CellPortSignature
 from .common import Block, index_shape
-from .crossbar_stub import CellPortSignature
 
 __all__ = ["WeightMapper", "weight_row_layout", "drop_layout"]
 
 
 def weight_row_layout(config):
-    return data.StructLayout({
+    fields = {
         "row": index_shape(config.input_rows),  # global row: tile = row // rows
         "weights": data.ArrayLayout(signed(config.weight_bits), config.outputs),
-    })
+    }
+    if config.programmable:
+        fields["program"] = unsigned(1)  # write-verify every cell (array mode), not load
+    return data.StructLayout(fields)
 
 
 def drop_layout(config):
@@ -56,16 +62,23 @@ class WeightMapper(Block):
     dropped : Out(drop_layout)
         A row was taken and dropped on this edge: its index is out of range (``row``) or a
         weight is the differential mapping's excluded value (``weight``).
+    program_row : Out(stream.Signature(array_row_layout))
+        Programmable devices: the levels of a row flagged ``program``.
     """
 
     def __init__(self, *, config):
-        super().__init__(config, {
+        members = {
             "i": In(stream.Signature(weight_row_layout(config))),
             "cell": Out(CellPortSignature(config)),
             "tile": Out(index_shape(config.tiles)),
             "busy": Out(1),
             "dropped": Out(drop_layout(config)),
-        })
+        }
+        if config.programmable:
+            from .write_verify import array_row_layout
+
+            members["program_row"] = Out(stream.Signature(array_row_layout(config)))
+        super().__init__(config, members)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -74,6 +87,7 @@ class WeightMapper(Block):
 
         weights = Signal(data.ArrayLayout(signed(cfg.weight_bits), cfg.outputs))
         group = Signal(index_shape(groups))
+        program_row = Signal(index_shape(cfg.input_rows))
 
         # Stored magnitude of every (output, polarity), then the level of every physical column.
         magnitude_width = cfg.slices * s  # top slice zero-padded
@@ -111,20 +125,38 @@ class WeightMapper(Block):
             m.d.comb += bad_weight.eq(Cat(payload.weights[j] == excluded
                                           for j in range(cfg.outputs)).any())
         take = self.i.valid & self.i.ready
+        writing = Signal()  # a loaded row is being written, one group per cycle
         m.d.comb += [
-            self.cell.we.eq(self.busy),
+            self.cell.we.eq(writing),
             self.cell.group.eq(group),
-            self.i.ready.eq(~self.busy | final),
             self.dropped.row.eq(take & bad_row),
             self.dropped.weight.eq(take & bad_weight),
         ]
-        with m.If(take & ~bad_row & ~bad_weight):
-            m.d.sync += [weights.eq(payload.weights), group.eq(0), self.busy.eq(1)]
+        good = take & ~bad_row & ~bad_weight
+        if cfg.programmable:  # array mode: the row's levels go to the write-verify FSM whole
+            forwarding = self.program_row.valid
+            m.d.comb += [
+                self.i.ready.eq((~writing | final) & ~forwarding),
+                self.busy.eq(writing | forwarding),
+                self.program_row.payload.row.eq(program_row),
+            ]
+            for c in range(cfg.physical_columns):
+                m.d.comb += self.program_row.payload.levels[c].eq(levels[c])
+            with m.If(self.program_row.ready):
+                m.d.sync += forwarding.eq(0)
+            with m.If(good & self.i.payload.program):
+                m.d.sync += [weights.eq(payload.weights), forwarding.eq(1),
+                             program_row.eq(payload.row)]
+            good = good & ~self.i.payload.program
+        else:
+            m.d.comb += [self.i.ready.eq(~writing | final), self.busy.eq(writing)]
+        with m.If(good):
+            m.d.sync += [weights.eq(payload.weights), group.eq(0), writing.eq(1)]
             for t in range(cfg.tiles):  # row -> (tile, local row) without a divider
                 with m.If((payload.row >= t * cfg.rows) & (payload.row < (t + 1) * cfg.rows)):
                     m.d.sync += [self.tile.eq(t), self.cell.row.eq(payload.row - t * cfg.rows)]
-        with m.Elif(self.busy & final):
-            m.d.sync += self.busy.eq(0)
-        with m.Elif(self.busy):
+        with m.Elif(writing & final):
+            m.d.sync += writing.eq(0)
+        with m.Elif(writing):
             m.d.sync += group.eq(group + 1)
         return m

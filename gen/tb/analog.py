@@ -1,16 +1,17 @@
 """The Python crossbar behind one tile's analog boundary (``crossbar = "external"``).
 
-An adapter only: it reads the boundary's signals each cycle and asks the shared NumPy
-crossbar model (:mod:`imcgen.golden.crossbar_stub`, the one the golden model uses, batched)
-for the sampled column values and the comparator answers, so no column arithmetic lives here.
-The boundary's semantics are docs/architecture.md section 8.
+An adapter only: it reads the boundary's signals each cycle and asks the shared NumPy models
+(:mod:`imcgen.golden.crossbar_stub` for the sampled column values and the comparators,
+:mod:`imcgen.golden.device` for stuck cells and programming pulses, the ones the golden model
+uses batched) for every answer, so no column or device arithmetic lives here. The boundary's
+semantics are docs/architecture.md section 8 and docs/write_verify.md section 1.
 """
 
 import numpy as np
-from amaranth.hdl import unsigned
-from amaranth.lib import data
 
-from ..golden import crossbar_stub
+from ..draws import cell_where
+from ..golden import crossbar_stub, device
+from ..hdl.analog import dac_layout, levels_layout
 from .streams import cycle_now, decode
 
 __all__ = ["CrossbarModel"]
@@ -20,58 +21,111 @@ class CrossbarModel:
     """Python crossbar behind one tile's analog boundary.
 
     Reads the boundary after each rising edge (the periphery drives it from registers), answers
-    ``cmp`` at the falling edge, then applies the cell writes and the sample the coming edge
-    makes. ``read_prefix`` names the read ports (``xbar__0__read__``); ``cell_prefix`` the cell
-    write port, or None when the cells are set directly in :attr:`cells`.
+    ``cmp`` at the falling edge, then applies the cell writes, pulses and the sample the coming
+    edge makes. ``prefix`` names the tile's boundary (``xbar__0__``); a block test of the SAR
+    alone gives its read port's prefix as ``read_prefix`` and sets :attr:`states` directly
+    (``cells=False``: no cell or programming port).
 
-    With ``record`` set, ``samples`` collects the cycle of every sample strobe and ``trials``
-    every ``(cycle, group, dac)``, for tests of the SAR timing and search order.
+    Attributes
+    ----------
+    states : ndarray of int, shape (rows, columns)
+        Cell states (levels for ideal devices); lanes past the last column read as 0.
+    wear : ndarray of int, shape (rows, physical_columns)
+        Pulses each cell has taken.
+    samples, trials : list
+        With ``record`` set: the cycle of every sample strobe, and every
+        ``(cycle, group, dac)``, for tests of the SAR timing and search order.
     """
 
-    def __init__(self, dut, cfg, read_prefix, cell_prefix=None):
-        self.cfg, self.clk = cfg, dut.clk
-        read = ("row_en", "sample", "col_sel", "dac", "cmp")
-        self.sig = {name: getattr(dut, read_prefix + name) for name in read}
-        if cell_prefix is not None:
-            for name in ("we", "row", "group", "data"):
-                self.sig["cell_" + name] = getattr(dut, cell_prefix + name)
-        self.dac_layout = data.ArrayLayout(unsigned(cfg.adc_bits), cfg.adcs)
-        self.cell_layout = data.ArrayLayout(unsigned(cfg.cell_bits), cfg.adcs)
-        columns = cfg.adcs * cfg.column_groups  # lanes past the last column read as 0
-        self.cells = np.zeros((cfg.rows, columns), dtype=np.int64)
+    def __init__(self, dut, cfg, prefix, tile=0, cells=True, read_prefix=None):
+        self.cfg, self.dut, self.clk = cfg, dut, dut.clk
+        self.tile = tile
+        read = read_prefix if read_prefix is not None else prefix + "read__"
+        names = ["row_en", "sample", "col_sel", "dac", "cmp"] + \
+            (["verify"] if cfg.programmable else [])
+        self.sig = {f"read__{name}": getattr(dut, read + name) for name in names}
+        names = []
+        if cells:
+            names += ["cell__we", "cell__row", "cell__group", "cell__data"]
+        if cfg.programmable and cells:
+            names += ["prog__pulse", "prog__row", "prog__group", "prog__lane",
+                      "prog__direction", "prog__amp"]
+        self.sig.update({name: getattr(dut, prefix + name) for name in names})
+        self.dac_layout, self.cell_layout = dac_layout(cfg), levels_layout(cfg)
+        columns = cfg.adcs * cfg.column_groups
+        pc = cfg.physical_columns
+        self.states = np.zeros((cfg.rows, columns), dtype=np.int64)
+        self.states[:, :pc] = device.initial_states(cfg)[tile]
+        self.stuck = np.zeros((cfg.rows, columns), dtype=bool)
+        self.stuck[:, :pc] = device.stuck_map(cfg)[0][tile]
+        self.wear = np.zeros((cfg.rows, pc), dtype=np.int64)
         self.held = np.zeros(columns, dtype=np.int64)
+        self.held_verify = False
+        self.pulse_q = 0  # the stub's registered copy of `pulse` (reset clears it)
+        self.pulsed = None  # (row, column, direction, amp) latched as a pulse starts
         self.samples, self.trials = [], []
         self.record = False
-        self.sig["cmp"].value = 0
+        self.sig["read__cmp"].value = 0
+
+    def _apply_pulse(self):
+        row, column, set_, amp = self.pulsed
+        if self.stuck[row, column]:
+            return
+        where = cell_where(self.cfg, self.tile, row, column)
+        self.states[row, column] = device.apply_pulse(
+            self.cfg, self.states[row, column], set_, amp, where, self.wear[row, column])
+        self.wear[row, column] = (self.wear[row, column] + 1) & \
+            ((1 << self.cfg.device.wear_bits) - 1)
 
     async def run(self):
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
         cfg, sig, lanes = self.cfg, self.sig, self.cfg.adcs
-        has_cells = "cell_we" in sig
+        has_cells, programmable = "cell__we" in sig, "prog__pulse" in sig
         while True:
             await RisingEdge(self.clk)
             await ReadOnly()
-            group = int(sig["col_sel"].value)
-            dac = np.array(decode(self.dac_layout, sig["dac"].value), dtype=np.int64)
+            group = int(sig["read__col_sel"].value)
+            dac = np.array(decode(self.dac_layout, sig["read__dac"].value), dtype=np.int64)
             held = self.held[group * lanes:(group + 1) * lanes]
-            cmp = int(np.dot(crossbar_stub.compare(cfg, held, dac), 1 << np.arange(lanes)))
-            sample = int(sig["sample"].value)
+            answers = crossbar_stub.compare(cfg, held, dac, self.held_verify)
+            cmp = int(np.dot(answers, 1 << np.arange(lanes)))
+            sample = int(sig["read__sample"].value)
             if sample:
-                enables = int(sig["row_en"].value)
-            write = has_cells and int(sig["cell_we"].value)
+                enables = int(sig["read__row_en"].value)
+                verify = bool(int(sig["read__verify"].value)) if cfg.programmable else False
+            write = has_cells and int(sig["cell__we"].value)
             if write:
-                row, cgroup = int(sig["cell_row"].value), int(sig["cell_group"].value)
-                levels = decode(self.cell_layout, sig["cell_data"].value)
+                row, cgroup = int(sig["cell__row"].value), int(sig["cell__group"].value)
+                levels = np.array(decode(self.cell_layout, sig["cell__data"].value))
+            end = start = False
+            if programmable:
+                pulse = int(sig["prog__pulse"].value)
+                end, start = self.pulse_q and not pulse, pulse and not self.pulse_q
+                if start:
+                    latched = (int(sig["prog__row"].value),
+                               int(sig["prog__group"].value) * lanes +
+                               int(sig["prog__lane"].value),
+                               bool(int(sig["prog__direction"].value)),
+                               int(sig["prog__amp"].value))
+                self.pulse_q = 0 if int(self.dut.rst.value) else pulse
             if self.record:
                 cycle = cycle_now()
                 if sample:
                     self.samples.append(cycle)
                 self.trials.append((cycle, group, tuple(int(d) for d in dac)))
             await FallingEdge(self.clk)
-            sig["cmp"].value = cmp
+            sig["read__cmp"].value = cmp
             # Effects of the coming edge, after cmp was answered from the state before it.
+            if end:
+                self._apply_pulse()
+            if start:
+                self.pulsed = latched
             if write:
-                self.cells[row, cgroup * lanes:(cgroup + 1) * lanes] = levels
+                cols = slice(cgroup * lanes, (cgroup + 1) * lanes)
+                loaded = levels.astype(np.int64) << cfg.state_frac
+                self.states[row, cols] = np.where(self.stuck[row, cols], self.states[row, cols],
+                                                  loaded)
             if sample:
-                self.held = crossbar_stub.held_values(self.cells, enables)
+                self.held = crossbar_stub.held_values(self.states, enables)
+                self.held_verify = verify

@@ -61,7 +61,7 @@ class MacroTestbench:
         dut.clear.value = 0
         if cfg.crossbar == "external":
             for t in range(cfg.tiles):
-                model = CrossbarModel(dut, cfg, f"xbar__{t}__read__", f"xbar__{t}__cell__")
+                model = CrossbarModel(dut, cfg, f"xbar__{t}__", tile=t)
                 self.models.append(model)
                 cocotb.start_soon(model.run())
         await self.reset()

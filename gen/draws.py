@@ -1,0 +1,39 @@
+"""Which random quantity each counter-based draw names, and where a cell is.
+
+Every stochastic draw is ``threefry2x32(key=(seed, what), counter=(where, when))``
+(:mod:`imcgen.golden.rng`, :mod:`imcgen.hdl.rng`). This module is the one place that says what
+``what``, ``where`` and ``when`` are for each kind of draw, so the hardware, the golden model
+and the cocotb-side crossbar address the same numbers.
+"""
+
+from enum import IntEnum
+
+__all__ = ["What", "cell_where", "cell_where_bits"]
+
+
+class What(IntEnum):
+    """Key word 1 of a draw: the kind of quantity drawn."""
+
+    STUCK = 1   # where = cell, when = 0: is the cell stuck, and on or off
+    PULSE = 2   # where = cell, when = the cell's pulse count: programming noise of that pulse
+    TRNG = 3    # where = entropy source, when = its switching event: switching delay
+    READ = 4    # where = column, when = read index: read noise
+
+
+def _bits(count):
+    return max(1, (count - 1).bit_length())
+
+
+def cell_where_bits(cfg):
+    """``(tile_bits, row_bits, column_bits)`` of a cell address."""
+    return _bits(cfg.tiles), _bits(cfg.rows), _bits(cfg.physical_columns)
+
+
+def cell_where(cfg, tile, row, column):
+    """The ``where`` of a cell: tile, row and physical column concatenated (column lowest).
+
+    Concatenation, not a product, so hardware forms it by wiring alone. Works on ints and on
+    NumPy integer arrays alike.
+    """
+    _, row_bits, column_bits = cell_where_bits(cfg)
+    return (tile << (row_bits + column_bits)) | (row << column_bits) | column

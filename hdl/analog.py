@@ -1,0 +1,96 @@
+"""The analog boundary: what the digital periphery of one tile sees of its crossbar.
+
+Declared once here and used by the synthesizable stub (``crossbar_stub``), by the periphery
+blocks that drive it (SAR-ADC controller, weight mapper, write-verify FSM), by the top level
+when ``crossbar = "external"`` exposes it as ports, and by the cocotb-side crossbar model.
+Members are composed per configured feature:
+
+- ``read`` (always): row enables, sample strobe, column-group select, one DAC code per ADC,
+  the comparator results; ``verify`` selects the verify reference (programmable devices).
+- ``cell`` (always): the ideal weight port, the levels of one row in one column group.
+- ``prog`` (programmable devices): one programming pulse at a time to one cell.
+- ``entropy`` (reserved for the TRNG's stochastic-switching source).
+
+Semantics (docs/architecture.md section 8, docs/write_verify.md section 1): every signal the
+periphery drives comes from a register, so a model may read the boundary after a clock edge and
+answer ``cmp`` before the next one.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..codes import Direction
+from .common import index_shape
+
+__all__ = ["ReadPortSignature", "CellPortSignature", "ProgPortSignature", "AnalogSignature",
+           "dac_layout", "levels_layout"]
+
+
+def dac_layout(config):
+    return data.ArrayLayout(unsigned(config.adc_bits), config.adcs)
+
+
+def levels_layout(config):
+    return data.ArrayLayout(unsigned(config.cell_bits), config.adcs)
+
+
+class ReadPortSignature(wiring.Signature):
+    """Read side, driven by the SAR-ADC controller.
+
+    ``row_en``, ``sample``, ``col_sel`` and ``dac`` (and ``verify``) from registers; ``cmp[a]``
+    answers, combinationally, whether lane ``a`` of the held column group reaches ``dac[a]``.
+    """
+
+    def __init__(self, config):
+        members = {
+            "row_en": Out(config.rows),
+            "sample": Out(1),
+            "col_sel": Out(index_shape(config.column_groups)),
+            "dac": Out(dac_layout(config)),
+            "cmp": In(config.adcs),
+        }
+        if config.programmable:
+            members["verify"] = Out(1)  # sampled with `sample`: the verify reference
+        super().__init__(members)
+
+
+class CellPortSignature(wiring.Signature):
+    """Ideal weight port: the levels of one row in one column group, stored on the edge."""
+
+    def __init__(self, config):
+        super().__init__({
+            "we": Out(1),
+            "row": Out(index_shape(config.rows)),
+            "group": Out(index_shape(config.column_groups)),
+            "data": Out(levels_layout(config)),
+        })
+
+
+class ProgPortSignature(wiring.Signature):
+    """One programming pulse: ``pulse`` is high for the pulse's duration, with the cell
+    (``row``, ``group``, ``lane``), the direction and the amplitude code held; the cell's state
+    changes on the first edge at which ``pulse`` is low again."""
+
+    def __init__(self, config):
+        super().__init__({
+            "pulse": Out(1),
+            "row": Out(index_shape(config.rows)),
+            "group": Out(index_shape(config.column_groups)),
+            "lane": Out(index_shape(config.adcs)),
+            "direction": Out(Direction),
+            "amp": Out(config.write_verify.amp_bits),
+        })
+
+
+class AnalogSignature(wiring.Signature):
+    """The whole boundary of one tile, periphery side (``.flip()`` for the crossbar)."""
+
+    def __init__(self, config):
+        members = {
+            "read": Out(ReadPortSignature(config)),
+            "cell": Out(CellPortSignature(config)),
+        }
+        if config.programmable:
+            members["prog"] = Out(ProgPortSignature(config))
+        super().__init__(members)
