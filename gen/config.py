@@ -635,7 +635,7 @@ class DeviceConfig(Table):
     stuck_fraction: float = 0.0
     stuck_on_share: float = 0.5
     set_gain: float = 0.25
-    reset_gain: float = 0.25
+    reset_gain: float = 0.5
     noise: float = 0.5
     pcm_reset_state: int = 0
     wear_bits: int = 16
@@ -700,8 +700,9 @@ class WriteVerifyConfig(Table):
                                "(incremental step pulse programming)", limits=(0, 255)),
         "amp_max": Field(int, "largest amplitude code", limits=(1, 255)),
         "max_pulses": Field(int, "pulses per cell before giving up", limits=(1, 1023)),
-        "stuck_pulses": Field(int, "pulses at amp_max that leave the verify code unchanged, in "
-                                   "a row, before a cell is reported stuck", limits=(1, 64)),
+        "stuck_pulses": Field(int, "pulses at amp_max that leave the verify code unchanged at a "
+                                   "rail (0 or adc_max), in a row, before a cell is reported "
+                                   "stuck", limits=(1, 64)),
         "pulse_cycles": Field(int, "clock cycles one pulse lasts", limits=(1, 1024)),
     }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import golden
+from . import golden, timing
 from .checks import check_inputs, check_weights
 from .runner import SimulationError, build, run
 from .verilog import TOP_NAME, elaborate
@@ -37,6 +37,12 @@ class SimResult:
     waves: Path | None = None
     status: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    # Write-verify programming (``program=``): the RTL's results, one row per programmed cell
+    # ``[row, column, code, reads, pulses, status]``, and the golden replay of the same run.
+    program_rtl: np.ndarray | None = None
+    program_golden: object = None
+    states: np.ndarray | None = None  # the Python crossbar's final states (external builds)
+    states_golden: np.ndarray | None = None  # the golden model's, after every phase
 
     @property
     def values_match(self):
@@ -48,12 +54,45 @@ class SimResult:
             bool(np.array_equal(self.cycles, self.cycles_golden))
 
     @property
+    def program_expected(self):
+        """``[row, column, code, reads, pulses, status]`` the golden replay expects, in order."""
+        if self.program_golden is None:
+            return None
+        report, delivered = self.program_golden
+        req = report.requests
+        rows = np.stack([req.tile * self.config.rows + req.row, req.column, report.code,
+                         report.reads, report.pulses, report.status], axis=1)
+        return rows[delivered]
+
+    @property
+    def program_match(self):
+        if self.program_rtl is None:
+            return True
+        expected = self.program_expected
+        ok = self.program_rtl.shape == expected.shape and \
+            bool(np.array_equal(self.program_rtl, expected))
+        if self.states is not None:
+            ok = ok and bool(np.array_equal(self.states, self.states_golden))
+        return ok
+
+    @property
     def match(self):
-        return self.values_match and self.cycles_match
+        return self.values_match and self.cycles_match and self.program_match
 
     def mismatch_report(self, limit=5):
         """A few lines locating the first differences, with the seed to rerun."""
         lines = [f"seed {self.seed}"]
+        if not self.program_match:
+            got, want = self.program_rtl, self.program_expected
+            if got.shape != want.shape:
+                lines.append(f"programming: RTL returned {len(got)} results, expected "
+                             f"{len(want)}")
+            else:
+                for n in np.flatnonzero((got != want).any(axis=1))[:limit]:
+                    lines.append(f"programming result {n} [row, column, code, reads, pulses, "
+                                 f"status]: {got[n].tolist()} != golden {want[n].tolist()}")
+            if self.states is not None and not np.array_equal(self.states, self.states_golden):
+                lines.append("programming: final states differ from the golden model")
         if self.y.shape != self.y_golden.shape:
             lines.append(f"RTL returned {self.y.shape[0]} vectors, "
                          f"expected {self.y_golden.shape[0]}")
@@ -77,7 +116,8 @@ def _dump_end_ns(path):
 
 def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
              reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
-             work_dir=None, progress=None):
+             work_dir=None, progress=None, program=None, program_reset_after=None,
+             p_gaps=0.0, r_stalls=0.0, load_weights=None):
     """Run ``inputs`` through the RTL and the golden model.
 
     Parameters
@@ -106,6 +146,16 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         then kept in the cache's ``logs`` directory and named by the error).
     progress : callable(done, total), optional
         Called from the calling thread while the simulation runs.
+    program : "array" or list of (row, column, target), optional
+        Programmable devices: before the vectors, write-verify ``weights`` in array mode, or
+        the given single-cell requests (global row, physical column, target verify code).
+    program_reset_after : int, optional
+        Reset once this many programming results arrived; the host resends every cell it has
+        no result for as a single request.
+    p_gaps, r_stalls : float
+        Idle gaps before program requests, backpressure on programming results.
+    load_weights : bool, optional
+        Load ``weights`` exactly (default: unless ``program`` is given).
 
     Returns
     -------
@@ -113,7 +163,8 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     """
     weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
     seed = secrets.randbelow(2**32) if seed is None else int(seed)
-    expected = golden.run(cfg, weights, inputs)
+    if load_weights is None:
+        load_weights = program is None
     resets = [] if reset_after is None else (
         [int(reset_after)] if np.isscalar(reset_after) else [int(r) for r in reset_after])
 
@@ -133,16 +184,34 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         job.mkdir(parents=True)
         np.savez(job / "stimulus.npz", weights=weights, inputs=inputs)
         load_cycles = (cfg.input_rows + len(raw_rows or ())) * (cfg.column_groups + 8)
-        budget = 2 * (load_cycles + int(expected.cycles.sum()) + 20 * len(inputs)) + 10_000
+        from .golden.row_scheduler import reads_per_tile
+
+        vector_cycles = int(timing.vector_cycles(cfg, reads_per_tile(cfg, inputs)).sum())
+        budget = 2 * (load_cycles + vector_cycles + 20 * len(inputs)) + 10_000
         budget += (len(resets) + 1) * 2 * cfg.max_cycles * 4
-        if in_gaps or out_stalls or w_gaps:
+        if in_gaps or out_stalls or w_gaps or p_gaps or r_stalls:
             budget *= 8
-        (job / "job.json").write_text(json.dumps({
+        job_spec = {
             "config": cfg.to_dict(), "seed": seed, "in_gaps": in_gaps, "w_gaps": w_gaps,
             "out_stalls": out_stalls, "resets": resets, "weight_reset_after": weight_reset_after,
             "raw_rows": [[int(r), [int(w) for w in ws]] for r, ws in (raw_rows or ())],
-            "timeout_ns": budget * 10,
-        }))
+            "load_weights": bool(load_weights), "p_gaps": p_gaps, "r_stalls": r_stalls,
+        }
+        if program is not None:
+            kind = "array" if isinstance(program, str) and program == "array" else "requests"
+            # The reset comes a seeded random delay after the given result: up to three
+            # program-and-verify iterations, so that it may cut a cell mid-pulse.
+            delay = np.random.default_rng([seed, 7]).integers(
+                3 * timing.verify_loop_cycles(cfg) + 1)
+            job_spec["program"] = {"kind": kind, "reset_after": program_reset_after,
+                                   "reset_delay": int(delay)}
+            if kind == "requests":
+                job_spec["program"]["requests"] = [[int(v) for v in r] for r in program]
+            cells = cfg.tiles * cfg.rows * cfg.physical_columns if kind == "array" else \
+                len(program)
+            budget += 4 * cells * int(timing.program_cycles(cfg, cfg.write_verify.max_pulses))
+        job_spec["timeout_ns"] = budget * 10
+        (job / "job.json").write_text(json.dumps(job_spec))
 
         t0 = time.perf_counter()
         failure = []
@@ -172,6 +241,17 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             raise err
 
         rtl = np.load(job / "rtl.npz")
+        states = None
+        replay = None
+        if program is not None:
+            from .golden import device, weight_mapper
+            from .program import golden_replay
+
+            replay = golden_replay(cfg, rtl, job_spec["program"]["kind"])
+            states = replay[0].states
+            if load_weights:
+                states = device.load_levels(cfg, states, weight_mapper.cell_levels(cfg, weights))
+        expected = golden.run(cfg, weights, inputs, states=states)
         waves = None
         if waves_dir is not None:
             from .waves import write_gtkw
@@ -187,7 +267,13 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves,
             status=status,
             extra={"in_flight_at_reset": rtl["in_flight_at_reset"].tolist(),
-                   "weight_rows_resent": int(rtl["weight_rows_resent"])})
+                   "weight_rows_resent": int(rtl["weight_rows_resent"]),
+                   **{k: rtl[k] for k in ("row_edges", "request_edges", "result_edges",
+                                          "reset_edges") if k in rtl}},
+            program_rtl=rtl["program_results"] if program is not None else None,
+            program_golden=replay,
+            states=rtl["states"] if program is not None and "states" in rtl else None,
+            states_golden=states)
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -77,3 +77,33 @@ def vector_cycles(cfg, reads):
 def max_vector_cycles(cfg):
     """Cycles of the slowest possible vector: every read of the dense schedule."""
     return fixed_cycles(cfg) + cfg.input_bits * cfg.groups_per_plane * read_cycles(cfg)
+
+
+# -- write-verify (docs/write_verify.md section 4) ---------------------------------------------
+# Counted from T0, the edge at which the FSM enters READ for a cell's first verify read: the
+# SAR takes the verify command at T0+1, samples, compares adc_bits times and registers the code
+# at T0+2+adc_bits; the FSM takes it at T0+3+adc_bits and decides (CHECK) by T0+4+adc_bits.
+# A pulse then lasts pulse_cycles cycles; the crossbar updates the cell on the edge after it
+# ends, one cycle into the next READ. A single request's T0 is its accept edge; in array mode
+# the first cell of a row starts 2 edges after the row is taken (the mapper hands the levels
+# over, the FSM picks the column's target), the next cell 1 edge after the previous result
+# was taken.
+
+def verify_loop_cycles(cfg):
+    """Cycles of one program-and-verify iteration: decide, pulse, read."""
+    return 4 + cfg.adc_bits + cfg.write_verify.pulse_cycles
+
+
+def program_cycles(cfg, pulses):
+    """Cycles from a cell's T0 to the edge after which its result is offered."""
+    return 4 + cfg.adc_bits + np.asarray(pulses, dtype=np.int64) * verify_loop_cycles(cfg)
+
+
+def pulses_applied(cfg, start, edge):
+    """Pulses a cell started at edge ``start`` (its T0) has taken by edge ``edge`` included:
+    pulse j (1, 2, ...) updates the cell at ``start + j * verify_loop_cycles + 1``."""
+    return max(0, (int(edge) - 1 - int(start)) // verify_loop_cycles(cfg))
+
+
+ARRAY_ROW_START = 2     # edges from taking a weight row (array mode) to its first cell's T0
+ARRAY_NEXT_START = 1    # edges from taking a cell's result to the next cell's T0

@@ -7,7 +7,8 @@ iteration, with NumPy arrays over the cells still busy. The algorithm is the har
 
 1. read; within ``target +/- tolerance``: OK;
 2. else if the last ``stuck_pulses`` pulses were all at ``amp_max`` and left the code
-   unchanged: STUCK; else if ``max_pulses`` pulses were spent: GAVE_UP;
+   unchanged at a rail (0 or ``adc_max``, where stuck cells sit): STUCK; else if
+   ``max_pulses`` pulses were spent: GAVE_UP;
 3. else pulse towards the target (SET below it, RESET above), the amplitude ``amp_start`` for
    the first pulse in a direction and ``amp_step`` more (up to ``amp_max``) for each further
    one in the same direction (incremental step pulse programming); back to 1.
@@ -146,7 +147,9 @@ def _program_cells(cfg, s, w, stuck, where, target, cap, wear_mask):
     busy = np.ones(m, dtype=bool)
     while True:
         within = np.abs(code - target) <= wv.tolerance
-        for mask, value in ((within, Status.OK), (still >= wv.stuck_pulses, Status.STUCK),
+        rail = (code == 0) | (code == cfg.adc_max)
+        for mask, value in ((within, Status.OK), ((still >= wv.stuck_pulses) & rail,
+                                                  Status.STUCK),
                             (pulses >= wv.max_pulses, Status.GAVE_UP)):
             hit = busy & mask
             status[hit] = int(value)

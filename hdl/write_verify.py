@@ -7,7 +7,8 @@ slices and both differential columns, in column order, targets from the levels).
     READ   send a verify read of the cell to its tile's SAR-ADC controller (``verify``)
     WAIT   take the code (``code``)
     CHECK  within target +/- tolerance: OK; the last ``stuck_pulses`` pulses at ``amp_max``
-           left the code unchanged: STUCK; ``max_pulses`` spent: GAVE_UP; else pulse
+           left the code unchanged at a rail (0 or adc_max): STUCK; ``max_pulses`` spent:
+           GAVE_UP; else pulse
     PULSE  ``pulse_cycles`` cycles towards the target, amplitude ``amp_start`` for the first
            pulse in a direction, ``amp_step`` more (up to ``amp_max``) for each further one
            in the same direction (incremental step pulse programming); then READ
@@ -238,7 +239,7 @@ class WriteVerify(Block):
                 with m.If(within):
                     m.d.sync += status.eq(Status.OK)
                     m.next = "DONE"
-                with m.Elif(still >= wv.stuck_pulses):
+                with m.Elif((still >= wv.stuck_pulses) & ((code == 0) | (code == cfg.adc_max))):
                     m.d.sync += status.eq(Status.STUCK)
                     m.next = "DONE"
                 with m.Elif(pulses >= wv.max_pulses):

@@ -1,15 +1,18 @@
-"""The whole macro driven from a job file: ``imcgen simulate`` and the macro regressions.
+"""The whole macro driven from a job file: ``imcgen simulate``, ``imcgen program --rtl`` and the
+macro regressions.
 
 The process that starts the simulator writes a job (``IMCGEN_JOB``: configuration, weights,
-inputs, stimulus options, seed); :func:`run_job` drives it and writes the RTL's outputs, cycle
-counts and status back. Comparison with the golden model happens outside, in
-:mod:`imcgen.simulation`.
+inputs, stimulus options, seed); :func:`run_job` drives it and writes what the RTL returned
+(outputs, cycle counts, status, programming results and the times of the events a golden
+replay needs). Comparison with the golden model happens outside, in :mod:`imcgen.simulation`.
 
-Stimulus options: idle gaps on the weight and vector streams, backpressure on the result
-stream, resets after given numbers of results (the host then resends every vector it has no
-result for), a reset while weight rows load (the host resends from the row that was in
-flight: rewriting a row is idempotent), and raw weight rows sent after loading (out-of-range
-indices or excluded values, which the macro must drop and flag).
+Phases, each optional: program cells by write-verify (a weight matrix in array mode, or single
+cell requests), load weights exactly, run vectors. Stimulus options: idle gaps on every input
+stream, backpressure on every output stream, resets after given numbers of results (the host
+then resends every vector, or every cell, it has no result for), a reset while weight rows load
+(the host resends from the row in flight: rewriting a row is idempotent), and raw weight rows
+sent after loading (out-of-range indices or excluded values, which the macro must drop and
+flag).
 """
 
 import json
@@ -21,13 +24,23 @@ import cocotb
 import numpy as np
 
 from .analog import CrossbarModel
-from .streams import CLOCK_NS, StreamSink, StreamSource, decode, encode, reset_dut, start_clock
+from .streams import (
+    CLOCK_NS,
+    StreamSink,
+    StreamSource,
+    cycle_now,
+    decode,
+    encode,
+    start_clock,
+)
 
 __all__ = ["MacroTestbench", "run_job"]
 
+RESULT_FIELDS = ("row", "column", "code", "reads", "pulses", "status")
+
 
 class MacroTestbench:
-    """Weight loader, vector source, result sink (and crossbar models) around ``MacroTop``.
+    """Weight loader, vector source, result sinks (and crossbar models) around ``MacroTop``.
 
     Parameters
     ----------
@@ -35,12 +48,14 @@ class MacroTestbench:
     cfg : MacroConfig
     seed : int
         Seeds every random choice (gaps, stalls).
-    in_gaps, w_gaps, out_stalls : float
-        Probability of an idle gap before an input vector / a weight row, and of ``o.ready``
-        low in a cycle.
+    in_gaps, w_gaps, p_gaps : float
+        Probability of an idle gap before an input vector / a weight row / a program request.
+    out_stalls, r_stalls : float
+        Probability of ``o.ready`` / ``r.ready`` low in a cycle.
     """
 
-    def __init__(self, dut, cfg, seed, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0):
+    def __init__(self, dut, cfg, seed, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0, p_gaps=0.0,
+                 r_stalls=0.0):
         from ..hdl.input_driver import vector_layout
         from ..hdl.macro_top import result_layout, status_layout
         from ..hdl.weight_mapper import weight_row_layout
@@ -48,32 +63,53 @@ class MacroTestbench:
         self.dut, self.cfg = dut, cfg
         self.rng = random.Random(seed)
         self.in_gaps, self.out_stalls, self.w_gaps = in_gaps, out_stalls, w_gaps
+        self.p_gaps, self.r_stalls = p_gaps, r_stalls
         self.models = []
+        self.reset_edges = []
         self.layouts = dict(vector=vector_layout(cfg, cfg.input_rows),
                             weights=weight_row_layout(cfg), result=result_layout(cfg),
                             status=status_layout(cfg))
+        if cfg.programmable:
+            from ..hdl import write_verify
+
+            self.layouts["request"] = write_verify.request_layout(cfg)
+            self.layouts["program_result"] = write_verify.result_layout(cfg)
 
     async def start(self):
         dut, cfg = self.dut, self.cfg
         await start_clock(dut)
         self.weights = StreamSource(dut, "w", self.rng, self.w_gaps)
         self.inputs = StreamSource(dut, "i", self.rng, self.in_gaps)
+        if cfg.programmable:
+            self.requests = StreamSource(dut, "p", self.rng, self.p_gaps)
         dut.clear.value = 0
         if cfg.crossbar == "external":
             for t in range(cfg.tiles):
                 model = CrossbarModel(dut, cfg, f"xbar__{t}__", tile=t)
                 self.models.append(model)
                 cocotb.start_soon(model.run())
-        await self.reset()
+        await self.reset(record=False)
         self.outputs = StreamSink(dut, "o", self.rng, self.out_stalls)
+        if cfg.programmable:
+            self.programmed = StreamSink(dut, "r", self.rng, self.r_stalls)
 
-    async def reset(self):
-        from cocotb.triggers import RisingEdge
+    async def reset(self, record=True, cycles=3):
+        """Assert reset for ``cycles`` edges; the host drops whatever it was offering."""
+        from cocotb.triggers import ClockCycles, RisingEdge
 
-        await RisingEdge(self.dut.clk)  # leave a read-only phase before writing
-        self.dut.i__valid.value = 0  # the host drops what it was offering
-        self.dut.w__valid.value = 0
-        await reset_dut(self.dut)
+        dut = self.dut
+        await RisingEdge(dut.clk)  # leave a read-only phase before writing
+        dut.i__valid.value = 0
+        dut.w__valid.value = 0
+        if self.cfg.programmable:
+            dut.p__valid.value = 0
+        await RisingEdge(dut.clk)
+        dut.rst.value = 1
+        if record:
+            self.reset_edges.append(cycle_now() + 1)  # the first edge that samples it
+        await ClockCycles(dut.clk, cycles)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
 
     @property
     def results(self):
@@ -82,12 +118,21 @@ class MacroTestbench:
         return [(f["y"], f["cycles"]) for f in fields]
 
     @property
+    def program_results(self):
+        """``[row, column, code, reads, pulses, status]`` of every programming result."""
+        layout = self.layouts["program_result"]
+        return [[decode(layout, word)[k] for k in RESULT_FIELDS]
+                for _, word in self.programmed.items]
+
+    @property
     def status(self):
         return decode(self.layouts["status"], self.dut.status.value)
 
-    def weight_row(self, row, values):
-        return encode(self.layouts["weights"], {"row": int(row),
-                                                "weights": [int(v) for v in values]})
+    def weight_row(self, row, values, program=False):
+        value = {"row": int(row), "weights": [int(v) for v in values]}
+        if self.cfg.programmable:
+            value["program"] = int(program)
+        return encode(self.layouts["weights"], value)
 
     async def load_weights(self, weights, reset_after=None):
         """Send every weight row; with ``reset_after`` = k, reset once k rows were taken and
@@ -109,6 +154,58 @@ class MacroTestbench:
         for row, values in rows:
             await self.weights.send(self.weight_row(row, values))
         await self._idle()
+
+    async def program(self, spec, weights, progress=None):
+        """Write-verify: a weight matrix in array mode (rows flagged ``program``) or single
+        cell requests, with an optional reset after ``reset_after`` results, after which every
+        cell without a result is resent as a single request. Returns the cells, in order, as
+        ``[global row, column, target]``, and how many were sent before the reset."""
+        cfg = self.cfg
+        if spec["kind"] == "array":
+            from ..golden.weight_mapper import cell_levels
+
+            levels = cell_levels(cfg, weights)
+            cells = [[t * cfg.rows + r, c, cfg.verify_targets[levels[t, r, c]]]
+                     for t in range(cfg.tiles) for r in range(cfg.rows)
+                     for c in range(cfg.physical_columns)]
+            words = [self.weight_row(r, values, program=True)
+                     for r, values in enumerate(np.asarray(weights))]
+            source = self.weights
+        else:
+            sent = [list(map(int, c)) for c in spec["requests"]]
+            words = [encode(self.layouts["request"], {"row": r, "column": c, "target": t})
+                     for r, c, t in sent]
+            # A request for a cell that does not exist is dropped (and flagged): no result.
+            cells = [c for c in sent if c[0] < cfg.input_rows and c[1] < cfg.physical_columns]
+            source = self.requests
+        reset_after = spec.get("reset_after")
+        if reset_after is not None and reset_after < len(cells):
+            from cocotb.triggers import ClockCycles
+
+            sender = cocotb.start_soon(source.send_all(words))
+            await self.programmed.wait(reset_after)
+            # A little later, so that the reset may cut a cell mid-pulse.
+            await ClockCycles(self.dut.clk, int(spec.get("reset_delay", 0)) + 1)
+            sender.cancel()
+            await self.reset()
+            done = len(self.programmed.items)
+            resend = [encode(self.layouts["request"], {"row": r, "column": c, "target": t})
+                      for r, c, t in cells[done:]]
+            await self.requests.send_all(resend)
+            cut = done
+        else:
+            cocotb.start_soon(source.send_all(words))
+            cut = None
+        step = max(1, len(cells) // 100)
+        while len(self.programmed.items) < len(cells):
+            await self.programmed.wait(min(len(cells), len(self.programmed.items) + step))
+            if progress is not None:
+                progress.write_text(str(len(self.programmed.items)))
+        from cocotb.triggers import RisingEdge
+
+        await RisingEdge(self.dut.clk)  # leave the read-only phase the last result came in
+        await self._idle()
+        return cells, cut
 
     async def _idle(self):
         """Return on the first edge after which the macro is idle (a writable phase)."""
@@ -142,16 +239,25 @@ async def run_job(dut):
     cfg = MacroConfig.from_dict(spec["config"])
     weights, vectors = arrays["weights"], arrays["inputs"]
     progress = job / "progress"
+    program = spec.get("program")
 
     tb = MacroTestbench(dut, cfg, spec["seed"], spec.get("in_gaps", 0.0),
-                        spec.get("out_stalls", 0.0), spec.get("w_gaps", 0.0))
+                        spec.get("out_stalls", 0.0), spec.get("w_gaps", 0.0),
+                        spec.get("p_gaps", 0.0), spec.get("r_stalls", 0.0))
     await tb.start()
     in_flight = []
     resent_rows = 0
+    programmed = {}
 
     async def body():
         nonlocal resent_rows
-        resent_rows = await tb.load_weights(weights, spec.get("weight_reset_after"))
+        if program is not None:
+            cells, cut = await tb.program(program, weights, progress)
+            programmed.update(cells=cells, cut=cut)
+            if not spec.get("load_weights"):
+                progress.write_text("0")
+        if program is None or spec.get("load_weights"):
+            resent_rows = await tb.load_weights(weights, spec.get("weight_reset_after"))
         if spec.get("raw_rows"):
             await tb.send_raw_rows(spec["raw_rows"])
         # Resets after given numbers of results; after each the host resends every vector it
@@ -181,9 +287,24 @@ async def run_job(dut):
     status = tb.status
     y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
     cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
+    extra = {}
+    if program is not None:
+        extra = dict(
+            program_results=np.array(tb.program_results, dtype=np.int64).reshape(-1, 6),
+            program_cells=np.array(programmed["cells"], dtype=np.int64).reshape(-1, 3),
+            program_cut=-1 if programmed["cut"] is None else programmed["cut"],
+            # Event edges a golden replay of a reset needs (docs/write_verify.md section 4).
+            row_edges=np.array(tb.weights.times, dtype=np.int64),
+            request_edges=np.array(tb.requests.times, dtype=np.int64),
+            result_edges=np.array([c + 1 for c, _ in tb.programmed.items], dtype=np.int64),
+            reset_edges=np.array(tb.reset_edges, dtype=np.int64))
+    if tb.models:
+        extra["states"] = np.stack([model.states[:, :cfg.physical_columns]
+                                    for model in tb.models])
+        extra["wear"] = np.stack([model.wear for model in tb.models])
     np.savez(job / "rtl.npz", y=y, cycles=cycles, in_flight_at_reset=np.array(in_flight),
              status=np.array([status[k] for k in sorted(status)]),
-             status_names=np.array(sorted(status)), weight_rows_resent=resent_rows)
+             status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra)
 
 
 @cocotb.test()
