@@ -1,5 +1,7 @@
-"""Crossbar stub: cell writes, sample-and-hold of the active rows, comparators, non-volatile
-cells (``docs/architecture.md`` section 8), driven directly at the analog boundary."""
+"""Crossbar stub: cell writes, sample-and-hold of the active rows, comparators (compute and
+verify references), programming pulses and stuck cells, non-volatile cells
+(``docs/architecture.md`` section 8, ``docs/write_verify.md`` section 1), driven directly at
+the analog boundary and checked against the shared NumPy crossbar and device models."""
 
 import random
 
@@ -8,10 +10,14 @@ import numpy as np
 import pytest
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from imcgen.codes import Direction
 from imcgen.config import MacroConfig
-from imcgen.golden.crossbar_stub import held_values
+from imcgen.draws import cell_where
+from imcgen.golden import device
+from imcgen.golden.crossbar_stub import compare, held_values
+from imcgen.golden.sar_adc import convert
 from imcgen.hdl.analog import dac_layout, levels_layout
-from imcgen.hdl.crossbar_stub import CrossbarStub
+from imcgen.hdl.crossbar_stub import CrossbarStub, stuck_cells
 from imcgen.runner import run_block
 from imcgen.tb.streams import config_from_env, encode, reset_dut, seed_from_env, start_clock
 
@@ -22,18 +28,35 @@ CONFIGS = {
                              adc_bits=8),
     "r5-a1-s1": MacroConfig(rows=5, tiles=1, outputs=2, weight_bits=3, cell_bits=1, adcs=1,
                             adc_bits=2),
+    # Programmable devices, with stuck cells (tile 1 of 2: the draws address the tile).
+    "rram-r6-a3-stuck": MacroConfig(rows=6, tiles=2, outputs=2, weight_bits=4, cell_bits=2,
+                                    adcs=3, adc_bits=5,
+                                    tables={"device": {"kind": "rram", "stuck_fraction": 0.2,
+                                                       "noise": 1.0}}),
+    "pcm-r4-a2-s3": MacroConfig(rows=4, tiles=1, outputs=2, weight_bits=7, cell_bits=3, adcs=2,
+                                adc_bits=7,
+                                tables={"device": {"kind": "pcm", "stuck_fraction": 0.1,
+                                                   "frac_bits": 3}}),
 }
+TILE = {"rram-r6-a3-stuck": 1}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_crossbar_stub(name, tmp_path, seed):
     cfg = CONFIGS[name]
-    run_block(CrossbarStub(config=cfg), "crossbar_stub", "test_crossbar_stub", tmp_path,
-              config=cfg, seed=seed)
+    tile = TILE.get(name, 0)
+    run_block(CrossbarStub(config=cfg, tile=tile), "crossbar_stub", "test_crossbar_stub",
+              tmp_path, config=cfg, seed=seed, env={"IMCGEN_TILE": str(tile)})
 
 
 def port(dut, name):
     return getattr(dut, f"xbar__{name}")
+
+
+def tile_of():
+    import os
+
+    return int(os.environ.get("IMCGEN_TILE", "0"))
 
 
 async def write_cells(dut, cfg, cells):
@@ -49,45 +72,109 @@ async def write_cells(dut, cfg, cells):
     port(dut, "cell__we").value = 0
 
 
-async def check_read(dut, cfg, cells, rows, rng):
-    """Sample ``rows``, scramble the row enables, probe every lane on both sides of its value."""
+async def check_read(dut, cfg, states, rows, rng, verify=False):
+    """Sample ``rows``, scramble the row enables, probe every lane around its expected code."""
     port(dut, "read__row_en").value = rows
     port(dut, "read__sample").value = 1
+    if cfg.programmable:
+        port(dut, "read__verify").value = int(verify)
     await RisingEdge(dut.clk)
     port(dut, "read__sample").value = 0
     port(dut, "read__row_en").value = rng.getrandbits(cfg.rows)  # must not matter: held
-    values = held_values(cells, rows)
+    if cfg.programmable:
+        port(dut, "read__verify").value = int(not verify)
+    values = held_values(states, rows)
     lanes, top = cfg.adcs, cfg.adc_max
     for group in range(cfg.column_groups):
         column = values[group * lanes:(group + 1) * lanes]
-        probes = [np.minimum(column, top), np.minimum(column + 1, top),
-                  np.array([rng.randint(0, top) for _ in range(lanes)])]
+        code = convert(cfg, column, verify)
+        probes = [np.maximum(code, 1), np.minimum(code + 1, top),
+                  np.array([rng.randint(1, top) for _ in range(lanes)])]
         for dac in probes:
             port(dut, "read__col_sel").value = group
             port(dut, "read__dac").value = encode(dac_layout(cfg), dac.tolist())
             await ReadOnly()
-            want = sum(1 << a for a in range(lanes) if column[a] >= dac[a])
+            want = int(np.dot(compare(cfg, column, dac, verify), 1 << np.arange(lanes)))
             got = int(port(dut, "read__cmp").value)
-            assert got == want, (f"group {group} rows {rows:#x} dac {dac.tolist()} column "
-                                 f"{column.tolist()}: cmp {got:#x} != {want:#x} "
-                                 f"(seed {seed_from_env()})")
+            assert got == want, (f"group {group} rows {rows:#x} verify {verify} dac "
+                                 f"{dac.tolist()} column {column.tolist()}: cmp {got:#x} != "
+                                 f"{want:#x} (seed {seed_from_env()})")
             await RisingEdge(dut.clk)
+
+
+async def start(dut):
+    cfg, rng = config_from_env(), random.Random(seed_from_env())
+    await start_clock(dut)
+    names = ["cell__we", "read__sample", "read__row_en", "read__col_sel", "read__dac"]
+    if cfg.programmable:
+        names += ["read__verify", "prog__pulse"]
+    for name in names:
+        port(dut, name).value = 0
+    await reset_dut(dut)
+    columns = cfg.adcs * cfg.column_groups
+    # Golden states: the device's fresh array, padded lanes past the last column at 0.
+    states = np.zeros((cfg.rows, columns), dtype=np.int64)
+    states[:, :cfg.physical_columns] = device.initial_states(cfg)[tile_of()]
+    return cfg, rng, states
 
 
 @cocotb.test()
 async def comparators_follow_held_rows_and_cells_survive_reset(dut):
-    cfg, rng = config_from_env(), random.Random(seed_from_env())
-    await start_clock(dut)
-    for name in ("cell__we", "read__sample", "read__row_en", "read__col_sel", "read__dac"):
-        port(dut, name).value = 0
-    await reset_dut(dut)
+    cfg, rng, states = await start(dut)
     columns = cfg.adcs * cfg.column_groups
     cells = np.array([[rng.randint(0, cfg.cell_max) for _ in range(columns)]
                       for _ in range(cfg.rows)], dtype=np.int64)
     await write_cells(dut, cfg, cells)
+    pc = cfg.physical_columns
+    loaded = cells << cfg.state_frac
+    stuck = device.stuck_map(cfg)[0][tile_of()]
+    loaded[:, :pc] = np.where(stuck, states[:, :pc], loaded[:, :pc])  # stuck cells keep theirs
     row_sets = [0, (1 << cfg.rows) - 1] + [rng.getrandbits(cfg.rows) for _ in range(6)]
     for rows in row_sets:
-        await check_read(dut, cfg, cells, rows, rng)
+        await check_read(dut, cfg, loaded, rows, rng)
     await reset_dut(dut)  # cells are non-volatile; only the sample-and-hold is cleared
     for rows in row_sets[:3]:
-        await check_read(dut, cfg, cells, rows, rng)
+        await check_read(dut, cfg, loaded, rows, rng)
+
+
+@cocotb.test()
+async def pulses_move_cells_like_the_device_model(dut):
+    # Random pulses to random cells; after each, a verify read of the cell's row and a compute
+    # read of random rows probe the comparators around the golden states. Stuck cells (drawn
+    # at elaboration from the device seed) must not move.
+    cfg, rng, states = await start(dut)
+    if not cfg.programmable:
+        return
+    # Cells are non-volatile across the tests of this run: start from level 0 everywhere
+    # (stuck cells stay at their rail).
+    await write_cells(dut, cfg, np.zeros_like(states))
+    stuck = device.stuck_map(cfg)[0][tile_of()]
+    states[:, :cfg.physical_columns] = np.where(stuck, states[:, :cfg.physical_columns], 0)
+    assert stuck.any() and {(r, c) for r, c in zip(*np.nonzero(stuck), strict=True)} == \
+        set(stuck_cells(cfg, tile_of()))
+    wear = np.zeros((cfg.rows, cfg.physical_columns), dtype=np.int64)
+    pulse_cycles = cfg.write_verify.pulse_cycles
+    for _ in range(40):
+        row, column = rng.randrange(cfg.rows), rng.randrange(cfg.physical_columns)
+        up = rng.random() < 0.6
+        amp = rng.randint(1, (1 << cfg.write_verify.amp_bits) - 1)
+        port(dut, "prog__row").value = row
+        port(dut, "prog__group").value = column // cfg.adcs
+        port(dut, "prog__lane").value = column % cfg.adcs
+        port(dut, "prog__direction").value = int(Direction.SET if up else Direction.RESET)
+        port(dut, "prog__amp").value = amp
+        port(dut, "prog__pulse").value = 1
+        for _ in range(pulse_cycles):
+            await RisingEdge(dut.clk)
+        port(dut, "prog__pulse").value = 0
+        port(dut, "prog__amp").value = rng.randint(0, 3)  # latched at the start: must not matter
+        await RisingEdge(dut.clk)
+        await RisingEdge(dut.clk)
+        if not stuck[row, column]:
+            where = cell_where(cfg, tile_of(), row, column)
+            states[row, column] = device.apply_pulse(cfg, states[row, column], up, amp, where,
+                                                     wear[row, column])
+            wear[row, column] += 1
+        await check_read(dut, cfg, states, 1 << row, rng, verify=True)
+        await check_read(dut, cfg, states, rng.getrandbits(cfg.rows), rng)
+    assert wear.sum() > 0

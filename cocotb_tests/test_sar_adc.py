@@ -33,6 +33,10 @@ CONFIGS = {
     "a8-b5-default": MacroConfig(rows=12, tiles=1),
     "a1-b8-isaac-like": MacroConfig(rows=16, tiles=1, outputs=2, weight_bits=8, cell_bits=2,
                                     weight_mapping="offset", adc_bits=8, adcs=1),
+    # Programmable device: states finer than levels, verify reads on their own port.
+    "a3-b5-rram": MacroConfig(rows=7, tiles=1, outputs=3, weight_bits=4, cell_bits=2,
+                              adc_bits=5, adcs=3, rows_per_read=3,
+                              tables={"device": {"kind": "rram"}}),
 }
 
 
@@ -71,8 +75,8 @@ async def run(dut, idle, stall):
     cfg, rng = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
     model = CrossbarModel(dut, cfg, "", cells=False, read_prefix="xbar__")
-    model.states[:] = np.array([[rng.randint(0, cfg.cell_max) for _ in range(model.states.shape[1])]
-                                for _ in range(cfg.rows)])
+    model.states[:] = np.array([[rng.randint(0, cfg.state_max)
+                                 for _ in range(model.states.shape[1])] for _ in range(cfg.rows)])
     cocotb.start_soon(model.run())
     source = StreamSource(dut, "i", rng, idle)
     await reset_dut(dut)
@@ -116,3 +120,39 @@ async def binary_search_and_back_to_back_reads(dut):
                 assert group == g
                 want = [sar_trials(cfg, int(values[g * lanes + a]))[k] for a in range(lanes)]
                 assert list(dac) == want, (m, g, k, dac, want)
+
+
+@cocotb.test()
+async def verify_reads_share_the_adcs_with_compute_reads(dut):
+    # Verify commands (one cell: one group, the verify reference) arbitrated with compute
+    # commands under stalls: every code goes out on its own port, in order, equal to golden.
+    cfg = config_from_env()
+    if not cfg.programmable:
+        return
+    from imcgen.hdl.sar_adc import verify_layout
+
+    rng = random.Random(seed_from_env())
+    await start_clock(dut)
+    model = CrossbarModel(dut, cfg, "", cells=False, read_prefix="xbar__")
+    model.states[:] = np.array([[rng.randint(0, cfg.state_max)
+                                 for _ in range(model.states.shape[1])] for _ in range(cfg.rows)])
+    cocotb.start_soon(model.run())
+    source = StreamSource(dut, "i", rng, 0.5)
+    verify_source = StreamSource(dut, "vi", rng, 0.3)
+    await reset_dut(dut)
+    sink = StreamSink(dut, "o", rng, 0.3)
+    verify_sink = StreamSink(dut, "vo", rng, 0.3)
+    stream = commands(cfg, rng, 15)
+    cells = [dict(row=rng.randrange(cfg.rows), group=rng.randrange(cfg.column_groups),
+                  lane=rng.randrange(cfg.adcs)) for _ in range(30)]
+    expected = [item for c in stream for item in expected_codes(cfg, model.states, c)]
+    verify_expected = [int(convert(cfg, model.states[c["row"], c["group"] * cfg.adcs + c["lane"]],
+                                   verify=True)) for c in cells]
+    cocotb.start_soon(source.send_all([encode(read_layout(cfg), c) for c in stream]))
+    cocotb.start_soon(verify_source.send_all([encode(verify_layout(cfg), c) for c in cells]))
+    budget = (len(stream) * cfg.conversion_cycles + len(cells) * cfg.adc_bits) * 400 + 10_000
+    await with_timeout(sink.wait(len(expected)), budget, "ns")
+    await with_timeout(verify_sink.wait(len(cells)), budget, "ns")
+    got = [decode(code_layout(cfg), w) for _, w in sink.items]
+    assert got == expected, f"compute codes (seed {seed_from_env()})"
+    assert [w for _, w in verify_sink.items] == verify_expected, f"seed {seed_from_env()}"

@@ -348,6 +348,9 @@ MACRO_CASES = {
     "rram-external-requests-reset": (device_config("rram", tiles=1, rows=9, adcs=2,
                                                    device={"stuck_fraction": 0.1}),
                                      "external", "requests"),
+    "rram-stub-requests-then-two-passes": (device_config("rram", tiles=1, rows=5,
+                                                         device={"stuck_fraction": 0.1}),
+                                           "stub", "mixed"),
 }
 
 
@@ -362,12 +365,14 @@ def test_macro_programs_exactly_like_the_golden_model(name, seed, tmp_path):
     rng_ = np.random.default_rng(seed)
     W, X = stimulus(cfg, rng_, 8)
     cells = cfg.input_rows * cfg.physical_columns
+    singles = [(int(rng_.integers(cfg.input_rows)), int(rng_.integers(cfg.physical_columns)),
+                int(rng_.integers(cfg.adc_max + 1))) for _ in range(40)]
     if mode == "array":
         program, count = "array", cells
-    else:
-        count = 40
-        program = [(int(rng_.integers(cfg.input_rows)), int(rng_.integers(cfg.physical_columns)),
-                    int(rng_.integers(cfg.adc_max + 1))) for _ in range(count)]
+    elif mode == "requests":
+        program, count = singles, len(singles)
+    else:  # requests, then the matrix twice (the second pass re-verifies)
+        program, count = {"requests": singles[:10], "passes": 2}, 10 + 2 * cells
     reset = int(rng_.integers(1, count - 1))
     result = simulate(cfg, W, X, seed=seed, program=program, program_reset_after=reset,
                       p_gaps=0.3, r_stalls=0.3, w_gaps=0.2, in_gaps=0.2, out_stalls=0.2,

@@ -61,8 +61,13 @@ def train_and_quantize(cfg, seed=0):
     return W, W_int, scale, (X_train, X_test, y_train, y_test), float(model.C_[0])
 
 
-def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
-    """Run the demo end to end and print its report; returns a :class:`DemoReport`."""
+def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False):
+    """Run the demo end to end and print its report; returns a :class:`DemoReport`.
+
+    With ``program`` the weights are also programmed by write-verify on an RRAM device (the
+    default device noise) in the RTL and the golden model, and the accuracy with the
+    programmed (imperfect) weights is reported next to the ideally loaded ones.
+    """
     out_dir = Path(out_dir)
     cfg = load_config("default", overrides={"schedule": "zero_skip"})
     if cfg.input_rows != 64 or cfg.outputs != 10 or cfg.input_max < 16:
@@ -94,6 +99,19 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
     zs, dn = results["zero_skip"], results["dense"]
     rtl_acc = float((np.argmax(zs.y, axis=1) == y_test).mean())
     matches = zs.match and dn.match
+    programmed = None
+    if program:
+        from .program import summary
+
+        pcfg = cfg.replace(**{"device.kind": "rram"})
+        say("  programming the weights by write-verify (rram) and running the images (RTL) ...\n")
+        progress = Progress("  RTL programmed: cells, then images", stream=out)
+        try:
+            programmed = simulate(pcfg, W_int, X_test, seed=seed, program="array",
+                                  progress=progress)
+        finally:
+            progress.close()
+        matches = matches and programmed.match
 
     say("  recording waves of the first 4 test images ...\n")
     waves_dir = out_dir / "waves"
@@ -107,6 +125,18 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
     say(f"  accuracy   float model (logistic regression, C={C:g})   {100 * float_acc:6.2f} %\n")
     say(f"             quantized golden model                      {100 * golden_acc:6.2f} %\n")
     say(f"             RTL on Verilator (zero_skip)                {100 * rtl_acc:6.2f} %\n")
+    if programmed is not None:
+        figures = summary(pcfg, programmed.program_golden[0])
+        p_golden = float((np.argmax(programmed.y_golden, axis=1) == y_test).mean())
+        p_rtl = float((np.argmax(programmed.y, axis=1) == y_test).mean())
+        changed = int((programmed.y_golden != expected.y).any(axis=1).sum())
+        say(f"  programmed golden model (write-verify, rram)           {100 * p_golden:6.2f} % "
+            f"({100 * (p_golden - golden_acc):+.2f} points against ideal weights)\n")
+        say(f"  programmed RTL on Verilator                            {100 * p_rtl:6.2f} %\n")
+        say(f"  programming: {figures['cells']} cells, {figures['ok']} in tolerance, mean "
+            f"relative error {100 * figures['mean_relative_error']:.2f} %, "
+            f"{figures['mean_pulses']:.2f} pulses per cell; {changed} of {len(y_test)} images "
+            f"have outputs that differ from ideal weights\n")
     verdict = "equal" if matches else "DIFFERENT"
     say(f"  RTL vs golden: outputs and cycle counts {verdict} for all {len(y_test)} images "
         f"in both schedules\n")
@@ -121,5 +151,7 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout):
     say(f"  waves    gtkwave {waves_dir / 'dump.vcd'} {waves_dir / 'imc_macro.gtkw'}\n")
     if not matches:
         say(zs.mismatch_report() + "\n" + dn.mismatch_report() + "\n")
+        if programmed is not None and not programmed.match:
+            say(programmed.mismatch_report() + "\n")
     return DemoReport(float_acc, golden_acc, rtl_acc, matches, dn.cycles, zs.cycles, speedup,
                       zs.build_seconds + dn.build_seconds, sim_seconds, simulated, out_dir)

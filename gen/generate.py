@@ -6,6 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from . import timing
+from .hdl.common import FSM_STATES
 from .verilog import TOP_NAME, elaborate
 from .waves import write_gtkw
 
@@ -44,7 +45,9 @@ def generate(cfg, directory, *, dump_name="dump.vcd", span_ns=None):
         },
         "digest": design.digest,
         "gtkw_traces": traces,
-        "files": [str(p) for p in (design.verilog, design.control, gtkw)],
+        "files": [str(p) for p in (design.verilog, design.control, gtkw,
+                                   *(directory / f"{name}_states.txt" for name in FSM_STATES))],
+        "fsm_states": {name: dict(states) for name, states in FSM_STATES.items()},
     }
     path = directory / "manifest.json"
     manifest["files"].append(str(path))

@@ -42,18 +42,20 @@ class ProgramReport:
 
 def program_golden(cfg, W=None, requests=None, passes=1, stuck_test=False, states=None,
                    wear=None):
-    """Program ``W`` (array mode, ``passes`` times) or ``requests`` on the golden model.
+    """Program on the golden model, in the order the RTL host sends: the stuck test (if
+    asked), the single ``requests``, then ``W`` in array mode ``passes`` times.
 
-    With ``stuck_test`` every cell is first driven to the top code and then to 0, so that every
-    stuck cell shows as stuck whatever its target (docs/write_verify.md section 5).
+    With ``stuck_test`` every cell is first driven to the top level and then to the bottom
+    one, so that every stuck cell shows as stuck whatever its target (docs/write_verify.md
+    section 5).
     """
     plan = []
     if stuck_test:
         plan += stuck_test_requests(cfg)
-    if W is not None:
-        plan += [write_verify.array_requests(cfg, W)] * passes
     if requests is not None:
         plan.append(requests)
+    if W is not None:
+        plan += [write_verify.array_requests(cfg, W)] * passes
     merged = _concat(plan)
     result = write_verify.program(cfg, merged, states, wear)
     report = ProgramReport(cfg, merged, result.code, result.reads, result.pulses, result.status,
@@ -93,35 +95,34 @@ def readback(cfg, requests, codes):
     return write_verify.readback_weights(cfg, levels)
 
 
-def golden_replay(cfg, rtl, kind):
+def golden_replay(cfg, rtl):
     """The golden model of what an RTL programming run did, resets included.
 
-    ``rtl`` holds what the testbench recorded (``program_cells``, ``program_cut``, the event
-    edges). A reset after ``cut`` results interrupts cell ``cut``: it took the pulses whose
-    update edge came no later than the reset (:func:`imcgen.timing.pulses_applied`), and the
-    host resent every cell from ``cut`` on as single requests.
+    ``rtl`` holds what the testbench recorded: the cells in result order (``program_cells``,
+    ``[row, column, target, source, seq]``), the results before a reset (``program_cut``),
+    the cell that reset cut, as first sent (``program_cut_cell``), and the event edges. The
+    cut cell took the pulses whose update edge came no later than the reset
+    (:func:`imcgen.timing.pulses_applied`, from its start edge T0), then the host resent it.
 
     Returns ``(ProgramReport, delivered)``: ``delivered`` selects the requests that returned a
     result, in the order the RTL returned them.
     """
-    cells = np.asarray(rtl["program_cells"], dtype=np.int64).reshape(-1, 3)
+    cells = np.asarray(rtl["program_cells"], dtype=np.int64).reshape(-1, 5)
     cut = int(rtl["program_cut"])
-    order = cells
-    interrupt = None
-    if cut >= 0:
-        order = np.concatenate([cells[:cut + 1], cells[cut:]])
-        if cut < len(cells):
-            if kind == "array":
-                per_row = cfg.physical_columns
-                start = (int(rtl["row_edges"][cut // per_row]) + timing.ARRAY_ROW_START
-                         if cut % per_row == 0 else
-                         int(rtl["result_edges"][cut - 1]) + timing.ARRAY_NEXT_START)
-            else:
-                edges = rtl["request_edges"]
-                start = int(edges[cut]) if cut < len(edges) else None
-            applied = 0 if start is None else timing.pulses_applied(
-                cfg, start, int(rtl["reset_edges"][0]))
-            interrupt = (cut, applied)
+    order, interrupt = cells, None
+    if cut >= 0 and cut < len(cells):
+        row, column, target, source, seq = (int(v) for v in rtl["program_cut_cell"])
+        if source == 0:
+            edges = rtl["request_edges"]
+            start = int(edges[seq]) if seq < len(edges) else None
+        elif column == 0:
+            start = int(rtl["row_edges"][seq]) + timing.ARRAY_ROW_START
+        else:
+            start = int(rtl["result_edges"][cut - 1]) + timing.ARRAY_NEXT_START
+        applied = 0 if start is None else timing.pulses_applied(
+            cfg, start, int(rtl["reset_edges"][0]))
+        order = np.concatenate([cells[:cut], [[row, column, target, source, seq]], cells[cut:]])
+        interrupt = (cut, applied)
     requests = write_verify.Requests.of(order[:, 0] // cfg.rows, order[:, 0] % cfg.rows,
                                         order[:, 1], order[:, 2])
     result = write_verify.program(cfg, requests, interrupt=interrupt)
@@ -135,33 +136,46 @@ def golden_replay(cfg, rtl, kind):
     return report, delivered
 
 
-def summary(cfg, report, levels=None):
-    """A dict of the figures ``imcgen program`` prints: cells in tolerance, relative error,
-    iterations, stuck cells found."""
-    status = report.status
-    healthy = ~report.stuck[report.requests.tile, report.requests.row, report.requests.column]
-    states = report.states[report.requests.tile, report.requests.row, report.requests.column]
-    target_levels = (write_verify.readback_levels(cfg, report.requests.target)
-                     if levels is None else levels)
-    target_states = target_levels << cfg.state_frac
+def final_requests(report):
+    """Index of each cell's last request (the target it was left at), in request order."""
+    req = report.requests
+    flat = (req.tile * report.states.shape[1] + req.row) * report.states.shape[2] + req.column
+    last = np.zeros(len(flat), dtype=bool)
+    _, first_from_end = np.unique(flat[::-1], return_index=True)
+    last[len(flat) - 1 - first_from_end] = True
+    return np.flatnonzero(last)
+
+
+def summary(cfg, report):
+    """The figures ``imcgen program`` prints. Tolerance and relative error are taken from
+    each cell's last request (its final target); pulses count every request; a cell is found
+    stuck when any request reported it."""
+    req = report.requests
+    final = final_requests(report)
+    t, r, c = req.tile[final], req.row[final], req.column[final]
+    healthy = ~report.stuck[t, r, c]
+    status = report.status[final]
+    states = report.states[t, r, c]
+    target_states = write_verify.readback_levels(cfg, req.target[final]) << cfg.state_frac
     nonzero = healthy & (target_states > 0)
     rel = np.abs(states - target_states)[nonzero] / target_states[nonzero]
     found = np.zeros(report.stuck.shape, dtype=bool)
-    req = report.requests
-    found[req.tile[status == Status.STUCK], req.row[status == Status.STUCK],
-          req.column[status == Status.STUCK]] = True
+    hit = report.status == Status.STUCK
+    found[req.tile[hit], req.row[hit], req.column[hit]] = True
+    pulses = report.pulses[report.status >= 0] if len(report.pulses) else report.pulses
     return {
-        "cells": len(status),
+        "cells": len(final),
+        "requests": len(report.status),
         "ok": int((status == Status.OK).sum()),
         "healthy_in_tolerance": float((status[healthy] == Status.OK).mean()) if healthy.any()
         else 1.0,
         "mean_relative_error": float(rel.mean()) if len(rel) else 0.0,
         "max_relative_error": float(rel.max()) if len(rel) else 0.0,
-        "mean_pulses": float(report.pulses.mean()) if len(status) else 0.0,
-        "max_pulses": int(report.pulses.max()) if len(status) else 0,
+        "mean_pulses": float(pulses.mean()) if len(pulses) else 0.0,
+        "max_pulses": int(pulses.max()) if len(pulses) else 0,
         "stuck_cells": int(report.stuck.sum()),
         "stuck_found": int((found & report.stuck).sum()),
         "healthy_reported_stuck": int((found & ~report.stuck).sum()),
-        "gave_up": int((status == Status.GAVE_UP).sum()),
-        "pulse_histogram": np.bincount(report.pulses, minlength=1).tolist(),
+        "gave_up": int((report.status == Status.GAVE_UP).sum()),
+        "pulse_histogram": np.bincount(pulses, minlength=1).tolist(),
     }

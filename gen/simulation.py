@@ -146,9 +146,10 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         then kept in the cache's ``logs`` directory and named by the error).
     progress : callable(done, total), optional
         Called from the calling thread while the simulation runs.
-    program : "array" or list of (row, column, target), optional
+    program : "array", list of (row, column, target), or dict, optional
         Programmable devices: before the vectors, write-verify ``weights`` in array mode, or
-        the given single-cell requests (global row, physical column, target verify code).
+        the given single-cell requests (global row, physical column, target verify code); a
+        dict ``{"requests": [...], "passes": n}`` sends the requests, then ``n`` array passes.
     program_reset_after : int, optional
         Reset once this many programming results arrived; the host resends every cell it has
         no result for as a single request.
@@ -198,17 +199,23 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             "load_weights": bool(load_weights), "p_gaps": p_gaps, "r_stalls": r_stalls,
         }
         if program is not None:
-            kind = "array" if isinstance(program, str) and program == "array" else "requests"
+            if isinstance(program, str):  # "array"
+                plan = {"requests": [], "passes": 1}
+            elif isinstance(program, dict):
+                plan = {"requests": list(program.get("requests", [])),
+                        "passes": int(program.get("passes", 0))}
+            else:
+                plan = {"requests": list(program), "passes": 0}
             # The reset comes a seeded random delay after the given result: up to three
             # program-and-verify iterations, so that it may cut a cell mid-pulse.
             delay = np.random.default_rng([seed, 7]).integers(
                 3 * timing.verify_loop_cycles(cfg) + 1)
-            job_spec["program"] = {"kind": kind, "reset_after": program_reset_after,
-                                   "reset_delay": int(delay)}
-            if kind == "requests":
-                job_spec["program"]["requests"] = [[int(v) for v in r] for r in program]
-            cells = cfg.tiles * cfg.rows * cfg.physical_columns if kind == "array" else \
-                len(program)
+            job_spec["program"] = {
+                "requests": [[int(v) for v in r] for r in plan["requests"]],
+                "passes": plan["passes"], "reset_after": program_reset_after,
+                "reset_delay": int(delay)}
+            cells = plan["passes"] * cfg.input_rows * cfg.physical_columns + \
+                len(plan["requests"])
             budget += 4 * cells * int(timing.program_cycles(cfg, cfg.write_verify.max_pulses))
         job_spec["timeout_ns"] = budget * 10
         (job / "job.json").write_text(json.dumps(job_spec))
@@ -228,11 +235,11 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         while worker.is_alive():
             worker.join(0.5)
             if progress:
-                try:
-                    done = int((job / "progress").read_text() or 0)
+                try:  # "done total" of the phase under way (programming, then vectors)
+                    done, total = map(int, (job / "progress").read_text().split())
                 except (OSError, ValueError):
-                    done = 0
-                progress(done, len(inputs))
+                    done, total = 0, len(inputs)
+                progress(done, total)
         sim_seconds = time.perf_counter() - t0
         if failure:
             err = failure[0]
@@ -247,7 +254,7 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             from .golden import device, weight_mapper
             from .program import golden_replay
 
-            replay = golden_replay(cfg, rtl, job_spec["program"]["kind"])
+            replay = golden_replay(cfg, rtl)
             states = replay[0].states
             if load_weights:
                 states = device.load_levels(cfg, states, weight_mapper.cell_levels(cfg, weights))

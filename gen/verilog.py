@@ -114,6 +114,8 @@ def write_design(component, name, directory):
 
 def elaborate(cfg, directory):
     """Write the macro's Verilog and control file into ``directory``; return the Design."""
+    from .hdl.common import FSM_STATES
     from .hdl.macro_top import MacroTop
 
+    FSM_STATES.clear()  # filled again by this elaboration (GTKWave state names)
     return write_design(MacroTop(config=cfg), TOP_NAME, directory)

@@ -3,7 +3,8 @@
 The save file is written next to the Verilog (before any simulation) and again next to a dump.
 Signal names and widths come from the Verilog declarations, so the file always matches the
 design it was generated with; the VCD scope of module ``imc_macro_<instance>`` is
-``imc_macro.<instance>``.
+``imc_macro.<instance>``. Every FSM's state register gets a GTKWave translate filter file
+(``<fsm>_states.txt`` beside the save file), so its states read as names (IDLE, PROGRAM...).
 """
 
 import math
@@ -34,11 +35,23 @@ def _groups(cfg):
     """(title, closed, [(instance or "", signal, format)]) in display order."""
     lanes, outputs = range(cfg.adcs), range(cfg.outputs)
     groups = [("Host streams", False, [
+        ("", "mode_state", "hex"),
         ("", "i__valid", "hex"), ("", "i__ready", "hex"), ("", "i__payload", "hex"),
         ("", "w__valid", "hex"), ("", "w__ready", "hex"), ("", "busy", "hex"),
         ("", "o__valid", "hex"), ("", "o__ready", "hex"), ("", "result_cycles", "dec"),
         *[("", f"result_y_{j}", "signed") for j in outputs],
+        ("", "status", "bin"),
     ])]
+    if cfg.programmable:
+        wv = "write_verify"
+        groups.append(("Write-verify", False, [
+            ("", "p__valid", "hex"), ("", "p__ready", "hex"), ("", "p__payload", "hex"),
+            (wv, "wv_state", "hex"), (wv, "row", "dec"), (wv, "column", "dec"),
+            (wv, "target", "dec"), (wv, "code", "dec"), (wv, "pulses", "dec"),
+            (wv, "amp", "dec"), (wv, "direction", "hex"), (wv, "prog__pulse", "hex"),
+            (wv, "still", "dec"),
+            ("", "r__valid", "hex"), ("", "r__ready", "hex"), ("", "r__payload", "hex"),
+        ]))
     for t in range(cfg.tiles):
         closed = t > 0
         driver, sched, sar = f"tile{t}_driver", f"tile{t}_scheduler", f"tile{t}_sar"
@@ -50,7 +63,7 @@ def _groups(cfg):
             ]),
             (f"Tile {t}: reads (active rows)", closed, [
                 (sched, "o__payload_rows", "bin"), (sched, "o__payload_count", "dec"),
-                (sar, "sar_state", "dec"), (sar, "xbar__sample", "hex"),
+                (sar, "sar_state", "hex"), (sar, "xbar__sample", "hex"),
                 (sar, "xbar__row_en", "bin"), (sar, "xbar__col_sel", "dec"),
             ]),
             (f"Tile {t}: SAR DAC codes and comparators", closed, [
@@ -76,6 +89,21 @@ def _groups(cfg):
     return groups
 
 
+def write_state_filters(directory):
+    """Translate filter files (``<fsm>_states.txt``: hex value, name) for every FSM of the
+    design elaborated last; returns ``{state register name: path}``."""
+    from .hdl.common import FSM_STATES
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    filters = {}
+    for name, encoding in FSM_STATES.items():
+        path = directory / f"{name}_states.txt"
+        path.write_text("".join(f"{value:x} {state}\n" for state, value in encoding.items()))
+        filters[f"{name}_state"] = path
+    return filters
+
+
 def write_gtkw(cfg, verilog_path, gtkw_path, dump_path, top="imc_macro", span_ns=None):
     """Write a ``.gtkw`` for the macro in ``verilog_path``; return the number of traces.
 
@@ -83,6 +111,7 @@ def write_gtkw(cfg, verilog_path, gtkw_path, dump_path, top="imc_macro", span_ns
     slowest kind, so one read's SAR steps are visible).
     """
     decls = declarations(Path(verilog_path).read_text())
+    filters = write_state_filters(Path(gtkw_path).parent)
     count = 0
     with open(gtkw_path, "w") as handle:
         save = GTKWSave(handle)
@@ -104,11 +133,12 @@ def write_gtkw(cfg, verilog_path, gtkw_path, dump_path, top="imc_macro", span_ns
                     continue  # not in this configuration (e.g. the stub of an external build)
                 scope = f"{top}.{instance}" if instance else top
                 present.append((f"{scope}.{name}" + (f"[{width - 1}:0]" if width > 1 else ""),
-                                fmt))
+                                fmt, filters.get(name)))
             if not present:
                 continue
             with save.group(title, closed=closed):
-                for trace, fmt in present:
-                    save.trace(trace, datafmt=fmt)
+                for trace, fmt, filter_file in present:
+                    save.trace(trace, datafmt=fmt, translate_filter_file=(
+                        str(filter_file.resolve()) if filter_file is not None else None))
                     count += 1
     return count

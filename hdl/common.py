@@ -5,6 +5,16 @@ from amaranth.lib import wiring
 
 from ..config import MacroConfig
 
+# FSM name -> {state name: encoding} of the design elaborated last, for GTKWave translate
+# filters (docs: waves show state names). Amaranth numbers states in order of first mention, so
+# a block records its FSM after building it.
+FSM_STATES = {}
+
+
+def record_fsm(name, fsm):
+    """Remember the state encoding of ``fsm`` (whose register reads ``<name>_state``)."""
+    FSM_STATES[name] = dict(fsm.encoding)
+
 
 def check_config(config):
     """Blocks take the resolved configuration object, nothing else."""

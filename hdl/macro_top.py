@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from .adder_network import AdderNetwork
 from .analog import AnalogSignature
-from .common import Block
+from .common import Block, record_fsm
 from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
@@ -207,7 +207,7 @@ class MacroTop(Block):
         def take_weight_row():
             m.d.comb += [mapper.i.valid.eq(self.w.valid), self.w.ready.eq(mapper.i.ready)]
 
-        with m.FSM(init="IDLE", name="mode"):
+        with m.FSM(init="IDLE", name="mode") as fsm:
             with m.State("IDLE"):
                 with m.If(self.w.valid):
                     take_weight_row()
@@ -237,6 +237,7 @@ class MacroTop(Block):
                 take_vector(done)
                 with m.If(done & ~accept):
                     m.next = "IDLE"
+        record_fsm("mode", fsm)
         if wv is not None:
             m.d.comb += wv.i.payload.eq(self.p.payload)
             wiring.connect(m, wv.o, wiring.flipped(self.r))

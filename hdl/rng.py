@@ -21,6 +21,8 @@ from amaranth.hdl import Const, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .common import record_fsm
+
 __all__ = ["Threefry2x32", "request_layout", "result_layout", "threefry2x32_reference"]
 
 ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)  # Random123 R_32x2_0_0 .. R_32x2_7_0
@@ -220,6 +222,7 @@ class Threefry2x32(wiring.Component):
                         m.next = "RUN"
                     with m.Else():
                         m.next = "IDLE"
+        record_fsm("rng", fsm)
         m.d.comb += [
             self.o.valid.eq(fsm.ongoing("DONE")),
             self.i.ready.eq(fsm.ongoing("IDLE") | (fsm.ongoing("DONE") & self.o.ready)),

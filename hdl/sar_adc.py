@@ -23,7 +23,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from .analog import ReadPortSignature
-from .common import Block, index_shape
+from .common import Block, index_shape, record_fsm
 from .row_scheduler import read_layout
 
 __all__ = ["SarAdcController", "code_layout", "verify_layout"]
@@ -147,7 +147,7 @@ class SarAdcController(Block):
                 self.o.payload.skip.eq(skip),
             ]
 
-        with m.FSM(init="IDLE", name="sar"):
+        with m.FSM(init="IDLE", name="sar") as fsm:
             with m.State("IDLE"):
                 take_command()
             with m.State("SKIP"):
@@ -174,4 +174,5 @@ class SarAdcController(Block):
                         m.d.sync += [xbar.col_sel.eq(xbar.col_sel + 1), code.eq(0), trial.eq(msb)]
                     with m.Else():
                         take_command()
+        record_fsm("sar", fsm)
         return m

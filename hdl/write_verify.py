@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..codes import Direction, Status
 from .analog import ProgPortSignature
-from .common import Block, index_shape
+from .common import Block, index_shape, record_fsm
 
 __all__ = ["WriteVerify", "request_layout", "array_row_layout", "result_layout",
            "verify_command_layout"]
@@ -268,5 +268,6 @@ class WriteVerify(Block):
                     with m.Else():
                         m.d.sync += array.eq(0)
                         m.next = "IDLE"
+        record_fsm("wv", fsm)
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m

@@ -156,56 +156,69 @@ class MacroTestbench:
         await self._idle()
 
     async def program(self, spec, weights, progress=None):
-        """Write-verify: a weight matrix in array mode (rows flagged ``program``) or single
-        cell requests, with an optional reset after ``reset_after`` results, after which every
-        cell without a result is resent as a single request. Returns the cells, in order, as
-        ``[global row, column, target]``, and how many were sent before the reset."""
-        cfg = self.cfg
-        if spec["kind"] == "array":
-            from ..golden.weight_mapper import cell_levels
+        """Write-verify, in this order: single cell requests ``spec["requests"]``, then the
+        weight matrix in array mode (rows flagged ``program``) ``spec["passes"]`` times. An
+        optional reset after ``reset_after`` results (plus ``reset_delay`` cycles), after which
+        every cell without a result is resent as a single request.
 
+        Returns the cells in the order their results come, ``[global row, column, target,
+        source, seq]`` (source 0: the ``seq``-th program request, 1: a cell of the ``seq``-th
+        weight row taken), and the number of results before the reset (None without one).
+        """
+        from cocotb.triggers import ClockCycles, RisingEdge
+
+        from ..golden.weight_mapper import cell_levels
+
+        cfg, request = self.cfg, self.layouts["request"]
+
+        def exists(r, c):  # a request for a cell that does not exist is dropped: no result
+            return r < cfg.input_rows and c < cfg.physical_columns
+
+        singles = [list(map(int, c)) for c in spec.get("requests", [])]
+        cells = [[r, c, t, 0, n] for n, (r, c, t) in enumerate(singles) if exists(r, c)]
+        request_words = [encode(request, {"row": r, "column": c, "target": t})
+                         for r, c, t in singles]
+        row_words = []
+        if spec.get("passes", 0):
             levels = cell_levels(cfg, weights)
-            cells = [[t * cfg.rows + r, c, cfg.verify_targets[levels[t, r, c]]]
-                     for t in range(cfg.tiles) for r in range(cfg.rows)
-                     for c in range(cfg.physical_columns)]
-            words = [self.weight_row(r, values, program=True)
-                     for r, values in enumerate(np.asarray(weights))]
-            source = self.weights
-        else:
-            sent = [list(map(int, c)) for c in spec["requests"]]
-            words = [encode(self.layouts["request"], {"row": r, "column": c, "target": t})
-                     for r, c, t in sent]
-            # A request for a cell that does not exist is dropped (and flagged): no result.
-            cells = [c for c in sent if c[0] < cfg.input_rows and c[1] < cfg.physical_columns]
-            source = self.requests
-        reset_after = spec.get("reset_after")
-        if reset_after is not None and reset_after < len(cells):
-            from cocotb.triggers import ClockCycles
+            for p in range(spec["passes"]):
+                for i, values in enumerate(np.asarray(weights)):
+                    t, r = divmod(i, cfg.rows)
+                    seq = p * cfg.input_rows + i
+                    cells += [[i, c, cfg.verify_targets[levels[t, r, c]], 1, seq]
+                              for c in range(cfg.physical_columns)]
+                    row_words.append(self.weight_row(i, values, program=True))
 
-            sender = cocotb.start_soon(source.send_all(words))
+        async def send():
+            await self.requests.send_all(request_words)
+            await self.weights.send_all(row_words)
+
+        reset_after = spec.get("reset_after")
+        cut = None
+        if reset_after is not None and reset_after < len(cells):
+            sender = cocotb.start_soon(send())
             await self.programmed.wait(reset_after)
             # A little later, so that the reset may cut a cell mid-pulse.
             await ClockCycles(self.dut.clk, int(spec.get("reset_delay", 0)) + 1)
             sender.cancel()
             await self.reset()
-            done = len(self.programmed.items)
-            resend = [encode(self.layouts["request"], {"row": r, "column": c, "target": t})
-                      for r, c, t in cells[done:]]
-            await self.requests.send_all(resend)
-            cut = done
+            cut = len(self.programmed.items)
+            resent = cells[cut:]
+            base = len(self.requests.times)
+            cells = cells[:cut] + [[r, c, t, 0, base + n] for n, (r, c, t, _, _) in
+                                   enumerate(resent)]
+            await self.requests.send_all([encode(request, {"row": r, "column": c, "target": t})
+                                          for r, c, t, _, _ in resent])
         else:
-            cocotb.start_soon(source.send_all(words))
-            cut = None
+            cocotb.start_soon(send())
         step = max(1, len(cells) // 100)
         while len(self.programmed.items) < len(cells):
             await self.programmed.wait(min(len(cells), len(self.programmed.items) + step))
             if progress is not None:
-                progress.write_text(str(len(self.programmed.items)))
-        from cocotb.triggers import RisingEdge
-
+                progress.write_text(f"{len(self.programmed.items)} {len(cells)}")
         await RisingEdge(self.dut.clk)  # leave the read-only phase the last result came in
         await self._idle()
-        return cells, cut
+        return cells, cut, (resent[0] if cut is not None and resent else None)
 
     async def _idle(self):
         """Return on the first edge after which the macro is idle (a writable phase)."""
@@ -252,10 +265,9 @@ async def run_job(dut):
     async def body():
         nonlocal resent_rows
         if program is not None:
-            cells, cut = await tb.program(program, weights, progress)
-            programmed.update(cells=cells, cut=cut)
-            if not spec.get("load_weights"):
-                progress.write_text("0")
+            cells, cut, cut_cell = await tb.program(program, weights, progress)
+            programmed.update(cells=cells, cut=cut, cut_cell=cut_cell)
+            progress.write_text(f"0 {len(vectors)}")
         if program is None or spec.get("load_weights"):
             resent_rows = await tb.load_weights(weights, spec.get("weight_reset_after"))
         if spec.get("raw_rows"):
@@ -278,7 +290,7 @@ async def run_job(dut):
         step = max(1, len(vectors) // 100)
         while len(tb.outputs.items) < len(vectors):
             await tb.wait_results(min(len(vectors), len(tb.outputs.items) + step))
-            progress.write_text(str(len(tb.outputs.items)))
+            progress.write_text(f"{len(tb.outputs.items)} {len(vectors)}")
 
     await with_timeout(body(), spec["timeout_ns"], "ns")
     # Keep listening for as long as a vector takes: a surplus (duplicated or stale) result
@@ -291,8 +303,10 @@ async def run_job(dut):
     if program is not None:
         extra = dict(
             program_results=np.array(tb.program_results, dtype=np.int64).reshape(-1, 6),
-            program_cells=np.array(programmed["cells"], dtype=np.int64).reshape(-1, 3),
+            program_cells=np.array(programmed["cells"], dtype=np.int64).reshape(-1, 5),
             program_cut=-1 if programmed["cut"] is None else programmed["cut"],
+            # The cell the reset cut, as first sent: [row, column, target, source, seq].
+            program_cut_cell=np.array(programmed["cut_cell"] or [-1] * 5, dtype=np.int64),
             # Event edges a golden replay of a reset needs (docs/write_verify.md section 4).
             row_edges=np.array(tb.weights.times, dtype=np.int64),
             request_edges=np.array(tb.requests.times, dtype=np.int64),
