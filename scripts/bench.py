@@ -1,6 +1,8 @@
-"""Benchmarks: Verilator build time (cold, warm compiler cache, cached) and simulated cycles/s.
+"""Benchmarks: Verilator build time (cold, warm compiler cache, cached) and simulated cycles/s;
+golden write-verify throughput.
 
     ./scripts/bench [--preset default] [--vectors 2000] [--json out.json]
+    ./scripts/bench --suite write_verify [--cells 1000000]
 
 Numbers depend on the machine; the closing notes of the issues quote runs of this script.
 """
@@ -21,13 +23,18 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--vectors", type=int, default=2000)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--suite", choices=("macro", "write_verify"), default="macro")
+    parser.add_argument("--cells", type=int, default=1_000_000,
+                        help="cells the write_verify suite programs (golden model)")
     args = parser.parse_args()
+    if args.suite == "write_verify":
+        return bench_write_verify(args)
 
     cache = Path(tempfile.mkdtemp(prefix="imcgen-bench-"))
     os.environ["IMCGEN_CACHE"] = str(cache)  # fully cold: builds and ccache start empty
     from imcgen import golden, load_config, simulate
     from imcgen.runner import build
-    from imcgen.simulation import elaborate
+    from imcgen.verilog import elaborate
 
     report = {"preset": args.preset, "cpus": os.cpu_count()}
     cfg = load_config(args.preset)
@@ -63,14 +70,56 @@ def main():
     golden.run(cfg, W, X)
     report["golden_vectors_per_s"] = args.vectors / (time.perf_counter() - t0)
 
+    show(report, args.json)
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def show(report, json_path):
     width = max(map(len, report))
     for key, value in report.items():
         text = f"{value:,.2f}" if isinstance(value, float) else str(value)
         print(f"{key.ljust(width)}  {text}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    shutil.rmtree(cache, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def bench_write_verify(args):
+    """Golden write-verify of ``--cells`` cells (random targets), per device kind and cell
+    width: cells per second and the figures (tolerance, error, pulses)."""
+    from imcgen.config import load_config
+    from imcgen.golden import write_verify
+    from imcgen.program import program_golden, summary
+
+    report = {"cells": args.cells, "cpus": os.cpu_count()}
+    for kind in ("rram", "pcm"):
+        for cell_bits, adc_bits in ((1, 3), (2, 5), (5, 8)):
+            # weight_bits = cell_bits + 1, differential: one slice, two columns per output.
+            rows = max(1, args.cells // 1000)
+            tiles = -(-rows // 1024)
+            cfg = load_config(overrides={
+                "device.kind": kind, "cell_bits": cell_bits, "adc_bits": adc_bits,
+                "rows": -(-rows // tiles), "tiles": tiles, "outputs": 500,
+                "weight_bits": cell_bits + 1, "rows_per_read": 1, "adcs": 1})
+            rng = np.random.default_rng(0)
+            W = rng.integers(cfg.weight_min, cfg.weight_max + 1,
+                             size=(cfg.input_rows, cfg.outputs))
+            requests = write_verify.array_requests(cfg, W)
+            t0 = time.perf_counter()
+            result = program_golden(cfg, requests=requests, passes=0)
+            seconds = time.perf_counter() - t0
+            figures = summary(cfg, result)
+            key = f"{kind}_{cell_bits}bit"
+            report[f"{key}_cells"] = len(requests)
+            report[f"{key}_seconds"] = seconds
+            report[f"{key}_cells_per_s"] = len(requests) / seconds
+            report[f"{key}_in_tolerance"] = figures["healthy_in_tolerance"]
+            report[f"{key}_mean_rel_error"] = figures["mean_relative_error"]
+            report[f"{key}_mean_pulses"] = figures["mean_pulses"]
+            report[f"{key}_readback_errors"] = int(
+                (write_verify.readback_levels(cfg, result.code) !=
+                 write_verify.readback_levels(cfg, requests.target)).sum())
+    show(report, args.json)
 
 
 if __name__ == "__main__":
