@@ -54,6 +54,7 @@ def files(tmp_path):
     save("X_string", np.full((3, 64), "1"))
     save("X_struct", np.zeros((3, 64), dtype=[("a", "i4"), ("b", "i4")]))
     save("X_3d", np.zeros((3, 64, 1), dtype=np.int64))
+    save("R_target", np.array([[0, 0, 3], [1, 2, 32]]))
     f["X_object"] = tmp_path / "X_object.npy"
     np.save(f["X_object"], np.array([[object()]] * 2, dtype=object), allow_pickle=True)
     # A valid header promising 10^12 x 64 int64 values, followed by 8 bytes of data.
@@ -85,6 +86,7 @@ def files(tmp_path):
         "cfg_table_as_key": "rows = {a = 1}\n",
         "cfg_bad_toml": "rows = [\n",
         "cfg_mapping_int": "weight_mapping = 1\n",
+        "cfg_device_key": 'device = "rram"\n',
     }.items():
         f[name] = tmp_path / f"{name}.toml"
         f[name].write_text(text)
@@ -218,6 +220,43 @@ CASES = {
     "simulate of hours": (lambda f: sim(f, **{"--preset": "isaac", "--weights": f["W_isaac"],
                                               "--inputs": f["X_isaac_many"]}),
                           "simulating 20000 vectors needs about"),
+    # -- device and write-verify ---------------------------------------------------------------
+    "device kind unknown": (lambda f: ["config", "show", "--set", "device.kind=flash"],
+                            "device.kind = 'flash': must be one of 'ideal', 'rram', 'pcm'"),
+    "stuck fraction > 1": (lambda f: ["config", "show", "--set", "device.stuck_fraction=1.5"],
+                           "device.stuck_fraction = 1.5: must be a number in 0.0..1.0"),
+    "stuck fraction text": (lambda f: ["config", "show", "--set", "device.stuck_fraction=lots"],
+                            "device.stuck_fraction = 'lots': must be a number in 0.0..1.0"),
+    "tolerance too wide": (lambda f: ["config", "show", "--set", "device.kind=rram", "--set",
+                                      "write_verify.tolerance=4"],
+                           "write_verify.tolerance = 4: a band of +/-4 codes overlaps"),
+    "amplitude past its bits": (lambda f: ["config", "show", "--set", "write_verify.amp_max=16"],
+                                "write_verify.amp_max = 16: must be an amplitude code in 1..15"),
+    "amplitude start zero": (lambda f: ["config", "show", "--set", "write_verify.amp_start=0"],
+                             "write_verify.amp_start = 0: must be an integer in 1..255"),
+    "pulse shorter than the draw": (lambda f: ["config", "show", "--set", "device.kind=pcm",
+                                               "--set", "write_verify.pulse_cycles=3"],
+                                    "write_verify.pulse_cycles = 3: must be at least 6"),
+    "verify coarser than levels": (lambda f: ["config", "show", "--set", "device.kind=rram",
+                                              "--set", "adc_bits=1", "--set", "cell_bits=2",
+                                              "--set", "rows_per_read=1"],
+                                   "write-verify needs at least one verify code per level"),
+    "device table not a table": (lambda f: ["config", "show", "--config", f["cfg_device_key"]],
+                                 "device = 'rram': must be a table [device]"),
+    "program ideal device": (lambda f: ["program", "--weights", f["W"], "-o",
+                                        f["dir"] / "p.npz"],
+                             "device.kind = 'ideal': programming needs a programmable device"),
+    "program target out of range": (lambda f: ["program", "--set", "device.kind=rram",
+                                               "--requests", f["R_target"], "-o",
+                                               f["dir"] / "p.npz"],
+                                    "requests[1, 2] = 32: target must be an integer in 0..31"),
+    "program requests shape": (lambda f: ["program", "--set", "device.kind=rram", "--requests",
+                                          f["X"], "-o", f["dir"] / "p.npz"],
+                               "requests.shape = (3, 64): must be (N, 3)"),
+    "program nothing to do": (lambda f: ["program", "--set", "device.kind=rram", "-o",
+                                         f["dir"] / "p.npz"], "give --weights W.npy"),
+    "simulate --program ideal": (lambda f: [*sim(f), "--program"],
+                                 "programming needs a programmable device"),
     # -- options -----------------------------------------------------------------------------
     "seed negative": (lambda f: sim(f, **{"--seed": "-1"}), "is not a seed"),
     "gaps not a probability": (lambda f: sim(f, **{"--in-gaps": "1.5"}), "is not a probability"),

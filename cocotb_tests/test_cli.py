@@ -204,3 +204,72 @@ def test_simulate_cli_writes_results_and_waves_whose_gtkw_traces_all_exist(array
     missing = [t for t in traces if t not in names]
     assert not missing, missing[:5]
     assert not re.search(r"\$var \w+ \d+ \S+ \\?\$", vcd)  # no $-named signals in the VCD
+
+
+# -- configuration tables, equality, imports -------------------------------------------------
+
+def test_configurations_equal_exactly_when_they_behave_alike():
+    auto, explicit = MacroConfig(), MacroConfig(rows_per_read=10)
+    assert auto.rows_per_read == explicit.rows_per_read == 10
+    assert auto != explicit and hash(auto) != hash(explicit)  # replace() tells them apart:
+    assert auto.replace(rows=8).rows_per_read == 8
+    with pytest.raises(ImcError, match="rows_per_read = 10"):
+        explicit.replace(rows=8)
+    assert MacroConfig.from_dict(auto.to_dict()) == auto
+    rram = MacroConfig(tables={"device": {"kind": "rram"}})
+    assert rram != MacroConfig() and rram.replace(**{"device.kind": "ideal"}) == MacroConfig()
+    assert rram.replace(write_verify={"tolerance": 2}).write_verify.tolerance == 2
+
+
+def test_tables_round_trip_through_toml_and_dotted_set(tmp_path):
+    sets = ["--set", "device.kind=pcm", "--set", "write_verify.tolerance=2",
+            "--set", "device.stuck_fraction=0.25"]
+    shown = imcgen("config", "show", "--preset", "isaac", *sets)
+    assert shown.returncode == 0, shown.stderr
+    assert "[device]" in shown.stdout and "[write_verify]" in shown.stdout
+    path = tmp_path / "pcm.toml"
+    path.write_text(shown.stdout)
+    cfg = load_config(config_file=path)
+    assert cfg == load_config("isaac", overrides=[s for s in sets if s != "--set"])
+    assert (cfg.device.kind, cfg.write_verify.tolerance, cfg.device.stuck_fraction) == \
+        ("pcm", 2, 0.25)
+    keys = imcgen("config", "keys").stdout.split()
+    assert "write_verify.tolerance" in keys and "rows" in keys
+
+
+def test_verilog_does_not_import_cocotb(tmp_path):
+    code = ("import sys; from imcgen.cli import main; "
+            f"main(['verilog', '--set', 'device.kind=rram', '-o', r'{tmp_path}']); "
+            "print(sorted(m for m in sys.modules if m.startswith('cocotb')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "wv_states.txt").read_text().startswith("0 IDLE\n")
+
+
+def test_program_cli_golden_writes_results_and_plots(tmp_path):
+    cfg = load_config(overrides={"device.kind": "rram", "device.stuck_fraction": 0.02})
+    W = np.random.default_rng(0).integers(cfg.weight_min, cfg.weight_max + 1,
+                                          size=(cfg.input_rows, cfg.outputs))
+    np.save(tmp_path / "W.npy", W)
+    result = imcgen("program", "--set", "device.kind=rram", "--set",
+                    "device.stuck_fraction=0.02", "--weights", tmp_path / "W.npy", "-o",
+                    tmp_path / "p.npz", "--stuck-test", "--plots", tmp_path / "plots")
+    assert result.returncode == 0, result.stderr
+    assert "2560 cells (7680 requests)" in result.stdout
+    found = re.search(r"stuck cells: (\d+) found of (\d+) in the device, 0 healthy", result.stdout)
+    assert found and found.group(1) == found.group(2), result.stdout
+    data = np.load(tmp_path / "p.npz")
+    assert data["states"].shape == (cfg.tiles, cfg.rows, cfg.physical_columns)
+    assert len(data["status"]) == 3 * 2560
+    ok = data["status"][-2560:] == 0
+    assert ok.mean() > 0.97
+    # Weights whose cells are all healthy read back exactly; the others carry stuck cells.
+    from imcgen.golden.weight_mapper import column_index
+
+    healthy = ~data["stuck"][..., column_index(cfg)].reshape(cfg.input_rows, cfg.outputs, -1)
+    clean = healthy.all(axis=-1)
+    back = data["weights_read_back"]
+    assert clean.mean() > 0.85 and (back[clean] == W[clean]).all()
+    for png in ("relative_error.png", "pulses.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"

@@ -417,7 +417,7 @@ def build_parser():
 
 
 def main(argv=None):
-    from .runner import SimulationError
+    from .errors import SimulationError
 
     args = build_parser().parse_args(argv)
     try:

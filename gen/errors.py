@@ -21,3 +21,24 @@ class ImcError(ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"{field} = {value!r}: {allowed}")
+
+
+class SimulationError(RuntimeError):
+    """A build or simulation failed (not the user's input).
+
+    ``summary`` is one line naming what failed, the build directory and the log; ``str()``
+    adds the tail of the log for test reports.
+    """
+
+    def __init__(self, summary, log=None):
+        self.summary = summary
+        self.log = log
+        tail = ""
+        if log is not None:
+            try:
+                from pathlib import Path
+
+                tail = "\n" + "\n".join(Path(log).read_text(errors="replace").splitlines()[-40:])
+            except OSError:
+                tail = "\n(no log)"
+        super().__init__(summary + tail)

@@ -26,23 +26,10 @@ from pathlib import Path
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import Verilator, VerilatorControlFile, Verilog
 
+from .errors import SimulationError
 from .toolchain import cache_dir, configure
 
 __all__ = ["SimulationError", "build", "run"]
-
-
-class SimulationError(RuntimeError):
-    """A build or simulation failed.
-
-    ``summary`` is one line naming what failed, the build directory and the log; ``str()``
-    adds the tail of the log for test reports.
-    """
-
-    def __init__(self, summary, log=None):
-        self.summary = summary
-        self.log = log
-        tail = f"\n{_tail(log)}" if log is not None else ""
-        super().__init__(summary + tail)
 
 
 class _PortsOnlyVerilator(Verilator):
@@ -61,13 +48,6 @@ def _locked(path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _tail(path, lines=40):
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def toolchain():

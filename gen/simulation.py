@@ -13,7 +13,8 @@ import numpy as np
 
 from . import golden, timing
 from .checks import check_inputs, check_weights
-from .runner import SimulationError, build, run
+from .errors import SimulationError
+from .runner import build, run
 from .verilog import TOP_NAME, elaborate
 
 __all__ = ["SimResult", "simulate"]
