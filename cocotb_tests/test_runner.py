@@ -44,9 +44,10 @@ def shadow_environment(path):
 def simulate_from(python, cache, tmp_path, name):
     np.save(tmp_path / "W.npy", np.array([[1, -2], [3, 0], [-1, 2], [2, 3]]))
     np.save(tmp_path / "X.npy", np.array([[1, 2, 3, 0], [3, 3, 3, 3]]))
-    sets = [x for k, v in TINY.to_dict().items() for x in ("--set", f"{k}={v}")]
+    (tmp_path / "tiny.toml").write_text(TINY.to_toml())
     return subprocess.run(
-        [str(python), "-m", "imcgen.cli", "simulate", *sets, "--weights", tmp_path / "W.npy",
+        [str(python), "-m", "imcgen.cli", "simulate", "--config", tmp_path / "tiny.toml",
+         "--weights", tmp_path / "W.npy",
          "--inputs", tmp_path / "X.npy", "-o", tmp_path / f"{name}.npz"],
         capture_output=True, text=True, env={**os.environ, "IMCGEN_CACHE": str(cache)})
 
