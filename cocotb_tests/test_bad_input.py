@@ -257,6 +257,32 @@ CASES = {
                                          f["dir"] / "p.npz"], "give --weights W.npy"),
     "simulate --program ideal": (lambda f: [*sim(f), "--program"],
                                  "programming needs a programmable device"),
+    # -- TRNG --------------------------------------------------------------------------------
+    "trng min-entropy zero": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin",
+                                         "--set", "trng.min_entropy=0"],
+                              "trng.min_entropy = 0.0: must be a number in (0, 1]"),
+    "trng min-entropy above 1": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin",
+                                            "--set", "trng.min_entropy=1.5"],
+                                 "trng.min_entropy = 1.5: must be a number in 0.0..1.0"),
+    "trng false alarm 1": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--set",
+                                      "trng.false_alarm=1"],
+                           "trng.false_alarm = 1.0: must be a number in (0, 1)"),
+    "trng pulse zero": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--set",
+                                   "trng.pulse_cycles=0"],
+                        "trng.pulse_cycles = 0: must be an integer in 1..255"),
+    "trng pulse shorter than the draws": (lambda f: ["trng", "--bits", "8", "-o",
+                                                     f["dir"] / "t.bin", "--set",
+                                                     "trng.pulse_cycles=3"],
+                                          "trng.pulse_cycles = 3: a round"),
+    "trng bits zero": (lambda f: ["trng", "--bits", "0", "-o", f["dir"] / "t.bin"],
+                       "'0' is not a positive integer"),
+    "trng bits text": (lambda f: ["trng", "--bits", "lots", "-o", f["dir"] / "t.bin"],
+                       "'lots' is not a positive integer"),
+    "trng output a directory": (lambda f: ["trng", "--bits", "8", "-o", f["dir"]],
+                                "is a directory; an output file is needed"),
+    "trng fault unknown": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--set",
+                                      "trng.fault=flaky"],
+                           "trng.fault = 'flaky': must be one of"),
     # -- options -----------------------------------------------------------------------------
     "seed negative": (lambda f: sim(f, **{"--seed": "-1"}), "is not a seed"),
     "gaps not a probability": (lambda f: sim(f, **{"--in-gaps": "1.5"}), "is not a probability"),
@@ -310,7 +336,7 @@ def test_clipping_configuration_is_accepted_with_one_warning(capsys):
 
 @pytest.mark.parametrize("command", [["config", "show"], ["config", "presets"],
                                      ["config", "keys"], ["verilog"], ["simulate"], ["demo"],
-                                     []])
+                                     ["program"], ["trng"], []])
 def test_help_states_the_exit_codes(command, capsys):
     code, out, _ = run_cli([*command, "--help"], capsys)
     assert code == 0

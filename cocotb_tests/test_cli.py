@@ -273,3 +273,20 @@ def test_program_cli_golden_writes_results_and_plots(tmp_path):
     assert clean.mean() > 0.85 and (back[clean] == W[clean]).all()
     for png in ("relative_error.png", "pulses.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trng_cli_writes_the_golden_bytes_and_reports_throughput(tmp_path):
+    from imcgen.golden import trng
+
+    result = imcgen("trng", "--bits", "20000", "-o", tmp_path / "r.bin", "--clock-mhz", "50")
+    assert result.returncode == 0, result.stderr
+    cfg = load_config(overrides={"trng.enabled": True})
+    want = trng.pack_bytes(trng.bits_for(cfg, 20000).bits[:20000])
+    assert (tmp_path / "r.bin").read_bytes() == want.tobytes()
+    per_clock = float(re.search(r"([0-9.]+) bits per clock", result.stdout).group(1))
+    mbps = float(re.search(r"= ([0-9.]+) Mb/s at 50 MHz", result.stdout).group(1))
+    assert abs(per_clock * 50 - mbps) < 0.1 and per_clock > 0.3
+    assert "health tests (RCT cutoff 41, APT cutoff 793 of 1024): no alarm" in result.stdout
+    stuck = imcgen("trng", "--bits", "1000", "-o", tmp_path / "s.bin", "--set",
+                   "trng.fault=stuck_never")
+    assert stuck.returncode == 1 and "RCT alarm at round 40" in stuck.stdout

@@ -188,7 +188,7 @@ def _python_path():
     return [p for p in sys.path if p]
 
 
-def run_block(component, name, test_module, test_dir, *, config, seed, env=None):
+def run_block(component, name, test_module, test_dir, *, config, seed, env=None, waves=None):
     """Elaborate ``component``, build it (cached) and run the cocotb tests of ``test_module``.
 
     The cocotb side reads the configuration and seed back with
@@ -199,8 +199,11 @@ def run_block(component, name, test_module, test_dir, *, config, seed, env=None)
     from .verilog import write_design
 
     test_dir = Path(test_dir)
+    if waves is None:  # WAVES=1 traces a block test into <test_dir>/sim/dump.vcd
+        waves = os.environ.get("WAVES", "") not in ("", "0")
     design = write_design(component, name, test_dir / "rtl")
-    build_dir = build(design)
+    build_dir = build(design, waves=waves)
     full_env = {"IMCGEN_CONFIG": json.dumps(config.to_dict()), "IMCGEN_SEED": str(seed)}
     full_env.update(env or {})
-    return run(design, build_dir, test_module, test_dir=test_dir / "sim", env=full_env)
+    return run(design, build_dir, test_module, test_dir=test_dir / "sim", env=full_env,
+               waves=waves)

@@ -13,11 +13,11 @@ import numpy as np
 
 from . import golden, timing
 from .checks import check_inputs, check_weights
-from .errors import SimulationError
+from .errors import ImcError, SimulationError
 from .runner import build, run
 from .verilog import TOP_NAME, elaborate
 
-__all__ = ["SimResult", "simulate"]
+__all__ = ["SimResult", "simulate", "simulate_trng", "run_job"]
 
 
 
@@ -221,34 +221,9 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         job_spec["timeout_ns"] = budget * 10
         (job / "job.json").write_text(json.dumps(job_spec))
 
-        t0 = time.perf_counter()
-        failure = []
-
-        def target():
-            try:
-                run(design, build_dir, "imcgen.tb.macro", test_dir=scratch / "sim",
-                    env={"IMCGEN_JOB": str(job)}, waves=waves_dir is not None)
-            except Exception as err:  # reported from the calling thread
-                failure.append(err)
-
-        worker = threading.Thread(target=target, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.5)
-            if progress:
-                try:  # "done total" of the phase under way (programming, then vectors)
-                    done, total = map(int, (job / "progress").read_text().split())
-                except (OSError, ValueError):
-                    done, total = 0, len(inputs)
-                progress(done, total)
-        sim_seconds = time.perf_counter() - t0
-        if failure:
-            err = failure[0]
-            if not keep and isinstance(err, SimulationError) and err.log is not None:
-                err = _keep_log(err, seed)
-            raise err
-
-        rtl = np.load(job / "rtl.npz")
+        rtl, sim_seconds = run_job(design, build_dir, scratch, seed, progress,
+                                   default_total=len(inputs), keep=keep,
+                                   waves=waves_dir is not None)
         states = None
         replay = None
         if program is not None:
@@ -282,6 +257,84 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             program_golden=replay,
             states=rtl["states"] if program is not None and "states" in rtl else None,
             states_golden=states)
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_job(design, build_dir, scratch, seed, progress=None, default_total=0, keep=False,
+            waves=False):
+    """Run the job in ``scratch/job`` on the built design (cocotb ``imcgen.tb.macro``) while
+    reporting progress; returns ``(rtl results, simulation seconds)``."""
+    job = scratch / "job"
+    t0 = time.perf_counter()
+    failure = []
+
+    def target():
+        try:
+            run(design, build_dir, "imcgen.tb.macro", test_dir=scratch / "sim",
+                env={"IMCGEN_JOB": str(job)}, waves=waves)
+        except Exception as err:  # reported from the calling thread
+            failure.append(err)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        if progress:
+            try:  # "done total" of the phase under way
+                done, total = map(int, (job / "progress").read_text().split())
+            except (OSError, ValueError):
+                done, total = 0, default_total
+            progress(done, total)
+    sim_seconds = time.perf_counter() - t0
+    if failure:
+        err = failure[0]
+        if not keep and isinstance(err, SimulationError) and err.log is not None:
+            err = _keep_log(err, seed)
+        raise err
+    return dict(np.load(job / "rtl.npz")), sim_seconds
+
+
+def simulate_trng(cfg, nbytes, *, seed=None, stalls=0.0, reset_after=None, clear_alarms=0,
+                  work_dir=None, progress=None):
+    """Run the macro's TRNG (``trng.enabled``) on Verilator until ``nbytes`` bytes arrived.
+
+    ``stalls``: probability that the byte stream is not ready in a cycle. ``reset_after``:
+    assert reset once this many bytes arrived (then enable again). ``clear_alarms``: how many
+    health-test alarms the host clears (each time it reads the status, then pulses clear).
+    Returns the RTL's dict: ``bytes`` (before any reset), ``bytes_after`` (after it), the
+    status fields, and the alarms seen (pulses counter, rct, apt at each).
+    """
+    if not cfg.trng.enabled:
+        raise ImcError("trng.enabled", False, "the TRNG needs --set trng.enabled=true")
+    seed = secrets.randbelow(2**32) if seed is None else int(seed)
+    keep = work_dir is not None
+    scratch = Path(work_dir).resolve() if keep else Path(tempfile.mkdtemp(prefix="imcgen-"))
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        design = elaborate(cfg, scratch / "rtl")
+        build_dir = build(design)
+        build_seconds = time.perf_counter() - t0
+        job = scratch / "job"
+        shutil.rmtree(job, ignore_errors=True)
+        job.mkdir(parents=True)
+        zeros = np.zeros((0, cfg.input_rows), dtype=np.int64)
+        np.savez(job / "stimulus.npz", weights=np.zeros((cfg.input_rows, cfg.outputs), np.int64),
+                 inputs=zeros)
+        per_byte = 8 / max(cfg.trng.sources * 0.2 * (0.3 if cfg.trng.debias else 1), 0.05)
+        budget = int((nbytes + 16) * per_byte * cfg.trng.round_cycles * (8 if stalls else 2))
+        budget += 200_000 * (1 + clear_alarms)
+        (job / "job.json").write_text(json.dumps({
+            "config": cfg.to_dict(), "seed": seed, "load_weights": False,
+            "trng": {"bytes": int(nbytes), "stalls": stalls, "reset_after": reset_after,
+                     "clear_alarms": int(clear_alarms)},
+            "timeout_ns": budget * 10}))
+        rtl, sim_seconds = run_job(design, build_dir, scratch, seed, progress,
+                                   default_total=nbytes, keep=keep)
+        rtl.update(seed=seed, build_seconds=build_seconds, sim_seconds=sim_seconds)
+        return rtl
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)

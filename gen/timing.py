@@ -107,3 +107,22 @@ def pulses_applied(cfg, start, edge):
 
 ARRAY_ROW_START = 2     # edges from taking a weight row (array mode) to its first cell's T0
 ARRAY_NEXT_START = 1    # edges from taking a cell's result to the next cell's T0
+
+
+# -- TRNG (docs/trng.md section 4) -----------------------------------------------------------
+
+def trng_draw_cycles(cfg):
+    """Cycles the crossbar stub takes to draw a round's delays: one to start the generator,
+    its latency, one to take the draws, one table lookup per source, one to finish."""
+    return 3 + cfg.device.rng_latency + cfg.trng.sources
+
+
+def trng_warmup(cfg):
+    """Cycles the TRNG waits after reset before its first pulse (the stub's first draw)."""
+    return trng_draw_cycles(cfg) + 1
+
+
+def trng_round_cycles(trng):
+    """Cycles of one unstalled TRNG round: one to start, the write pulse, the reset pulse, one
+    to evaluate the counts (health tests, debiasing, packing)."""
+    return 2 + trng.pulse_cycles + trng.reset_cycles

@@ -52,6 +52,14 @@ def _groups(cfg):
             (wv, "still", "dec"),
             ("", "r__valid", "hex"), ("", "r__ready", "hex"), ("", "r__payload", "hex"),
         ]))
+    if cfg.trng.enabled:
+        groups.append(("TRNG", False, [
+            ("trng", "trng_state", "hex"), ("trng", "entropy__pulse", "hex"),
+            ("trng", "entropy__reset", "hex"), ("trng", "entropy__switched", "bin"),
+            *[("trng", f"count{s}", "dec") for s in range(cfg.trng.sources)],
+            ("trng", "fill", "dec"), ("", "t__valid", "hex"), ("", "t__ready", "hex"),
+            ("", "t__payload", "hex"), ("", "trng_ctl", "bin"),
+        ]))
     for t in range(cfg.tiles):
         closed = t > 0
         driver, sched, sar = f"tile{t}_driver", f"tile{t}_scheduler", f"tile{t}_sar"

@@ -9,7 +9,8 @@ Members are composed per configured feature:
   the comparator results; ``verify`` selects the verify reference (programmable devices).
 - ``cell`` (always): the ideal weight port, the levels of one row in one column group.
 - ``prog`` (programmable devices): one programming pulse at a time to one cell.
-- ``entropy`` (reserved for the TRNG's stochastic-switching source).
+- ``entropy`` (tile 0, with the TRNG): the stochastic-switching devices' write and reset
+  pulses, the write-voltage code, and one comparator per device.
 
 Semantics (docs/architecture.md section 8, docs/write_verify.md section 1): every signal the
 periphery drives comes from a register, so a model may read the boundary after a clock edge and
@@ -23,8 +24,8 @@ from amaranth.lib.wiring import In, Out
 from ..codes import Direction
 from .common import index_shape
 
-__all__ = ["ReadPortSignature", "CellPortSignature", "ProgPortSignature", "AnalogSignature",
-           "dac_layout", "levels_layout"]
+__all__ = ["ReadPortSignature", "CellPortSignature", "ProgPortSignature", "EntropySignature",
+           "AnalogSignature", "dac_layout", "levels_layout"]
 
 
 def dac_layout(config):
@@ -83,14 +84,34 @@ class ProgPortSignature(wiring.Signature):
         })
 
 
-class AnalogSignature(wiring.Signature):
-    """The whole boundary of one tile, periphery side (``.flip()`` for the crossbar)."""
+class EntropySignature(wiring.Signature):
+    """The TRNG's entropy devices (docs/trng.md section 1): ``pulse`` is high for a write
+    pulse to every device at once, at write-voltage code ``voltage``; each device switches
+    after its stochastic delay and its comparator (``switched``) goes high and stays high
+    until ``reset`` (the reset pulse) clears the device."""
 
     def __init__(self, config):
+        super().__init__({
+            "pulse": Out(1),
+            "reset": Out(1),
+            "voltage": Out(range(4)),
+            "switched": In(config.trng.sources),
+        })
+
+
+class AnalogSignature(wiring.Signature):
+    """The whole boundary of one tile, periphery side (``.flip()`` for the crossbar).
+
+    ``entropy`` adds the TRNG's devices (tile 0 of a configuration with ``trng.enabled``).
+    """
+
+    def __init__(self, config, entropy=False):
         members = {
             "read": Out(ReadPortSignature(config)),
             "cell": Out(CellPortSignature(config)),
         }
         if config.programmable:
             members["prog"] = Out(ProgPortSignature(config))
+        if entropy:
+            members["entropy"] = Out(EntropySignature(config))
         super().__init__(members)

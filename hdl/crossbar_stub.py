@@ -28,7 +28,7 @@ from ..codes import Direction
 from ..config import GAIN_SHIFT, NOISE_SHIFT
 from ..draws import What, cell_where_bits
 from .analog import AnalogSignature
-from .common import Block, adder_tree, index_shape
+from .common import Block, adder_tree, index_shape, record_fsm
 from .rng import Threefry2x32, threefry2x32_reference
 
 __all__ = ["CrossbarStub", "stuck_cells"]
@@ -70,7 +70,8 @@ class CrossbarStub(Block):
         if not isinstance(tile, int) or not 0 <= tile < config.tiles:
             raise ValueError(f"tile must be an integer in 0..{config.tiles - 1}, not {tile!r}")
         self._tile = tile
-        super().__init__(config, {"xbar": In(AnalogSignature(config))})
+        entropy = config.trng.enabled and tile == 0
+        super().__init__(config, {"xbar": In(AnalogSignature(config, entropy=entropy))})
 
     @property
     def tile(self):
@@ -156,7 +157,113 @@ class CrossbarStub(Block):
 
         if programmable:
             self._pulses(m, memories, addr, healthy, stuck_port if stuck else None)
+        if cfg.trng.enabled and self.tile == 0:
+            self._entropy(m)
         return m
+
+    def _entropy(self, m):
+        """The TRNG's stochastic-switching devices (docs/trng.md section 2).
+
+        Each round's delays are drawn ahead: when a pulse starts, the delays drawn for its event
+        go live and the draw for the next event begins (one Threefry draw per four devices,
+        then one table lookup per device, interpolating the delay distribution's quantiles).
+        The event number survives reset, so a reset never replays a round's delays.
+        """
+        from ..config import TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_BITS
+
+        cfg, trng = self.config, self.config.trng
+        dev = cfg.device
+        port = self.xbar.entropy
+        sources, steps = trng.sources, 1 << TRNG_TABLE_BITS
+
+        event = Signal(32, reset_less=True)  # the next pulse's event number
+        armed = Signal()                     # `ahead` holds the delays of `event`
+        delay_width = (trng.delay_table[0][-1] >> TRNG_DELAY_FRAC).bit_length() + 1
+        ahead = [Signal(delay_width, name=f"ahead{s}") for s in range(sources)]
+        live = [Signal(delay_width, name=f"delay{s}") for s in range(sources)]
+        pulse_q = Signal()
+        elapsed = Signal(8)  # pulse cycles so far (pulse_cycles <= 255)
+        latched = Signal(sources)  # devices that switched, until the reset pulse
+        m.d.sync += pulse_q.eq(port.pulse)
+        start = port.pulse & ~pulse_q
+
+        # Quantile pairs (T[i], T[i + 1]) of every voltage code, one ROM word each.
+        top = max(max(row) for row in trng.delay_table)
+        width = top.bit_length()
+        rom = Memory(shape=unsigned(2 * width), depth=4 * steps,
+                     init=[row[i] | (row[i + 1] << width)
+                           for row in trng.delay_table for i in range(steps)])
+        m.submodules.delay_table = rom
+        lookup = rom.read_port(domain="comb")
+
+        cores = []
+        for g in range(trng.draws):
+            core = Threefry2x32(rounds=dev.rng_rounds, rounds_per_cycle=dev.rng_rounds_per_cycle)
+            m.submodules[f"entropy_rng{g}"] = core
+            cores.append(core)
+        draws = [Signal(64, name=f"draw{g}") for g in range(trng.draws)]
+        source = Signal(range(max(sources, 2)))
+
+        def field(s):
+            return draws[s // 4][16 * (s % 4):16 * (s % 4) + 16]
+
+        def on_start():  # a pulse takes the delays drawn ahead; draw the next event's
+            with m.If(start):
+                m.d.sync += [event.eq(event + 1), armed.eq(0)]
+                m.next = "DRAW"
+
+        with m.FSM(init="DRAW", name="entropy") as fsm:
+            with m.State("DRAW"):  # start the draws of `event`
+                for g, core in enumerate(cores):
+                    m.d.comb += [core.i.valid.eq(1), core.i.payload.key0.eq(trng.seed),
+                                 core.i.payload.key1.eq(int(What.TRNG)),
+                                 core.i.payload.ctr0.eq(g), core.i.payload.ctr1.eq(event)]
+                with m.If(cores[0].i.ready):
+                    m.next = "WAIT"
+                on_start()
+            with m.State("WAIT"):
+                with m.If(cores[0].o.valid):
+                    for g, core in enumerate(cores):
+                        m.d.comb += core.o.ready.eq(1)
+                        m.d.sync += draws[g].eq(Cat(core.o.payload.x0, core.o.payload.x1))
+                    m.d.sync += source.eq(0)
+                    m.next = "LOOKUP"
+                on_start()
+            with m.State("LOOKUP"):  # one device per cycle
+                bits = Signal(16)
+                with m.Switch(source):
+                    for s in range(sources):
+                        with m.Case(s):
+                            m.d.comb += bits.eq(field(s))
+                idx, frac = bits[:TRNG_TABLE_BITS], bits[TRNG_TABLE_BITS:]
+                m.d.comb += lookup.addr.eq(Cat(idx, port.voltage))
+                lo, hi = lookup.data[:width], lookup.data[width:]
+                d16 = lo + (((hi - lo) * frac) >> TRNG_FRAC_BITS)
+                with m.Switch(source):
+                    for s in range(sources):
+                        with m.Case(s):
+                            m.d.sync += ahead[s].eq(d16 >> TRNG_DELAY_FRAC)
+                m.d.sync += source.eq(source + 1)
+                with m.If(source == sources - 1):
+                    m.d.sync += armed.eq(1)
+                    m.next = "ARMED"
+                on_start()
+            with m.State("ARMED"):
+                on_start()
+        record_fsm("entropy", fsm)
+
+        now = Signal(8)
+        m.d.comb += now.eq(Mux(start, 0, elapsed))
+        with m.If(port.pulse):
+            m.d.sync += elapsed.eq(now + 1)
+        with m.If(start):
+            m.d.sync += [live[s].eq(ahead[s]) for s in range(sources)]
+        fired = Cat(port.pulse & (now >= Mux(start, ahead[s], live[s])) for s in range(sources))
+        m.d.comb += port.switched.eq(latched | fired)
+        with m.If(port.reset):
+            m.d.sync += latched.eq(0)
+        with m.Else():
+            m.d.sync += latched.eq(latched | fired)
 
     def _pulses(self, m, memories, addr, healthy, stuck_port):
         """Programming pulses: noise drawn while the pulse lasts, state updated as it ends."""

@@ -26,7 +26,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .adder_network import AdderNetwork
-from .analog import AnalogSignature
+from .analog import AnalogSignature, EntropySignature
 from .common import Block, record_fsm
 from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
@@ -89,8 +89,15 @@ class MacroTop(Block):
         Programmable devices: single-cell write-verify requests.
     r : Out(stream.Signature(write_verify.result_layout))
         Programmable devices: one result per programmed cell (array rows and requests).
+    t : Out(stream.Signature(8))
+        ``trng.enabled``: random bytes from the TRNG (docs/trng.md).
+    trng_ctl : In(trng.control_layout)
+        ``enable`` runs the TRNG; ``clear`` clears a health-test alarm.
+    trng_status : Out(trng.status_layout)
+        Alarm flags and counters (pulses, retries, bits, alarms).
     xbar : Out(AnalogSignature).array(tiles)
-        Only with ``crossbar = "external"``: the analog boundary of each tile.
+        Only with ``crossbar = "external"``: the analog boundary of each tile (and ``entropy``,
+        tile 0's entropy devices, with the TRNG).
     """
 
     def __init__(self, *, config):
@@ -107,8 +114,16 @@ class MacroTop(Block):
 
             members["p"] = In(stream.Signature(write_verify.request_layout(config)))
             members["r"] = Out(stream.Signature(write_verify.result_layout(config)))
+        if config.trng.enabled:
+            from . import trng
+
+            members["t"] = Out(stream.Signature(8))
+            members["trng_ctl"] = In(trng.control_layout(config))
+            members["trng_status"] = Out(trng.status_layout(config))
         if config.crossbar == "external":
             members["xbar"] = Out(AnalogSignature(config)).array(config.tiles)
+            if config.trng.enabled:  # tile 0's entropy devices, answered from outside too
+                members["entropy"] = Out(EntropySignature(config))
         super().__init__(config, members)
 
     def elaborate(self, platform):
@@ -159,6 +174,15 @@ class MacroTop(Block):
             ]
         if wv is not None:
             self._program_paths(m, wv, sars, boundaries)
+        if cfg.trng.enabled:
+            from .trng import Trng
+
+            m.submodules.trng = trng = Trng(config=cfg)
+            entropy = boundaries[0].entropy if cfg.crossbar == "stub" else \
+                wiring.flipped(self.entropy)
+            wiring.connect(m, trng.entropy, entropy)
+            wiring.connect(m, trng.o, wiring.flipped(self.t))
+            m.d.comb += [trng.ctl.eq(self.trng_ctl), self.trng_status.eq(trng.status)]
 
         wiring.connect(m, adder.o, output.i)
 

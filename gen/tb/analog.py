@@ -129,3 +129,54 @@ class CrossbarModel:
             if sample:
                 self.held = crossbar_stub.held_values(self.states, enables)
                 self.held_verify = verify
+
+
+class EntropyModel:
+    """The TRNG's entropy devices behind an ``EntropySignature`` (``prefix``, e.g.
+    ``entropy__``), answering ``switched`` from the shared golden delays
+    (:func:`imcgen.golden.trng.delays`) with the stub's semantics: a pulse takes the delays of
+    the next event (the event number survives reset), each device's comparator rises once the
+    pulse has lasted its delay and stays high until the reset pulse."""
+
+    def __init__(self, dut, cfg, prefix="entropy__"):
+        self.cfg, self.dut = cfg, dut
+        self.sig = {name: getattr(dut, prefix + name) for name in
+                    ("pulse", "reset", "switched")}
+        self.event = 0
+        self.pulse_q = 0
+        self.elapsed = 0
+        self.latched = np.zeros(cfg.trng.sources, dtype=bool)
+        self.live = np.zeros(cfg.trng.sources, dtype=np.int64)
+        self.starts = []  # the cycle of every pulse start
+        self.sig["switched"].value = 0
+
+    async def run(self):
+        from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+        from ..golden import trng
+
+        sources = self.cfg.trng.sources
+        while True:
+            await RisingEdge(self.dut.clk)
+            await ReadOnly()
+            pulse, reset = int(self.sig["pulse"].value), int(self.sig["reset"].value)
+            in_reset = int(self.dut.rst.value)
+            start = pulse and not self.pulse_q
+            if start:
+                self.live = trng.delays(self.cfg, [self.event])[0]
+                self.event += 1
+                self.starts.append(cycle_now())
+            now = 0 if start else self.elapsed
+            fired = np.zeros(sources, dtype=bool) if not pulse else now >= self.live
+            switched = self.latched | fired
+            await FallingEdge(self.dut.clk)
+            self.sig["switched"].value = int(np.dot(switched, 1 << np.arange(sources)))
+            # The registers after the coming edge (a reset clears all but the event number).
+            if in_reset:
+                self.pulse_q, self.elapsed = 0, 0
+                self.latched[:] = False
+            else:
+                self.pulse_q = pulse
+                if pulse:
+                    self.elapsed = now + 1
+                self.latched = np.zeros(sources, dtype=bool) if reset else switched

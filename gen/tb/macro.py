@@ -83,11 +83,18 @@ class MacroTestbench:
         if cfg.programmable:
             self.requests = StreamSource(dut, "p", self.rng, self.p_gaps)
         dut.clear.value = 0
+        if cfg.trng.enabled:
+            dut.trng_ctl.value = 0
         if cfg.crossbar == "external":
             for t in range(cfg.tiles):
                 model = CrossbarModel(dut, cfg, f"xbar__{t}__", tile=t)
                 self.models.append(model)
                 cocotb.start_soon(model.run())
+            if cfg.trng.enabled:
+                from .analog import EntropyModel
+
+                self.entropy = EntropyModel(dut, cfg)
+                cocotb.start_soon(self.entropy.run())
         await self.reset(record=False)
         self.outputs = StreamSink(dut, "o", self.rng, self.out_stalls)
         if cfg.programmable:
@@ -240,6 +247,52 @@ class MacroTestbench:
         await self.outputs.wait(count)
 
 
+async def run_trng(dut, tb, spec, job):
+    """The TRNG phase: enable it, collect ``bytes`` bytes from ``t`` under backpressure, reset
+    once after ``reset_after`` bytes (then enable again), and clear up to ``clear_alarms``
+    health-test alarms (each noted with the status counters at that moment)."""
+    from cocotb.triggers import ClockCycles
+
+    from ..hdl.trng import control_layout, status_layout
+
+    cfg = tb.cfg
+    want, reset_after = spec["bytes"], spec.get("reset_after")
+    clears = spec.get("clear_alarms", 0)
+    sink = StreamSink(dut, "t", tb.rng, spec.get("stalls", 0.0))
+    ctl = control_layout(cfg)
+    status_fields = status_layout(cfg)
+    dut.trng_ctl.value = encode(ctl, {"enable": 1, "clear": 0})
+    split, alarms = None, []
+    progress = job / "progress"
+    while len(sink.items) < want:
+        await ClockCycles(dut.clk, 64)
+        progress.write_text(f"{min(len(sink.items), want)} {want}")
+        if split is None and reset_after is not None and len(sink.items) >= reset_after:
+            split = len(sink.items)
+            await tb.reset()
+            dut.trng_ctl.value = encode(ctl, {"enable": 1, "clear": 0})
+            continue
+        status = decode(status_fields, dut.trng_status.value)
+        if status["rct_alarm"] or status["apt_alarm"]:
+            alarms.append([status["pulses"], status["rct_alarm"], status["apt_alarm"],
+                           len(sink.items)])
+            if len(alarms) > clears:
+                break
+            dut.trng_ctl.value = encode(ctl, {"enable": 1, "clear": 1})
+            await ClockCycles(dut.clk, 1)
+            dut.trng_ctl.value = encode(ctl, {"enable": 1, "clear": 0})
+    await ClockCycles(dut.clk, 2)
+    status = decode(status_fields, dut.trng_status.value)
+    received = [word for _, word in sink.items]
+    split = len(received) if split is None else split
+    return dict(trng_bytes=np.array(received[:split], dtype=np.uint8),
+                trng_bytes_after=np.array(received[split:], dtype=np.uint8),
+                trng_alarms=np.array(alarms, dtype=np.int64).reshape(-1, 4),
+                trng_status_names=np.array(sorted(status)),
+                trng_status=np.array([status[k] for k in sorted(status)], dtype=np.int64),
+                trng_reset_edges=np.array(tb.reset_edges, dtype=np.int64))
+
+
 async def run_job(dut):
     """Body of the cocotb test: load the job, drive it, write the results."""
     from cocotb.triggers import Timer, with_timeout
@@ -262,8 +315,13 @@ async def run_job(dut):
     resent_rows = 0
     programmed = {}
 
+    trng_results = {}
+
     async def body():
         nonlocal resent_rows
+        if spec.get("trng") is not None:
+            trng_results.update(await run_trng(dut, tb, spec["trng"], job))
+            return
         if program is not None:
             cells, cut, cut_cell = await tb.program(program, weights, progress)
             programmed.update(cells=cells, cut=cut, cut_cell=cut_cell)
@@ -318,7 +376,8 @@ async def run_job(dut):
         extra["wear"] = np.stack([model.wear for model in tb.models])
     np.savez(job / "rtl.npz", y=y, cycles=cycles, in_flight_at_reset=np.array(in_flight),
              status=np.array([status[k] for k in sorted(status)]),
-             status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra)
+             status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra,
+             **trng_results)
 
 
 @cocotb.test()
