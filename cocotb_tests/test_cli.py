@@ -290,3 +290,12 @@ def test_trng_cli_writes_the_golden_bytes_and_reports_throughput(tmp_path):
     stuck = imcgen("trng", "--bits", "1000", "-o", tmp_path / "s.bin", "--set",
                    "trng.fault=stuck_never")
     assert stuck.returncode == 1 and "RCT alarm at round 40" in stuck.stdout
+
+
+def test_trng_cli_rtl_equals_golden(tmp_path):
+    small = ["--set", "rows=4", "--set", "tiles=1", "--set", "outputs=1", "--set", "adcs=2"]
+    result = imcgen("trng", *small, "--bits", "800", "-o", tmp_path / "r.bin", "--rtl",
+                    "--seed", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RTL vs golden: equal (100 bytes)" in result.stdout
+    assert len((tmp_path / "r.bin").read_bytes()) == 100
