@@ -67,16 +67,23 @@ def test_delay_table_is_the_log_normal_quantiles():
 
 
 def test_delays_sample_the_distribution():
-    # The interpolated table reproduces the log-normal: P(floor(D) <= k) = F(k + 1), checked
-    # at every k up to the pulse length over 2e5 draws (standard error about 0.001).
+    # The interpolated table is the distribution the devices draw from: its CDF at every
+    # integer delay up to the pulse length is the log-normal's within 0.005 (interpolation and
+    # 1/16-period rounding), and 2e5 draws follow it within 5 standard errors.
     from scipy.stats import lognorm
 
     cfg = trng_config(sources=8)
     t = cfg.trng
+    table = np.asarray(t.delay_table[t.voltage], dtype=np.int64)
+    i, f = np.arange(256)[:, np.newaxis], np.arange(256)[np.newaxis, :]
+    exact = (table[i] + (((table[i + 1] - table[i]) * f) >> 8)) >> 4  # every (idx, frac)
     d = trng.delays(cfg, np.arange(25_000)).ravel()
     for k in range(t.pulse_cycles + 1):
+        model = (exact <= k).mean()
         want = lognorm.cdf(k + 1, t.delay_sigma, scale=t.delay_median_at(t.voltage))
-        assert abs((d <= k).mean() - want) < 0.006, (k, (d <= k).mean(), want)
+        assert abs(model - want) < 0.005, (k, model, want)
+        sd = math.sqrt(model * (1 - model) / d.size)
+        assert abs((d <= k).mean() - model) <= 5 * sd + 1e-9, (k, (d <= k).mean(), model)
 
 
 # -- golden model ----------------------------------------------------------------------------
