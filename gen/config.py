@@ -753,6 +753,81 @@ class WriteVerifyConfig(Table):
         return (self.max_pulses + 1).bit_length()
 
 
+G_BITS = 16            # analog model: conductances in units of g_max / 2^16
+IR_BITS = 16           # IR-drop row weights in Q0.16
+V_READ = 0.2           # volts across a cell during a read (currents in amperes for reports)
+
+
+@table("analog")
+@dataclass(frozen=True)
+class AnalogConfig(Table):
+    """Device physics in the compute reads (docs/analog.md): conductances, programming error,
+    read noise, drift, stuck cells, off-state leakage, IR drop, comparator offset and noise.
+
+    ``device = "none"`` keeps the digital model (levels summed exactly). The physical models
+    run in the golden model and in the Python crossbar (``crossbar = "external"``), identical
+    bit for bit; the synthesizable stub stays digital.
+    """
+
+    FIELDS = {
+        "device": Field(str, "none (digital levels), ideal (exact conductances), pcm (the "
+                             "aihwkit PCM statistics) or rram (seed 004's)",
+                        choices=("none", "ideal", "pcm", "rram")),
+        "seed": Field(int, "analog noise instance (programming error, drift, read and "
+                           "comparator noise)", limits=(0, 2**32 - 1)),
+        "g_max_us": Field(float, "maximum conductance in microsiemens", limits=(0.01, 1e4)),
+        "g_min_us": Field(float, "minimum conductance (off-state leakage) in microsiemens",
+                          limits=(0.0, 1e4)),
+        "prog_noise": Field(float, "scale of the device's programming error (1 = the model)",
+                            limits=(0.0, 100.0)),
+        "read_noise": Field(float, "scale of the device's read noise (1 = the model)",
+                            limits=(0.0, 100.0)),
+        "drift": Field(float, "scale of the device's drift exponents (1 = the model)",
+                       limits=(0.0, 100.0)),
+        "time": Field(float, "seconds since programming at which the reads happen (drift)",
+                      limits=(0.0, 1e12)),
+        "ir_drop": Field(float, "first-order IR drop: current lost at the farthest row for a "
+                                "full-scale line current", limits=(0.0, 0.9)),
+        "comparator_offset": Field(float, "comparator offset in ADC LSBs", limits=(-8.0, 8.0)),
+        "comparator_noise": Field(float, "comparator noise (standard deviation) in ADC LSBs",
+                                  limits=(0.0, 8.0)),
+        "adc_range": Field(str, "ideal (one level step per code) or calibrated (full scale from "
+                                "the programmed array's largest read)",
+                           choices=("ideal", "calibrated")),
+        "drift_compensation": Field(bool, "scale the ADC reference by a (noisy) reference read "
+                                          "of the array's total conductance"),
+    }
+
+    device: str = "none"
+    seed: int = 11
+    g_max_us: float = 25.0
+    g_min_us: float = 0.25
+    prog_noise: float = 1.0
+    read_noise: float = 1.0
+    drift: float = 1.0
+    time: float = 20.0
+    ir_drop: float = 0.0
+    comparator_offset: float = 0.0
+    comparator_noise: float = 0.0
+    adc_range: str = "ideal"
+    drift_compensation: bool = False
+
+    @property
+    def physical(self):
+        return self.device != "none"
+
+    def check(self, cfg):
+        if self.physical and self.g_min_us >= self.g_max_us:
+            raise ImcError("analog.g_min_us", self.g_min_us,
+                           f"must be below analog.g_max_us = {self.g_max_us}")
+
+    def derived(self, cfg):
+        if not self.physical:
+            return {}
+        return {"on_off_ratio": round(self.g_max_us / self.g_min_us, 3)
+                if self.g_min_us else "infinite"}
+
+
 TRNG_TABLE_BITS = 8    # the delay table has 2^8 + 1 quantiles per voltage code
 TRNG_FRAC_BITS = 8     # interpolation between quantiles, from the draw
 TRNG_DELAY_FRAC = 4    # table entries in 1/16 clock periods

@@ -8,7 +8,7 @@ and the cocotb-side crossbar address the same numbers.
 
 from enum import IntEnum
 
-__all__ = ["What", "cell_where", "cell_where_bits"]
+__all__ = ["What", "cell_where", "cell_where_bits", "column_where", "compare_what"]
 
 
 class What(IntEnum):
@@ -16,8 +16,12 @@ class What(IntEnum):
 
     STUCK = 1   # where = cell, when = 0: is the cell stuck, and on or off
     PULSE = 2   # where = cell, when = the cell's pulse count: programming noise of that pulse
-    TRNG = 3    # where = entropy source, when = its switching event: switching delay
-    READ = 4    # where = column, when = read index: read noise
+    TRNG = 3    # where = a group of four entropy sources, when = the round's event: delays
+    READ = 4    # where = (tile, column), when = the tile's compute-read index: read noise
+    PROGRAM = 5     # where = cell, when = 0: programming error of the analog model
+    DRIFT = 6       # where = cell, when = 0: the cell's drift exponent
+    COMPARE = 7     # what = 7 + (bit under test << 8), where = (tile, column), when = read
+    REFERENCE = 8   # where = 0, when = 0: noise of the drift-compensation reference read
 
 
 def _bits(count):
@@ -37,3 +41,14 @@ def cell_where(cfg, tile, row, column):
     """
     _, row_bits, column_bits = cell_where_bits(cfg)
     return (tile << (row_bits + column_bits)) | (row << column_bits) | column
+
+
+def column_where(cfg, tile, column):
+    """The ``where`` of a tile's physical column (read and comparator noise)."""
+    _, _, column_bits = cell_where_bits(cfg)
+    return (tile << column_bits) | column
+
+
+def compare_what(bit):
+    """The ``what`` of a comparator-noise draw: the SAR bit under test rides in the high bits."""
+    return int(What.COMPARE) + (bit << 8)

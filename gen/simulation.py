@@ -164,6 +164,10 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     SimResult
     """
     weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+    if cfg.analog.physical and cfg.crossbar == "stub":
+        raise ImcError("analog.device", cfg.analog.device,
+                       "the physical analog model runs in the Python crossbar; the "
+                       "synthesizable stub is digital: set crossbar = \"external\"")
     seed = secrets.randbelow(2**32) if seed is None else int(seed)
     if load_weights is None:
         load_weights = program is None
@@ -234,7 +238,14 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             states = replay[0].states
             if load_weights:
                 states = device.load_levels(cfg, states, weight_mapper.cell_levels(cfg, weights))
-        expected = golden.run(cfg, weights, inputs, states=states)
+        read_start = None
+        if cfg.analog.physical and cfg.crossbar == "external" and len(inputs):
+            # Each vector's first read index per tile: the compute samples its tile's crossbar
+            # took before the vector was accepted (a reset loses the reads of a lost vector).
+            samples, edges = rtl["compute_samples"], rtl["vector_edges"]
+            read_start = np.stack([np.searchsorted(np.sort(samples[samples[:, 0] == t, 1]),
+                                                   edges) for t in range(cfg.tiles)], axis=1)
+        expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start)
         waves = None
         if waves_dir is not None:
             from .waves import write_gtkw

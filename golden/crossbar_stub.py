@@ -8,10 +8,22 @@ state is the level itself.
 
 import numpy as np
 
-__all__ = ["column_values", "held_values", "compare"]
+__all__ = ["column_values", "read_enables", "held_values", "compare"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
 _CHUNK_ELEMENTS = 20_000_000
+
+
+def read_enables(cfg, planes, groups):
+    """Row enables of every read: (V, input_bits, tiles, groups_per_plane, rows) in {0, 1}.
+
+    Reads that are not issued activate no row.
+    """
+    planes = np.asarray(planes, dtype=np.int64)
+    groups = np.asarray(groups, dtype=np.int64)
+    read = np.arange(cfg.groups_per_plane, dtype=np.int64)[:, np.newaxis]
+    return ((groups[..., np.newaxis, :] == read)
+            & (planes[..., np.newaxis, :] == 1)).astype(np.int64)
 
 
 def column_values(cfg, states, planes, groups):
@@ -37,15 +49,12 @@ def column_values(cfg, states, planes, groups):
     groups = np.asarray(groups, dtype=np.int64)
     V = groups.shape[0]
     G = cfg.groups_per_plane
-    read = np.arange(G, dtype=np.int64)[:, np.newaxis]
     values = np.empty((V, cfg.input_bits, cfg.tiles, G, cfg.physical_columns), dtype=np.int64)
     per_vector = cfg.input_bits * cfg.tiles * G * max(cfg.rows, cfg.physical_columns)
     chunk = max(1, _CHUNK_ELEMENTS // per_vector)
     for start in range(0, V, chunk):
         part = slice(start, start + chunk)
-        # Row enables of every read: (v, planes, tiles, reads, rows) in {0, 1}.
-        enable = ((groups[part, ..., np.newaxis, :] == read)
-                  & (planes[part, ..., np.newaxis, :] == 1)).astype(np.int64)
+        enable = read_enables(cfg, planes[part], groups[part])
         # Batched over (v, planes, tiles); states broadcast over v and planes.
         values[part] = enable @ states
     return values

@@ -10,6 +10,7 @@ from imcgen.errors import ImcError
 
 from . import (
     adder_network,
+    analog,
     crossbar_stub,
     device,
     input_driver,
@@ -69,6 +70,25 @@ def cycles(cfg, reads):
     return timing.vector_cycles(cfg, reads)
 
 
+def _physical_reads(cfg, arr, planes, groups, issued, read_start):
+    """Codes of every read through the analog model: currents, read noise and comparator noise
+    keyed by each read's index (its tile's compute reads so far), and which reads clipped."""
+    enable = crossbar_stub.read_enables(cfg, planes, groups)  # (V, bits, tiles, G, rows)
+    current, var = analog.read_currents(arr, enable)
+    # Read index: issued reads are numbered in plane order, then group order, per tile.
+    V, bits, tiles, G = issued.shape
+    order = np.moveaxis(issued, 2, 1).reshape(V, tiles, bits * G)
+    ordinal = np.cumsum(order, axis=-1) - 1
+    ordinal = np.moveaxis(ordinal.reshape(V, tiles, bits, G), 1, 2)
+    read = np.maximum(read_start[:, np.newaxis, :, np.newaxis] + ordinal, 0)[..., np.newaxis]
+    tile = np.arange(tiles)[:, np.newaxis, np.newaxis]
+    column = np.arange(cfg.physical_columns)
+    held = analog.held(cfg, arr, current, var, tile, column, read)
+    codes = sar_adc.convert_physical(cfg, arr, held, tile, column, read)
+    over = (2 * (held + arr.offset) >= (2 * cfg.adc_max + 1) * arr.lsb) & issued[..., np.newaxis]
+    return codes, over
+
+
 def _full_scale(cfg):
     """Largest held column value whose compute read is not clipped: ``adc_max`` levels plus
     less than half a level (``adc_max`` itself for ideal devices)."""
@@ -76,7 +96,7 @@ def _full_scale(cfg):
         (1 if cfg.state_frac else 0)
 
 
-def run(cfg, W, X, states=None):
+def run(cfg, W, X, states=None, read_start=None):
     """Outputs of the macro for a batch of input vectors.
 
     Parameters
@@ -90,6 +110,10 @@ def run(cfg, W, X, states=None):
     states : ndarray of int, shape (tiles, rows, physical_columns), optional
         Cell states to compute with instead of loading ``W`` (e.g. after write-verify
         programming, :func:`imcgen.golden.write_verify.program`); ``W`` may then be None.
+    read_start : ndarray of int, shape (V, tiles), optional
+        Physical analog model only: each vector's first compute-read index per tile (the key of
+        its read and comparator noise). Default: the reads of the vectors before it, counted
+        from 0 (a run that a reset interrupted passes the indices its crossbar really used).
 
     Returns
     -------
@@ -115,6 +139,13 @@ def run(cfg, W, X, states=None):
     weights = input_driver.plane_weights(cfg)
     per_vector = cfg.input_bits * cfg.tiles * G * max(cfg.rows, cfg.physical_columns)
     chunk = max(1, _CHUNK_ELEMENTS // per_vector)
+    physical = cfg.analog.physical
+    if physical:
+        arr = analog.prepare(cfg, states)
+        if read_start is None:
+            counts = row_scheduler.reads_per_tile(cfg, X)
+            read_start = np.cumsum(counts, axis=0) - counts
+        read_start = np.asarray(read_start, dtype=np.int64).reshape(V, cfg.tiles)
     psums, reads, clipped = [], [], []
     # max(V, 1): an empty batch still goes through once, so the results keep their shapes.
     for start in range(0, max(V, 1), chunk):
@@ -122,12 +153,16 @@ def run(cfg, W, X, states=None):
         groups = row_scheduler.read_groups(cfg, planes)
         per_plane = row_scheduler.reads_per_plane(cfg, planes)
         issued = np.arange(G) < per_plane[..., np.newaxis]
-        values = crossbar_stub.column_values(cfg, states, planes, groups)
-        codes = sar_adc.convert(cfg, values)
+        if physical:
+            codes, over = _physical_reads(cfg, arr, planes, groups, issued,
+                                          read_start[start:start + chunk])
+        else:
+            values = crossbar_stub.column_values(cfg, states, planes, groups)
+            codes = sar_adc.convert(cfg, values)
+            over = (values > _full_scale(cfg)) & issued[..., np.newaxis]
         read_vals = shift_add.read_values(cfg, codes, row_scheduler.active_rows(cfg, groups))
         psums.append(shift_add.tile_psums(cfg, read_vals, weights, issued))
         reads.append(per_plane.sum(axis=1))
-        over = (values > _full_scale(cfg)) & issued[..., np.newaxis]
         clipped.append(over.any(axis=(1, 2, 3, 4)))
     psums = np.concatenate(psums)
     reads = np.concatenate(reads)

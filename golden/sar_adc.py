@@ -4,7 +4,7 @@ import numpy as np
 
 from .crossbar_stub import compare
 
-__all__ = ["convert", "sar_trials"]
+__all__ = ["convert", "convert_physical", "sar_trials"]
 
 
 def convert(cfg, values, verify=False):
@@ -32,6 +32,20 @@ def convert(cfg, values, verify=False):
         trial = code | (1 << bit)
         # The comparator answers whether the held value reaches the DAC code; yes keeps the bit.
         code = np.where(compare(cfg, values, trial, verify), trial, code)
+    return code
+
+
+def convert_physical(cfg, arr, held, tile, column, read):
+    """ADC codes of held currents through the analog model's comparators (offset and noise;
+    :func:`imcgen.golden.analog.compare`), the same binary search."""
+    from . import analog
+
+    held = np.asarray(held, dtype=np.int64)
+    code = np.zeros(held.shape, dtype=np.int64)
+    for bit in reversed(range(cfg.adc_bits)):
+        trial = code | (1 << bit)
+        answer = analog.compare(cfg, arr, held, trial, tile, column, read, bit)
+        code = np.where(answer, trial, code)
     return code
 
 

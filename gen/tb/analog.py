@@ -14,7 +14,33 @@ from ..golden import crossbar_stub, device
 from ..hdl.analog import dac_layout, levels_layout
 from .streams import cycle_now, decode
 
-__all__ = ["CrossbarModel"]
+__all__ = ["CrossbarModel", "AnalogShared", "EntropyModel"]
+
+
+class AnalogShared:
+    """The physical analog model's view of the whole array, shared by the tiles' models: the
+    cell states of every tile (the tiles' ``states`` are views into it) and the prepared
+    array (:func:`imcgen.golden.analog.prepare`), recomputed after any write or pulse, over the
+    same (tiles, rows, physical_columns) array as the golden model, so every number agrees."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        columns = cfg.adcs * cfg.column_groups
+        self.states = np.zeros((cfg.tiles, cfg.rows, columns), dtype=np.int64)
+        self.states[:, :, :cfg.physical_columns] = device.initial_states(cfg)
+        self.dirty = True
+        self._array = None
+
+    @property
+    def array(self):
+        if self.dirty:
+            from ..golden import analog
+
+            pc = self.cfg.physical_columns
+            self._array = analog.prepare(self.cfg,
+                                         np.ascontiguousarray(self.states[:, :, :pc]))
+            self.dirty = False
+        return self._array
 
 
 class CrossbarModel:
@@ -37,9 +63,12 @@ class CrossbarModel:
         ``(cycle, group, dac)``, for tests of the SAR timing and search order.
     """
 
-    def __init__(self, dut, cfg, prefix, tile=0, cells=True, read_prefix=None):
+    def __init__(self, dut, cfg, prefix, tile=0, cells=True, read_prefix=None, shared=None):
         self.cfg, self.dut, self.clk = cfg, dut, dut.clk
         self.tile = tile
+        self.shared = shared  # AnalogShared: the physical analog model answers compute reads
+        self.compute_reads = 0  # compute samples so far (never reset): the read-noise key
+        self.compute_samples = []  # the cycle of each
         read = read_prefix if read_prefix is not None else prefix + "read__"
         names = ["row_en", "sample", "col_sel", "dac", "cmp"] + \
             (["verify"] if cfg.programmable else [])
@@ -54,8 +83,11 @@ class CrossbarModel:
         self.dac_layout, self.cell_layout = dac_layout(cfg), levels_layout(cfg)
         columns = cfg.adcs * cfg.column_groups
         pc = cfg.physical_columns
-        self.states = np.zeros((cfg.rows, columns), dtype=np.int64)
-        self.states[:, :pc] = device.initial_states(cfg)[tile]
+        if shared is not None:
+            self.states = shared.states[tile]
+        else:
+            self.states = np.zeros((cfg.rows, columns), dtype=np.int64)
+            self.states[:, :pc] = device.initial_states(cfg)[tile]
         self.stuck = np.zeros((cfg.rows, columns), dtype=bool)
         self.stuck[:, :pc] = device.stuck_map(cfg)[0][tile]
         self.wear = np.zeros((cfg.rows, pc), dtype=np.int64)
@@ -76,6 +108,39 @@ class CrossbarModel:
             self.cfg, self.states[row, column], set_, amp, where, self.wear[row, column])
         self.wear[row, column] = (self.wear[row, column] + 1) & \
             ((1 << self.cfg.device.wear_bits) - 1)
+        if self.shared is not None:
+            self.shared.dirty = True
+
+    def _answers(self, group, dac):
+        """Comparator answers of the lanes of ``group`` against ``dac``."""
+        cfg, lanes = self.cfg, self.cfg.adcs
+        if self.shared is None or self.held_verify:
+            held = self.held[group * lanes:(group + 1) * lanes]
+            return crossbar_stub.compare(cfg, held, dac, self.held_verify)
+        from ..golden import analog
+
+        arr = self.shared.array
+        answers = np.zeros(lanes, dtype=bool)
+        for a in range(lanes):
+            column = group * lanes + a
+            if column < cfg.physical_columns and dac[a]:
+                answers[a] = analog.compare(cfg, arr, self.held_current[column], dac[a],
+                                            self.tile, column, self.read_index,
+                                            analog.bit_under_test(dac[a]))
+        return answers
+
+    def _sample_physical(self, enables):
+        """A compute read of the physical model: the held currents of every column."""
+        from ..golden import analog
+
+        arr = self.shared.array
+        active = np.array([(enables >> r) & 1 for r in range(self.cfg.rows)], dtype=np.int64)
+        current, var = analog.read_currents(arr, active, tile=self.tile)
+        columns = np.arange(self.cfg.physical_columns)
+        self.read_index = self.compute_reads
+        self.held_current = analog.held(self.cfg, arr, current, var, self.tile, columns,
+                                        self.read_index)
+        self.compute_reads += 1
 
     async def run(self):
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
@@ -87,8 +152,7 @@ class CrossbarModel:
             await ReadOnly()
             group = int(sig["read__col_sel"].value)
             dac = np.array(decode(self.dac_layout, sig["read__dac"].value), dtype=np.int64)
-            held = self.held[group * lanes:(group + 1) * lanes]
-            answers = crossbar_stub.compare(cfg, held, dac, self.held_verify)
+            answers = self._answers(group, dac)
             cmp = int(np.dot(answers, 1 << np.arange(lanes)))
             sample = int(sig["read__sample"].value)
             if sample:
@@ -109,6 +173,8 @@ class CrossbarModel:
                                bool(int(sig["prog__direction"].value)),
                                int(sig["prog__amp"].value))
                 self.pulse_q = 0 if int(self.dut.rst.value) else pulse
+            if sample and not verify:
+                self.compute_samples.append(cycle_now())
             if self.record:
                 cycle = cycle_now()
                 if sample:
@@ -126,9 +192,13 @@ class CrossbarModel:
                 loaded = levels.astype(np.int64) << cfg.state_frac
                 self.states[row, cols] = np.where(self.stuck[row, cols], self.states[row, cols],
                                                   loaded)
+                if self.shared is not None:
+                    self.shared.dirty = True
             if sample:
                 self.held = crossbar_stub.held_values(self.states, enables)
                 self.held_verify = verify
+                if self.shared is not None and not verify:
+                    self._sample_physical(enables)
 
 
 class EntropyModel:

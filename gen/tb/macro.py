@@ -86,8 +86,13 @@ class MacroTestbench:
         if cfg.trng.enabled:
             dut.trng_ctl.value = 0
         if cfg.crossbar == "external":
+            shared = None
+            if cfg.analog.physical:
+                from .analog import AnalogShared
+
+                shared = AnalogShared(cfg)
             for t in range(cfg.tiles):
-                model = CrossbarModel(dut, cfg, f"xbar__{t}__", tile=t)
+                model = CrossbarModel(dut, cfg, f"xbar__{t}__", tile=t, shared=shared)
                 self.models.append(model)
                 cocotb.start_soon(model.run())
             if cfg.trng.enabled:
@@ -312,6 +317,7 @@ async def run_job(dut):
                         spec.get("p_gaps", 0.0), spec.get("r_stalls", 0.0))
     await tb.start()
     in_flight = []
+    delivered = []  # accept edge of each answered vector, in result order
     resent_rows = 0
     programmed = {}
 
@@ -334,6 +340,7 @@ async def run_job(dut):
         # has no result for.
         resets = sorted(r for r in spec.get("resets", []) if r < len(vectors))
         start = 0
+        segment = len(tb.inputs.times)  # accept edges of this stretch between resets
         for point in resets:
             if point < len(tb.outputs.items):
                 continue
@@ -343,12 +350,16 @@ async def run_job(dut):
             # Accepted but unanswered when the reset hits: lost inside, resent below.
             in_flight.append(tb.inputs.sent - len(tb.outputs.items))
             await tb.reset()
+            answered = len(tb.outputs.items) - start
+            delivered.extend(tb.inputs.times[segment:segment + answered])
+            segment = len(tb.inputs.times)
             tb.inputs.sent = start = len(tb.outputs.items)
         cocotb.start_soon(tb.send(vectors, start))
         step = max(1, len(vectors) // 100)
         while len(tb.outputs.items) < len(vectors):
             await tb.wait_results(min(len(vectors), len(tb.outputs.items) + step))
             progress.write_text(f"{len(tb.outputs.items)} {len(vectors)}")
+        delivered.extend(tb.inputs.times[segment:segment + len(vectors) - start])
 
     await with_timeout(body(), spec["timeout_ns"], "ns")
     # Keep listening for as long as a vector takes: a surplus (duplicated or stale) result
@@ -374,6 +385,12 @@ async def run_job(dut):
         extra["states"] = np.stack([model.states[:, :cfg.physical_columns]
                                     for model in tb.models])
         extra["wear"] = np.stack([model.wear for model in tb.models])
+        # The physical analog model keys its noise by each tile's compute-read index: the
+        # cycle of every compute sample, and each answered vector's accept edge.
+        extra["compute_samples"] = np.array(
+            [[t, c] for t, model in enumerate(tb.models) for c in model.compute_samples],
+            dtype=np.int64).reshape(-1, 2)
+        extra["vector_edges"] = np.array(delivered, dtype=np.int64)
     np.savez(job / "rtl.npz", y=y, cycles=cycles, in_flight_at_reset=np.array(in_flight),
              status=np.array([status[k] for k in sorted(status)]),
              status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra,

@@ -1,0 +1,204 @@
+"""Device physics in the compute reads (docs/analog.md), one NumPy model for the golden model
+(batched) and the cocotb-side crossbar (one read at a time).
+
+Pipeline, for ``analog.device`` ideal, pcm or rram:
+
+1. **Conductances.** A cell's level ``L`` (or write-verify state, a fractional level) maps to
+   ``g = g_min + L / cell_max * (g_max - g_min)``; stuck cells sit at ``g_max`` or ``g_min``.
+2. **Programming error** (devices without write-verify): ``g + sigma_prog(g) z``.
+3. **Drift** ``g(t) = g0 (t / t0)^-nu`` with a per-cell exponent ``nu`` (pcm), after ``t0``.
+4. The array at the read time, in integer units of ``g_max / 2^16``; each cell's read-noise
+   variance; IR-drop row weights; the ADC LSB current (ideal or calibrated, optionally
+   drift-compensated by a noisy reference read). Computed once for the whole array
+   (:func:`prepare`), so both sides use the very same numbers.
+5. **A read** sums the active rows' weighted conductances (exact integers), loses a share
+   growing with the line current (IR drop), adds read noise ``sqrt(sum var) z`` drawn per
+   (tile, column, read index): the held current.
+6. **The comparator** answers ``2 (I + offset + noise) >= (2 dac - 1) lsb``, its noise drawn per
+   (tile, column, read index, bit under test); the bit under test is the trial code's lowest
+   set bit, so the cocotb side reads it off the DAC.
+
+Every random number is a counter-based draw (:mod:`imcgen.draws`); the Gaussians are
+Irwin-Hall sums of the draw's eight bytes. After step 4 every operation is integer or a single
+correctly rounded IEEE operation per element, so the batched and the per-read evaluation agree
+bit for bit.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from imcgen.config import G_BITS, IR_BITS
+from imcgen.draws import What, column_where, compare_what
+
+from . import device, rng
+
+__all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "held", "compare",
+           "bit_under_test", "T0"]
+
+T0 = 20.0         # s: drift reference time (aihwkit PCM, t0 = 20 s)
+T_READ = 250e-9   # s: read duration in the PCM read-noise model
+IRWIN_HALL8_SD = float(np.sqrt(8 * (256**2 - 1) / 12))
+UNIT = 1 << G_BITS  # conductance units per g_max
+
+
+def gauss(bits64):
+    """Approximately standard normal values from 64-bit draws (Irwin-Hall sum of 8 bytes)."""
+    bits = np.asarray(bits64, dtype=np.uint64)
+    total = np.zeros(bits.shape, dtype=np.int64)
+    for k in range(8):
+        total += ((bits >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64)
+    return (total - 1020) / IRWIN_HALL8_SD
+
+
+@dataclass(frozen=True)
+class AnalogArray:
+    """The array at the read time, ready for reads (arrays of shape (tiles, rows, columns)).
+
+    ``weighted``: conductance units times the row's IR weight (Q0.16), integer. ``var``: read
+    noise variance per cell in (current units)^2, integer. ``lsb``: current units per ADC code.
+    ``offset``: comparator offset in current units. ``cmp_sigma``: comparator noise in current
+    units. ``line_k``: IR loss per unit of line current squared. ``g_us``: conductances in
+    microsiemens (reports).
+    """
+
+    weighted: np.ndarray
+    var: np.ndarray
+    lsb: int
+    offset: int
+    cmp_sigma: float
+    line_k: float
+    g_us: np.ndarray
+    compensation: float
+
+
+def _levels(cfg, states):
+    """A cell's position in its range, 0 .. 1 (fractional levels for write-verify states)."""
+    return np.asarray(states, dtype=np.float64) / float(cfg.cell_max << cfg.state_frac)
+
+
+def _pcm_prog_sigma(cfg, g_us):
+    x = g_us / cfg.analog.g_max_us
+    return cfg.analog.g_max_us / 25.0 * (0.26348 + 1.9650 * x - 1.1731 * x * x)
+
+
+def _pcm_nu(cfg, g_us, z):
+    x = np.maximum(g_us / cfg.analog.g_max_us, 1e-12)
+    mu = np.clip(-0.0155 * np.log(x) + 0.0244, 0.049, 0.1)
+    sd = np.clip(-0.0125 * np.log(x) - 0.0059, 0.008, 0.045)
+    return np.abs(mu + sd * z)
+
+
+def _pcm_read_sigma(cfg, g_us, t):
+    x = np.maximum(g_us / cfg.analog.g_max_us, 0.0)
+    q = np.minimum(0.0088 / np.maximum(x**0.65, 1e-3), 0.2)
+    return g_us * q * np.sqrt(np.log((t + T_READ) / (2 * T_READ)))
+
+
+def prepare(cfg, states):
+    """The analog array for cell ``states`` (tiles, rows, physical_columns), read at
+    ``analog.time``: see the module's steps 1-4."""
+    a = cfg.analog
+    states = np.asarray(states, dtype=np.int64)
+    shape = states.shape
+    kind = a.device
+    g_min = 0.0 if kind == "ideal" else a.g_min_us
+    g = g_min + _levels(cfg, states) * (a.g_max_us - g_min)
+    stuck, on = device.stuck_map(cfg)
+    where = device.cell_addresses(cfg)
+    if kind in ("pcm", "rram") and not cfg.programmable and a.prog_noise:
+        z = gauss(rng.draw(a.seed, int(What.PROGRAM), where, 0))
+        if kind == "pcm":
+            sigma = _pcm_prog_sigma(cfg, g)
+        elif cfg.cell_bits == 1:  # seed 004: binary LRS 0.04, HRS 0.4 (relative)
+            sigma = np.where(states > 0, 0.04 * g, 0.4 * g)
+        else:
+            sigma = 0.03 * g  # seed 004: analog variability sigma/mu 0.03
+        g = np.maximum(g + a.prog_noise * sigma * z, 0.0)
+    g = np.where(stuck, np.where(on, a.g_max_us, g_min), g)
+    g0 = g
+    t = max(a.time, 0.0)
+    if kind == "pcm" and a.drift and t > T0:
+        nu = a.drift * _pcm_nu(cfg, g0, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0)))
+        g = g0 * (t / T0) ** (-nu)
+    units = np.rint(g / a.g_max_us * UNIT).astype(np.int64)
+    if kind == "pcm":
+        sigma_read = a.read_noise * _pcm_read_sigma(cfg, g, max(t, T_READ * 2))
+    elif kind == "rram":
+        sigma_read = a.read_noise * 0.03 * g  # seed 004: thermal fluctuation sigma/mu ~ 0.03
+    else:
+        sigma_read = np.zeros(shape)
+    var = np.rint((sigma_read / a.g_max_us * UNIT) ** 2).astype(np.int64)
+    rows = shape[1]
+    weights = np.rint((1 << IR_BITS) * (1 - a.ir_drop * (np.arange(rows) + 1) / rows))
+    weighted = units * weights.astype(np.int64)[np.newaxis, :, np.newaxis]
+    full = float(cfg.rows_per_read * UNIT << IR_BITS)
+    line_k = a.ir_drop / full if a.ir_drop else 0.0
+    step = (1 - g_min / a.g_max_us) * UNIT / cfg.cell_max  # one level, in units
+    lsb = step * (1 << IR_BITS)
+    if a.adc_range == "calibrated":  # the largest read of the programmed array fills the ADC
+        top = -np.sort(-weighted, axis=1)[:, :cfg.rows_per_read].sum(axis=1).max()
+        lsb = max(top / (cfg.adc_max + 0.5), 1.0)
+    compensation = 1.0
+    if a.drift_compensation:
+        reference = units.sum()
+        ref_noise = np.sqrt(var.sum()) * gauss(rng.draw(a.seed, int(What.REFERENCE), 0, 0))
+        expected = np.rint(g0 / a.g_max_us * UNIT).sum()
+        if expected > 0:  # an array with no conductance has nothing to compensate
+            compensation = float(expected / max(reference + ref_noise, 1.0))
+            lsb = lsb / compensation
+    lsb = max(int(round(lsb)), 1)
+    offset = int(round(a.comparator_offset * lsb))
+    return AnalogArray(weighted=weighted, var=var, lsb=lsb, offset=offset,
+                       cmp_sigma=a.comparator_noise * lsb, line_k=line_k, g_us=g,
+                       compensation=compensation)
+
+
+def _line_loss(current, line_k):
+    """IR drop growing with the line current: ``I - floor(I * I * k)`` (elementwise)."""
+    if not line_k:
+        return current
+    i = np.asarray(current, dtype=np.float64)
+    return np.asarray(current, dtype=np.int64) - np.floor(i * i * line_k).astype(np.int64)
+
+
+def read_currents(arr, enable, tile=None):
+    """Weighted current and noise variance of reads: ``enable`` (..., tiles, rows) in {0, 1}
+    against the array -> two int64 arrays (..., tiles, columns); with ``tile``, ``enable``
+    (rows,) against that tile alone. Exact: every float64 sum stays below 2^53."""
+    weighted = arr.weighted if tile is None else arr.weighted[tile]
+    variance = arr.var if tile is None else arr.var[tile]
+    enable = np.asarray(enable, dtype=np.float64)
+    current = np.rint(enable @ weighted.astype(np.float64)).astype(np.int64)
+    var = np.rint(enable @ variance.astype(np.float64)).astype(np.int64)
+    return current, var
+
+
+def held(cfg, arr, current, var, tile, column, read):
+    """Held currents: IR line loss, then read noise for (tile, column, read index); all arrays
+    broadcast together."""
+    i = _line_loss(current, arr.line_k)
+    if not np.any(var):
+        return np.asarray(i, dtype=np.int64)
+    where = column_where(cfg, np.asarray(tile), np.asarray(column))
+    z = gauss(rng.draw(cfg.analog.seed, int(What.READ), where, read))
+    return i + np.rint(np.sqrt(var) * z).astype(np.int64)
+
+
+def compare(cfg, arr, held_current, dac, tile, column, read, bit):
+    """Comparator answers for held currents against DAC codes (all arrays broadcast); ``bit``
+    is the SAR bit under test (an int, the same for every element)."""
+    noise = 0
+    dac = np.asarray(dac, dtype=np.int64)
+    if arr.cmp_sigma:
+        where = column_where(cfg, np.asarray(tile), np.asarray(column))
+        z = gauss(rng.draw(cfg.analog.seed, compare_what(int(bit)), where, read))
+        noise = np.rint(arr.cmp_sigma * z).astype(np.int64)
+    return 2 * (np.asarray(held_current, dtype=np.int64) + arr.offset + noise) >= \
+        (2 * dac - 1) * arr.lsb
+
+
+def bit_under_test(dac):
+    """The SAR bit a trial code tests: its lowest set bit."""
+    dac = int(dac)
+    return (dac & -dac).bit_length() - 1
