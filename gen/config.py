@@ -216,6 +216,8 @@ class MacroConfig:
             elif isinstance(getattr(self, name), bool) or \
                     not isinstance(getattr(self, name), int):
                 raise ImcError(name, getattr(self, name), "must be an integer")
+        # Tables first: the widths depend on them (the physical analog model's codes).
+        object.__setattr__(self, "tables", self._resolve_tables(self.tables))
         if self.weight_mapping == "differential" and self.weight_bits < 2:
             raise ImcError("weight_bits", self.weight_bits,
                            "the differential mapping needs at least 2 bits (sign and magnitude); "
@@ -249,7 +251,6 @@ class MacroConfig:
             raise ImcError("out_shift", self.out_shift,
                            f"shifts out every magnitude bit of the {self.sum_bits}-bit sums "
                            f"(every output would be 0 or -1); allowed: 0..{self.sum_bits - 2}")
-        object.__setattr__(self, "tables", self._resolve_tables(self.tables))
         for tab in self.tables:
             tab.check(self)
 
@@ -513,7 +514,10 @@ class MacroConfig:
     # -- value ranges and widths (interval arithmetic, exact bounds) ------------------------
 
     def _read_max(self, k):
-        """Largest ADC code of slice k in one read."""
+        """Largest ADC code of slice k in one read. Any code for the physical analog model:
+        read noise, comparator offset and a calibrated range reach codes no level sum does."""
+        if self.analog.physical:
+            return self.adc_max
         return min(self.adc_max, self.rows_per_read * ((1 << self.slice_bits[k]) - 1))
 
     def _combine(self, per_slice_max, offset_rows):
@@ -532,7 +536,8 @@ class MacroConfig:
     @cached_property
     def plane_range(self):
         """Range of one plane's value (all its reads) for one output of one tile."""
-        plane_max = [min(self.rows * ((1 << b) - 1), self.groups_per_plane * self._read_max(k))
+        plane_max = [self.groups_per_plane * self._read_max(k) if self.analog.physical else
+                     min(self.rows * ((1 << b) - 1), self.groups_per_plane * self._read_max(k))
                      for k, b in enumerate(self.slice_bits)]
         return self._combine(plane_max, self.rows)
 

@@ -55,8 +55,9 @@ def gauss(bits64):
 class AnalogArray:
     """The array at the read time, ready for reads (arrays of shape (tiles, rows, columns)).
 
-    ``weighted``: conductance units times the row's IR weight (Q0.16), integer. ``var``: read
-    noise variance per cell in (current units)^2, integer. ``lsb``: current units per ADC code.
+    ``weighted``: conductance units times the row's IR weight (Q0.16), integer: the current
+    units. ``var``: read noise variance per cell in (conductance units)^2, integer (so sums stay
+    exact in float64; :func:`held` scales the noise to current units by ``2^IR_BITS``). ``lsb``: current units per ADC code.
     ``offset``: comparator offset in current units. ``cmp_sigma``: comparator noise in current
     units. ``line_k``: IR loss per unit of line current squared. ``g_us``: conductances in
     microsiemens (reports).
@@ -137,7 +138,7 @@ def prepare(cfg, states):
     step = (1 - g_min / a.g_max_us) * UNIT / cfg.cell_max  # one level, in units
     lsb = step * (1 << IR_BITS)
     if a.adc_range == "calibrated":  # the largest read of the programmed array fills the ADC
-        top = -np.sort(-weighted, axis=1)[:, :cfg.rows_per_read].sum(axis=1).max()
+        top = (-np.sort(-weighted, axis=1))[:, :cfg.rows_per_read].sum(axis=1).max()
         lsb = max(top / (cfg.adc_max + 0.5), 1.0)
     compensation = 1.0
     if a.drift_compensation:
@@ -163,9 +164,9 @@ def _line_loss(current, line_k):
 
 
 def read_currents(arr, enable, tile=None):
-    """Weighted current and noise variance of reads: ``enable`` (..., tiles, rows) in {0, 1}
-    against the array -> two int64 arrays (..., tiles, columns); with ``tile``, ``enable``
-    (rows,) against that tile alone. Exact: every float64 sum stays below 2^53."""
+    """Weighted current and noise variance of reads: ``enable`` (..., tiles, reads, rows) in
+    {0, 1} against the array -> two int64 arrays (..., tiles, reads, columns); with ``tile``,
+    ``enable`` (..., rows) against that tile alone. Exact: every float64 sum stays below 2^53."""
     weighted = arr.weighted if tile is None else arr.weighted[tile]
     variance = arr.var if tile is None else arr.var[tile]
     enable = np.asarray(enable, dtype=np.float64)
@@ -182,7 +183,8 @@ def held(cfg, arr, current, var, tile, column, read):
         return np.asarray(i, dtype=np.int64)
     where = column_where(cfg, np.asarray(tile), np.asarray(column))
     z = gauss(rng.draw(cfg.analog.seed, int(What.READ), where, read))
-    return i + np.rint(np.sqrt(var) * z).astype(np.int64)
+    # var is in conductance units^2; the power-of-two scale to current units is exact
+    return i + np.rint(np.sqrt(var) * z * float(1 << IR_BITS)).astype(np.int64)
 
 
 def compare(cfg, arr, held_current, dac, tile, column, read, bit):

@@ -37,9 +37,11 @@ def cell_addresses(cfg):
 
 
 def stuck_map(cfg):
-    """``(stuck, on)``: bool arrays (tiles, rows, physical_columns); no cell of an ideal device."""
+    """``(stuck, on)``: bool arrays (tiles, rows, physical_columns). Cells of a real device
+    (``device.kind`` or ``analog.device`` pcm or rram) may be stuck; no cell of an ideal one."""
     shape = (cfg.tiles, cfg.rows, cfg.physical_columns)
-    if not cfg.programmable or cfg.device.stuck_threshold == 0:
+    real = cfg.programmable or cfg.analog.device in ("pcm", "rram")
+    if not real or cfg.device.stuck_threshold == 0:
         return np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
     bits = rng.draw(cfg.device.seed, int(What.STUCK), cell_addresses(cfg), 0,
                     rounds=cfg.device.rng_rounds)
