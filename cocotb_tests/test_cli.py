@@ -299,3 +299,21 @@ def test_trng_cli_rtl_equals_golden(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "RTL vs golden: equal (100 bytes)" in result.stdout
     assert len((tmp_path / "r.bin").read_bytes()) == 100
+
+
+def test_progress_lines_give_rate_elapsed_and_time_left(monkeypatch):
+    import io
+
+    from imcgen import progress as progress_module
+
+    clock = iter([0.0, 4.0, 8.0])
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    p = progress_module.Progress("accuracy: evaluations", stream=out, interval=0)
+    p(0, 3)  # starts the clock
+    p(1, 3)  # one evaluation in 4 s: slow work shows seconds each
+    p(3, 3)
+    assert out.getvalue().splitlines() == [
+        "accuracy: evaluations: 0/3 (0/s, 0 s)",
+        "accuracy: evaluations: 1/3 (4.0 s each, 4 s, about 8 s left)",
+        "accuracy: evaluations: 3/3 (2.7 s each, 8 s)"]

@@ -156,3 +156,39 @@ async def verify_reads_share_the_adcs_with_compute_reads(dut):
     got = [decode(code_layout(cfg), w) for _, w in sink.items]
     assert got == expected, f"compute codes (seed {seed_from_env()})"
     assert [w for _, w in verify_sink.items] == verify_expected, f"seed {seed_from_env()}"
+
+
+# -- the golden conversion's closed form against the search it stands for ------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_closed_form_conversion_is_the_binary_search(name):
+    from imcgen.golden.sar_adc import binary_search
+
+    cfg = CONFIGS[name]
+    values = np.arange(0, 2 * cfg.rows * cfg.state_max + 3)
+    np.testing.assert_array_equal(convert(cfg, values), binary_search(cfg, values))
+    if cfg.programmable:
+        verify = values % 3 == 0
+        cell = np.minimum(values, cfg.state_max)
+        np.testing.assert_array_equal(convert(cfg, cell, verify), binary_search(cfg, cell, verify))
+
+
+@pytest.mark.parametrize("offset", [-2.6, 0.0, 0.7, 3.0])
+def test_noiseless_physical_conversion_is_the_binary_search(offset):
+    # Without comparator noise convert_physical answers in closed form; with it, by the search.
+    from imcgen.config import load_config
+    from imcgen.golden import analog
+    from imcgen.golden.sar_adc import convert_physical
+
+    cfg = load_config(overrides={"rows": 8, "tiles": 1, "outputs": 2, "adcs": 2,
+                                 "crossbar": "external", "analog.device": "rram",
+                                 "analog.comparator_offset": offset})
+    states = np.full((cfg.tiles, cfg.rows, cfg.physical_columns), cfg.cell_max)
+    arr = analog.prepare(cfg, states)
+    held = np.arange(-3 * arr.lsb, (cfg.adc_max + 3) * arr.lsb, max(arr.lsb // 7, 1))
+    code = np.zeros_like(held)
+    for bit in reversed(range(cfg.adc_bits)):
+        trial = code | (1 << bit)
+        code = np.where(analog.compare(cfg, arr, held, trial, 0, 0, 0, bit), trial, code)
+    np.testing.assert_array_equal(convert_physical(cfg, arr, held, 0, 0, 0), code)

@@ -164,6 +164,9 @@ def run(cfg, device, times, sweep=None, seed=0, vectors=500, progress=None):
     out["ideal"] = evaluate(cfg.replace(**{"analog.device": "none"}), work)
     tick()
     states = _states(base, work.W)
+    arr = golden.analog.prepare(base.replace(**{"analog.time": times[0]}), states)
+    out["adc_lsb_ua"] = float(golden.analog.microamps(base, arr.lsb))
+    out["adc_full_scale_ua"] = out["adc_lsb_ua"] * (base.adc_max + 0.5)
     for t in times:
         row = {"time": t}
         for compensate in (False, True):

@@ -489,13 +489,16 @@ def cmd_accuracy(args):
         f"read noise x{a.read_noise}, drift x{a.drift}, IR drop {a.ir_drop}, comparator "
         f"offset {a.comparator_offset} / noise {a.comparator_noise} LSB, ADC range "
         f"{a.adc_range}); workload: {report['workload']}\n")
-    say(f"  digital (no device physics):  {line(report['ideal'])}\n")
+    say(f"  ADC (t = {accuracy.format_time(times[0])}): LSB {report['adc_lsb_ua']:.4g} uA, full "
+        f"scale {report['adc_full_scale_ua']:.4g} uA at V_read {a.v_read} V\n")
+    say(f"  digital reads (no analog):    {line(report['ideal'])}\n")
     first = report["times"][0]["plain"]
     if first.prog_error is not None:
         kind = "write-verify" if cfg.programmable else "open loop"
         say(f"  programming error ({kind}): mean |g - g_target| / g_target = "
             f"{100 * first.prog_error:.2f} % over healthy cells with a non-zero target "
-            f"(seed 004: read-verify < 2.95 %)\n")
+            f"(read-verify in \"Resistive memory-based in-memory computing\", 2019: "
+            f"< 2.95 %)\n")
     for row in report["times"]:
         t = accuracy.format_time(row["time"])
         say(f"  t = {t:>6}  no compensation:    {line(row['plain'])}\n")
@@ -604,7 +607,8 @@ def build_parser():
     acc.add_argument("--plots", metavar="DIR", help="PNG plots in DIR")
     acc.add_argument("--anchor", choices=("pcm256",),
                      help="a seed anchor's configuration instead of --preset/--config "
-                          "(pcm256: seed 002's 256x256 Gaussian matrix)")
+                          "(pcm256: the 256x256 Gaussian matrix of \"Brain-inspired computing "
+                          "using phase-change memory devices\", 2018)")
     acc.add_argument("--vectors", type=int, default=500,
                      help="random vectors for workloads other than the digits classifier")
     acc.add_argument("--seed", type=_seed, default=0, help="workload seed")

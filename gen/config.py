@@ -736,6 +736,11 @@ class WriteVerifyConfig(Table):
                            f">= cell_bits = {cfg.cell_bits}")
         spacing = min(b - a for a, b in zip(cfg.verify_targets, cfg.verify_targets[1:],
                                             strict=False)) if cfg.cell_max else cfg.adc_max + 1
+        if spacing < 1:  # rounding put two levels on one code
+            raise ImcError("adc_bits", cfg.adc_bits,
+                           f"two levels of the {cfg.cell_bits}-bit cells share a verify code "
+                           f"(the state range spans {cfg.state_max + 1} states); raise adc_bits "
+                           f"to at least {cfg.cell_bits + 1}")
         if 2 * self.tolerance + 1 > spacing:
             raise ImcError("write_verify.tolerance", self.tolerance,
                            f"a band of +/-{self.tolerance} codes overlaps the next level "
@@ -760,7 +765,6 @@ class WriteVerifyConfig(Table):
 
 G_BITS = 16            # analog model: conductances in units of g_max / 2^16
 IR_BITS = 16           # IR-drop row weights in Q0.16
-V_READ = 0.2           # volts across a cell during a read (currents in amperes for reports)
 
 
 @table("analog")
@@ -801,6 +805,8 @@ class AnalogConfig(Table):
                            choices=("ideal", "calibrated")),
         "drift_compensation": Field(bool, "scale the ADC reference by a (noisy) reference read "
                                           "of the array's total conductance"),
+        "v_read": Field(float, "read voltage across a cell in volts (currents in amperes)",
+                        limits=(0.001, 5.0)),
     }
 
     device: str = "none"
@@ -816,6 +822,7 @@ class AnalogConfig(Table):
     comparator_noise: float = 0.0
     adc_range: str = "ideal"
     drift_compensation: bool = False
+    v_read: float = 0.2
 
     @property
     def physical(self):
@@ -829,8 +836,11 @@ class AnalogConfig(Table):
     def derived(self, cfg):
         if not self.physical:
             return {}
-        return {"on_off_ratio": round(self.g_max_us / self.g_min_us, 3)
-                if self.g_min_us else "infinite"}
+        g_min = 0.0 if self.device == "ideal" else self.g_min_us
+        return {"on_off_ratio": round(self.g_max_us / g_min, 3) if g_min else "infinite",
+                "level_current_ua": round((self.g_max_us - g_min) / cfg.cell_max * self.v_read,
+                                          6),
+                "read_max_ua": round(cfg.rows_per_read * self.g_max_us * self.v_read, 6)}
 
 
 TRNG_TABLE_BITS = 8    # the delay table has 2^8 + 1 quantiles per voltage code

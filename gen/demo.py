@@ -51,14 +51,44 @@ def train_and_quantize(cfg, seed=0):
     X = digits.data.astype(np.int64)  # pixel intensities 0..16
     X_train, X_test, y_train, y_test = train_test_split(
         X, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lbfgs convergence chatter on the unscaled pixels
-        model = LogisticRegressionCV(Cs=REGULARIZATION, cv=5, fit_intercept=False,
-                                     max_iter=5000, random_state=seed).fit(X_train, y_train)
-    W = model.coef_.T  # (64 pixels, 10 classes)
+    W, C = _fit_cached(X_train, y_train, seed, LogisticRegressionCV, warnings)
     scale = cfg.weight_max / np.abs(W).max()
     W_int = np.clip(np.round(W * scale), cfg.weight_min, cfg.weight_max).astype(np.int64)
-    return W, W_int, scale, (X_train, X_test, y_train, y_test), float(model.C_[0])
+    return W, W_int, scale, (X_train, X_test, y_train, y_test), C
+
+
+def _fit_cached(X_train, y_train, seed, estimator, warnings):
+    """The float classifier ``(W, C)``, fitted once per (data, seed, library versions) and kept
+    in the cache: cross-validated fitting takes tens of seconds, the reports need it often."""
+    import hashlib
+    import os
+
+    import sklearn
+
+    from .toolchain import cache_dir
+
+    key = hashlib.sha256(repr((X_train.tobytes(), y_train.tobytes(), seed, REGULARIZATION,
+                               sklearn.__version__, np.__version__)).encode()).hexdigest()[:20]
+    path = cache_dir() / "classifiers" / f"digits-{key}.npz"
+    try:
+        with np.load(path) as saved:
+            return saved["W"], float(saved["C"])
+    except (OSError, KeyError, ValueError):
+        pass  # absent or damaged: fit again
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the problem is small, and threaded BLAS on it slows by 20x or more on a
+    # busy 2-core machine (measured: 6 s against 2 min).
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")  # lbfgs convergence chatter on the unscaled pixels
+        model = estimator(Cs=REGULARIZATION, cv=5, fit_intercept=False, max_iter=5000,
+                          random_state=seed).fit(X_train, y_train)
+    W, C = model.coef_.T, float(model.C_[0])  # W: (64 pixels, 10 classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, W=W, C=C)
+    os.replace(partial, path)  # atomic: a concurrent reader sees all or nothing
+    return W, C
 
 
 def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False):

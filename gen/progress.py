@@ -39,7 +39,9 @@ class Progress:
             self.start = now
         elapsed = now - self.start
         rate = done / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {done}/{total} ({rate:.0f}/s, {elapsed:.0f} s)"
+        speed = f"{rate:.0f}/s" if rate >= 1 or not done else f"{elapsed / done:.1f} s each"
+        left = f", about {(total - done) / rate:.0f} s left" if rate and done < total else ""
+        text = f"{self.label}: {done}/{total} ({speed}, {elapsed:.0f} s{left})"
         if self.tty:
             self.stream.write(f"\r{text}   ")
             self.stream.flush()

@@ -24,7 +24,7 @@ correctly rounded IEEE operation per element, so the batched and the per-read ev
 bit for bit.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from imcgen.draws import What, column_where, compare_what
 from . import device, rng
 
 __all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "held", "compare",
-           "bit_under_test", "T0"]
+           "bit_under_test", "microamps", "T0"]
 
 T0 = 20.0         # s: drift reference time (aihwkit PCM, t0 = 20 s)
 T_READ = 250e-9   # s: read duration in the PCM read-noise model
@@ -73,6 +73,13 @@ class AnalogArray:
     compensation: float
 
 
+def microamps(cfg, current):
+    """Current units (conductance units times the IR weight) -> microamperes at
+    ``analog.v_read`` (conductances in uS times volts)."""
+    scale = cfg.analog.g_max_us * cfg.analog.v_read / float(UNIT << IR_BITS)
+    return np.asarray(current, dtype=np.float64) * scale
+
+
 def _levels(cfg, states):
     """A cell's position in its range, 0 .. 1 (fractional levels for write-verify states)."""
     return np.asarray(states, dtype=np.float64) / float(cfg.cell_max << cfg.state_frac)
@@ -90,10 +97,11 @@ def _pcm_nu(cfg, g_us, z):
     return np.abs(mu + sd * z)
 
 
-def _pcm_read_sigma(cfg, g_us, t):
-    x = np.maximum(g_us / cfg.analog.g_max_us, 0.0)
+def _pcm_read_sigma(cfg, g_prog, g_now, t):
+    """aihwkit: the noise factor from the programmed conductance, times the present one."""
+    x = np.maximum(g_prog / cfg.analog.g_max_us, 0.0)
     q = np.minimum(0.0088 / np.maximum(x**0.65, 1e-3), 0.2)
-    return g_us * q * np.sqrt(np.log((t + T_READ) / (2 * T_READ)))
+    return g_now * q * np.sqrt(np.log((t + T_READ) / (2 * T_READ)))
 
 
 def prepare(cfg, states):
@@ -104,29 +112,31 @@ def prepare(cfg, states):
     shape = states.shape
     kind = a.device
     g_min = 0.0 if kind == "ideal" else a.g_min_us
-    g = g_min + _levels(cfg, states) * (a.g_max_us - g_min)
     stuck, on = device.stuck_map(cfg)
+    target = np.where(stuck, np.where(on, a.g_max_us, g_min),
+                      g_min + _levels(cfg, states) * (a.g_max_us - g_min))
+    g = target
     where = device.cell_addresses(cfg)
     if kind in ("pcm", "rram") and not cfg.programmable and a.prog_noise:
         z = gauss(rng.draw(a.seed, int(What.PROGRAM), where, 0))
         if kind == "pcm":
-            sigma = _pcm_prog_sigma(cfg, g)
-        elif cfg.cell_bits == 1:  # seed 004: binary LRS 0.04, HRS 0.4 (relative)
-            sigma = np.where(states > 0, 0.04 * g, 0.4 * g)
+            sigma = _pcm_prog_sigma(cfg, target)
+        elif cfg.cell_bits == 1:  # Yan et al. 2019: binary LRS 0.04, HRS 0.4 (relative)
+            sigma = np.where(states > 0, 0.04 * target, 0.4 * target)
         else:
-            sigma = 0.03 * g  # seed 004: analog variability sigma/mu 0.03
-        g = np.maximum(g + a.prog_noise * sigma * z, 0.0)
-    g = np.where(stuck, np.where(on, a.g_max_us, g_min), g)
+            sigma = 0.03 * target  # Yan et al. 2019: analog variability sigma/mu 0.03
+        g = np.where(stuck, target, np.maximum(target + a.prog_noise * sigma * z, 0.0))
     g0 = g
     t = max(a.time, 0.0)
     if kind == "pcm" and a.drift and t > T0:
-        nu = a.drift * _pcm_nu(cfg, g0, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0)))
+        # aihwkit draws the exponent from the target conductance; its t_inference is t - t0.
+        nu = a.drift * _pcm_nu(cfg, target, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0)))
         g = g0 * (t / T0) ** (-nu)
     units = np.rint(g / a.g_max_us * UNIT).astype(np.int64)
     if kind == "pcm":
-        sigma_read = a.read_noise * _pcm_read_sigma(cfg, g, max(t, T_READ * 2))
+        sigma_read = a.read_noise * _pcm_read_sigma(cfg, g0, g, max(t, T_READ * 2))
     elif kind == "rram":
-        sigma_read = a.read_noise * 0.03 * g  # seed 004: thermal fluctuation sigma/mu ~ 0.03
+        sigma_read = a.read_noise * 0.03 * g  # Yan et al. 2019: thermal fluctuation ~ 0.03
     else:
         sigma_read = np.zeros(shape)
     var = np.rint((sigma_read / a.g_max_us * UNIT) ** 2).astype(np.int64)
@@ -166,13 +176,21 @@ def _line_loss(current, line_k):
 def read_currents(arr, enable, tile=None):
     """Weighted current and noise variance of reads: ``enable`` (..., tiles, reads, rows) in
     {0, 1} against the array -> two int64 arrays (..., tiles, reads, columns); with ``tile``,
-    ``enable`` (..., rows) against that tile alone. Exact: every float64 sum stays below 2^53."""
-    weighted = arr.weighted if tile is None else arr.weighted[tile]
-    variance = arr.var if tile is None else arr.var[tile]
-    enable = np.asarray(enable, dtype=np.float64)
-    current = np.rint(enable @ weighted.astype(np.float64)).astype(np.int64)
-    var = np.rint(enable @ variance.astype(np.float64)).astype(np.int64)
-    return current, var
+    ``enable`` (rows,) against that tile alone. Exact integer sums
+    (:func:`imcgen.golden.crossbar_stub.tile_products`)."""
+    from .crossbar_stub import tile_products
+
+    if tile is not None:
+        enable = np.asarray(enable)[np.newaxis, np.newaxis, :]
+        one = replace(arr, weighted=arr.weighted[tile:tile + 1], var=arr.var[tile:tile + 1])
+        current, var = read_currents(one, enable)
+        return current[0, 0], var[0, 0]
+    columns = arr.weighted.shape[-1]
+    if not arr.var.any():
+        current = tile_products(enable, arr.weighted)
+        return current, np.zeros_like(current)
+    both = tile_products(enable, np.concatenate([arr.weighted, arr.var], axis=-1))
+    return both[..., :columns], both[..., columns:]
 
 
 def held(cfg, arr, current, var, tile, column, read):

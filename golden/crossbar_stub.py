@@ -8,7 +8,7 @@ state is the level itself.
 
 import numpy as np
 
-__all__ = ["column_values", "read_enables", "held_values", "compare"]
+__all__ = ["column_values", "read_enables", "tile_products", "held_values", "compare"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
 _CHUNK_ELEMENTS = 20_000_000
@@ -24,6 +24,30 @@ def read_enables(cfg, planes, groups):
     read = np.arange(cfg.groups_per_plane, dtype=np.int64)[:, np.newaxis]
     return ((groups[..., np.newaxis, :] == read)
             & (planes[..., np.newaxis, :] == 1)).astype(np.int64)
+
+
+def tile_products(enable, matrix):
+    """Row enables against each tile's matrix: ``enable`` (..., tiles, reads, rows) in {0, 1},
+    ``matrix`` (tiles, rows, columns) of non-negative integers -> int64 (..., tiles, reads,
+    columns).
+
+    One float64 BLAS product per tile over every read of the batch (NumPy's int64 matmul has
+    no BLAS, and a broadcast float matmul loops over small products). Exact: an enable is 0 or
+    1, so every partial sum is an integer no larger than the column's total, checked below
+    2^53; larger totals take the exact int64 product instead.
+    """
+    enable = np.asarray(enable)
+    matrix = np.asarray(matrix, dtype=np.int64)
+    tiles, rows, columns = matrix.shape
+    lead, reads = enable.shape[:-3], enable.shape[-2]
+    if matrix.size and int(matrix.sum(axis=1).max()) >= 1 << 53:
+        return (enable.astype(np.int64) @ matrix).astype(np.int64)
+    flat = np.moveaxis(enable, -3, 0).reshape(tiles, -1, rows).astype(np.float64)
+    weights = matrix.astype(np.float64)
+    out = np.empty((tiles, flat.shape[1], columns), dtype=np.int64)
+    for t in range(tiles):
+        out[t] = flat[t] @ weights[t]
+    return np.moveaxis(out.reshape(tiles, *lead, reads, columns), 0, -3)
 
 
 def column_values(cfg, states, planes, groups):
@@ -55,8 +79,7 @@ def column_values(cfg, states, planes, groups):
     for start in range(0, V, chunk):
         part = slice(start, start + chunk)
         enable = read_enables(cfg, planes[part], groups[part])
-        # Batched over (v, planes, tiles); states broadcast over v and planes.
-        values[part] = enable @ states
+        values[part] = tile_products(enable, states)
     return values
 
 
