@@ -283,6 +283,11 @@ CASES = {
     "trng fault unknown": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--set",
                                       "trng.fault=flaky"],
                            "trng.fault = 'flaky': must be one of"),
+    "write-verify levels share a verify code": (
+        lambda f: ["program", "--weights", f["W"], "-o", f["dir"] / "p.npz", "--set",
+                   "device.kind=rram", "--set", "cell_bits=5", "--set", "weight_bits=6",
+                   "--set", "adc_bits=5"],
+        "adc_bits = 5: two levels of the 5-bit cells share a verify code"),
     # -- accuracy (the physical analog model) --------------------------------------------------
     "accuracy negative time": (lambda f: ["accuracy", "--device", "pcm", "--time", "1h,-1s"],
                                "--time = '-1s': must be a non-negative number"),
