@@ -70,8 +70,13 @@ def test_matches_matmul_when_no_read_clips(seed):
     cfg = random_config(rng, clip=False)
     W, X = random_operands(rng, cfg, vectors=12)
     msg = f"seed={seed} {cfg}"
-    assert not cfg.reads_may_clip, msg
-    res = macro_top.run(cfg, W, X)
+    assert not cfg.reads_may_clip and macro_top.exact_reads(cfg), msg
+    # Read by read (the per-conversion path) against the product; the exact fast path
+    # against the per-conversion path, field by field.
+    res = macro_top.run(cfg, W, X, force_reads=True)
+    fast = macro_top.run(cfg, W, X)
+    for name in ("y", "sums", "psums", "reads", "clipped", "cycles"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(res, name), err_msg=msg)
     exact = X @ W
     np.testing.assert_array_equal(res.sums, exact, err_msg=msg)
     np.testing.assert_array_equal(res.y, output_stage.apply(cfg, exact), err_msg=msg)

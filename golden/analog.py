@@ -37,6 +37,9 @@ __all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "held", "compare"
            "bit_under_test", "microamps", "T0"]
 
 T0 = 20.0         # s: drift reference time (aihwkit PCM, t0 = 20 s)
+# Threefry rounds of the analog draws: they live in Python only (no hardware to match), and 13
+# rounds are the fewest for which Random123 reports Threefry-2x32 passing BigCrush.
+ROUNDS = 13
 T_READ = 250e-9   # s: read duration in the PCM read-noise model
 IRWIN_HALL8_SD = float(np.sqrt(8 * (256**2 - 1) / 12))
 UNIT = 1 << G_BITS  # conductance units per g_max
@@ -45,10 +48,9 @@ UNIT = 1 << G_BITS  # conductance units per g_max
 def gauss(bits64):
     """Approximately standard normal values from 64-bit draws (Irwin-Hall sum of 8 bytes)."""
     bits = np.asarray(bits64, dtype=np.uint64)
-    total = np.zeros(bits.shape, dtype=np.int64)
-    for k in range(8):
-        total += ((bits >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64)
-    return (total - 1020) / IRWIN_HALL8_SD
+    flat = np.ascontiguousarray(bits.reshape(-1))
+    total = flat.view(np.uint8).reshape(-1, 8).sum(axis=1, dtype=np.int64)
+    return (total.reshape(bits.shape) - 1020) / IRWIN_HALL8_SD
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def prepare(cfg, states):
     g = target
     where = device.cell_addresses(cfg)
     if kind in ("pcm", "rram") and not cfg.programmable and a.prog_noise:
-        z = gauss(rng.draw(a.seed, int(What.PROGRAM), where, 0))
+        z = gauss(rng.draw(a.seed, int(What.PROGRAM), where, 0, ROUNDS))
         if kind == "pcm":
             sigma = _pcm_prog_sigma(cfg, target)
         elif cfg.cell_bits == 1:  # Yan et al. 2019: binary LRS 0.04, HRS 0.4 (relative)
@@ -130,7 +132,7 @@ def prepare(cfg, states):
     t = max(a.time, 0.0)
     if kind == "pcm" and a.drift and t > T0:
         # aihwkit draws the exponent from the target conductance; its t_inference is t - t0.
-        nu = a.drift * _pcm_nu(cfg, target, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0)))
+        nu = a.drift * _pcm_nu(cfg, target, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0, ROUNDS)))
         g = g0 * (t / T0) ** (-nu)
     units = np.rint(g / a.g_max_us * UNIT).astype(np.int64)
     if kind == "pcm":
@@ -153,7 +155,7 @@ def prepare(cfg, states):
     compensation = 1.0
     if a.drift_compensation:
         reference = units.sum()
-        ref_noise = np.sqrt(var.sum()) * gauss(rng.draw(a.seed, int(What.REFERENCE), 0, 0))
+        ref_noise = np.sqrt(var.sum()) * gauss(rng.draw(a.seed, int(What.REFERENCE), 0, 0, ROUNDS))
         expected = np.rint(g0 / a.g_max_us * UNIT).sum()
         if expected > 0:  # an array with no conductance has nothing to compensate
             compensation = float(expected / max(reference + ref_noise, 1.0))
@@ -200,7 +202,7 @@ def held(cfg, arr, current, var, tile, column, read):
     if not np.any(var):
         return np.asarray(i, dtype=np.int64)
     where = column_where(cfg, np.asarray(tile), np.asarray(column))
-    z = gauss(rng.draw(cfg.analog.seed, int(What.READ), where, read))
+    z = gauss(rng.draw(cfg.analog.seed, int(What.READ), where, read, ROUNDS))
     # var is in conductance units^2; the power-of-two scale to current units is exact
     return i + np.rint(np.sqrt(var) * z * float(1 << IR_BITS)).astype(np.int64)
 
@@ -212,7 +214,7 @@ def compare(cfg, arr, held_current, dac, tile, column, read, bit):
     dac = np.asarray(dac, dtype=np.int64)
     if arr.cmp_sigma:
         where = column_where(cfg, np.asarray(tile), np.asarray(column))
-        z = gauss(rng.draw(cfg.analog.seed, compare_what(int(bit)), where, read))
+        z = gauss(rng.draw(cfg.analog.seed, compare_what(int(bit)), where, read, ROUNDS))
         noise = np.rint(arr.cmp_sigma * z).astype(np.int64)
     return 2 * (np.asarray(held_current, dtype=np.int64) + arr.offset + noise) >= \
         (2 * dac - 1) * arr.lsb

@@ -8,6 +8,8 @@ state is the level itself.
 
 import numpy as np
 
+from .blas import matmul_exact
+
 __all__ = ["column_values", "read_enables", "tile_products", "held_values", "compare"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
@@ -31,22 +33,19 @@ def tile_products(enable, matrix):
     ``matrix`` (tiles, rows, columns) of non-negative integers -> int64 (..., tiles, reads,
     columns).
 
-    One float64 BLAS product per tile over every read of the batch (NumPy's int64 matmul has
-    no BLAS, and a broadcast float matmul loops over small products). Exact: an enable is 0 or
-    1, so every partial sum is an integer no larger than the column's total, checked below
-    2^53; larger totals take the exact int64 product instead.
+    One BLAS product per tile over every read of the batch (a broadcast matmul would loop over
+    small products), exact (:func:`imcgen.golden.blas.matmul_exact`): an enable is 0 or 1, so
+    no partial sum exceeds the column's total.
     """
     enable = np.asarray(enable)
     matrix = np.asarray(matrix, dtype=np.int64)
     tiles, rows, columns = matrix.shape
     lead, reads = enable.shape[:-3], enable.shape[-2]
-    if matrix.size and int(matrix.sum(axis=1).max()) >= 1 << 53:
-        return (enable.astype(np.int64) @ matrix).astype(np.int64)
-    flat = np.moveaxis(enable, -3, 0).reshape(tiles, -1, rows).astype(np.float64)
-    weights = matrix.astype(np.float64)
+    bound = int(matrix.sum(axis=1).max()) if matrix.size else 0  # enables are 0 or 1
+    flat = np.moveaxis(enable, -3, 0).reshape(tiles, -1, rows)
     out = np.empty((tiles, flat.shape[1], columns), dtype=np.int64)
     for t in range(tiles):
-        out[t] = flat[t] @ weights[t]
+        out[t] = matmul_exact(flat[t], matrix[t], bound)
     return np.moveaxis(out.reshape(tiles, *lead, reads, columns), 0, -3)
 
 

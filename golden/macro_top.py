@@ -20,8 +20,9 @@ from . import (
     shift_add,
     weight_mapper,
 )
+from .blas import matmul_exact
 
-__all__ = ["GoldenResult", "cycles", "run"]
+__all__ = ["GoldenResult", "cycles", "exact_reads", "run"]
 
 # Bound on the elements of any per-chunk intermediate (vectors, planes, tiles, reads, columns).
 _CHUNK_ELEMENTS = 20_000_000
@@ -72,20 +73,25 @@ def cycles(cfg, reads):
 
 def _physical_reads(cfg, arr, planes, groups, issued, read_start):
     """Codes of every read through the analog model: currents, read noise and comparator noise
-    keyed by each read's index (its tile's compute reads so far), and which reads clipped."""
+    keyed by each read's index (its tile's compute reads so far), and which reads clipped.
+    Only issued reads are evaluated (the others' codes are never used: zero)."""
     enable = crossbar_stub.read_enables(cfg, planes, groups)  # (V, bits, tiles, G, rows)
-    current, var = analog.read_currents(arr, enable)
     # Read index: issued reads are numbered in plane order, then group order, per tile.
     V, bits, tiles, G = issued.shape
     order = np.moveaxis(issued, 2, 1).reshape(V, tiles, bits * G)
     ordinal = np.cumsum(order, axis=-1) - 1
     ordinal = np.moveaxis(ordinal.reshape(V, tiles, bits, G), 1, 2)
-    read = np.maximum(read_start[:, np.newaxis, :, np.newaxis] + ordinal, 0)[..., np.newaxis]
-    tile = np.arange(tiles)[:, np.newaxis, np.newaxis]
+    read = read_start[:, np.newaxis, :, np.newaxis] + ordinal
     column = np.arange(cfg.physical_columns)
-    held = analog.held(cfg, arr, current, var, tile, column, read)
-    codes = sar_adc.convert_physical(cfg, arr, held, tile, column, read)
-    over = (2 * (held + arr.offset) >= (2 * cfg.adc_max + 1) * arr.lsb) & issued[..., np.newaxis]
+    codes = np.zeros((V, bits, tiles, G, cfg.physical_columns), dtype=np.int64)
+    over = np.zeros(codes.shape, dtype=bool)
+    for t in range(tiles):
+        sel = issued[:, :, t]
+        index = read[:, :, t][sel][:, np.newaxis]
+        current, var = analog.read_currents(arr, enable[:, :, t][sel], tile=t)
+        held = analog.held(cfg, arr, current, var, t, column, index)
+        codes[:, :, t][sel] = sar_adc.convert_physical(cfg, arr, held, t, column, index)
+        over[:, :, t][sel] = 2 * (held + arr.offset) >= (2 * cfg.adc_max + 1) * arr.lsb
     return codes, over
 
 
@@ -96,7 +102,37 @@ def _full_scale(cfg):
         (1 if cfg.state_frac else 0)
 
 
-def run(cfg, W, X, states=None, read_start=None):
+def exact_reads(cfg):
+    """Whether every read's ADC code is its exact column value, so that the macro computes the
+    exact product ``X @ W``: digital reads of ideal cells loaded by level (no device physics, no
+    write-verify states) that can never clip (``reads_may_clip`` false). Then each read
+    returns its exact column sum, shift-and-add of exact sums is the exact dot product, and only
+    the read counts (for the cycles) need the schedule."""
+    return not cfg.analog.physical and not cfg.programmable and not cfg.reads_may_clip
+
+
+def _run_exact(cfg, W, X):
+    """:func:`run` when :func:`exact_reads` holds: one BLAS product per tile, read counts from
+    the planes' popcounts (equal to the read-by-read path: test_golden checks both)."""
+    V = X.shape[0]
+    x = X.reshape(V, cfg.tiles, cfg.rows)
+    w = W.reshape(cfg.tiles, cfg.rows, cfg.outputs)
+    bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) * cfg.rows
+    psums = np.empty((V, cfg.tiles, cfg.outputs), dtype=np.int64)
+    for t in range(cfg.tiles):
+        psums[:, t] = matmul_exact(x[:, t], w[t], bound)
+    reads = np.zeros((V, cfg.tiles), dtype=np.int64)
+    if cfg.schedule == "dense":
+        reads += cfg.input_bits * cfg.groups_per_plane
+    else:
+        for b in range(cfg.input_bits):  # each plane's popcount, one bit at a time
+            reads += -(-((x >> b) & 1).sum(axis=-1) // cfg.rows_per_read)
+    sums = adder_network.add_tiles(psums)
+    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, psums=psums, reads=reads,
+                        clipped=np.zeros(V, dtype=bool), cycles=cycles(cfg, reads))
+
+
+def run(cfg, W, X, states=None, read_start=None, force_reads=False):
     """Outputs of the macro for a batch of input vectors.
 
     Parameters
@@ -114,6 +150,8 @@ def run(cfg, W, X, states=None, read_start=None):
         Physical analog model only: each vector's first compute-read index per tile (the key of
         its read and comparator noise). Default: the reads of the vectors before it, counted
         from 0 (a run that a reset interrupted passes the indices its crossbar really used).
+    force_reads : bool
+        Evaluate read by read even where :func:`exact_reads` allows the exact product (tests).
 
     Returns
     -------
@@ -125,6 +163,8 @@ def run(cfg, W, X, states=None, read_start=None):
         If W or X has the wrong shape, a non-integer type or a value out of range.
     """
     X = check_inputs(cfg, X)
+    if states is None and exact_reads(cfg) and not force_reads:
+        return _run_exact(cfg, check_weights(cfg, W), X)
     if states is None:
         W = check_weights(cfg, W)
         states = device.load_levels(cfg, device.initial_states(cfg),

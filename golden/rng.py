@@ -79,19 +79,27 @@ def threefry2x32(key0, key1, ctr0, ctr1, rounds=20):
     to int64. The loop runs over rounds, never over elements.
     """
     rounds = _check_rounds(rounds)
-    k0, k1, c0, c1 = np.broadcast_arrays(*(_words(name, value) for name, value in (
-        ("key0", key0), ("key1", key1), ("ctr0", ctr0), ("ctr1", ctr1))))
-    shape = k0.shape
-    # At least 1-d: arithmetic on NumPy scalars warns on wraparound, on arrays it does not.
-    k0, k1, c0, c1 = (np.atleast_1d(w) for w in (k0, k1, c0, c1))
+    k0, k1, c0, c1 = (_words(name, value) for name, value in (
+        ("key0", key0), ("key1", key1), ("ctr0", ctr0), ("ctr1", ctr1)))
+    shape = np.broadcast_shapes(k0.shape, k1.shape, c0.shape, c1.shape)
+    # Keys stay as small as given (usually scalars); the state is two full-size words updated
+    # in place. At least 1-d: arithmetic on NumPy scalars warns on wraparound, on arrays not.
+    full = shape or (1,)
     schedule = (k0, k1, k0 ^ k1 ^ _PARITY)
-    x0 = c0 + schedule[0]  # key injection 0, before the first round
-    x1 = c1 + schedule[1]
+    x0 = np.empty(full, dtype=np.uint32)
+    x1 = np.empty(full, dtype=np.uint32)
+    x0[...] = c0
+    x1[...] = c1
+    x0 += schedule[0]  # key injection 0, before the first round
+    x1 += schedule[1]
+    spare = np.empty(full, dtype=np.uint32)
     for group in range(0, rounds, 4):  # four rounds, then a key injection
         for r in range(group, min(group + 4, rounds)):
             rot = _ROTATIONS[r % 8]
             x0 += x1
-            x1 = (x1 << np.uint32(rot)) | (x1 >> np.uint32(32 - rot))
+            np.right_shift(x1, np.uint32(32 - rot), out=spare)
+            np.left_shift(x1, np.uint32(rot), out=x1)
+            x1 |= spare
             x1 ^= x0
         if group + 4 <= rounds:  # only after a complete group, as in Random123
             s = group // 4 + 1
