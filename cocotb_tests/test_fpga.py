@@ -1,19 +1,27 @@
 # amaranth: UnusedElaboratable=no
-"""FPGA flow: the UART echo to a real bitstream, synthesis statistics, one-line errors.
+"""FPGA flow: the board top and the UART echo to real bitstreams, synthesis statistics,
+one-line errors.
 
-The iCE40 build (iCEBreaker, the smallest real bitstream) runs by default; ECP5 builds are
-opt-in (``IMCGEN_SLOW=1``). The first YoWASP run of a machine compiles the tools' WebAssembly
-(about a minute, cached in ``~/.cache/YoWASP``).
+One real bitstream builds by default, so the flow cannot rot: the board top of the ``small``
+preset for the iCEBreaker (the smallest board top), through ``imcgen fpga``. The echo, the
+ULX3S builds and the synthesis of every preset are opt-in (``IMCGEN_SLOW=1``). The first
+YoWASP run of a machine compiles the tools' WebAssembly (about a minute, cached in
+``~/.cache/YoWASP``).
 """
 
 import fcntl
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from imcgen import fpga
+from imcgen.config import PRESETS, load_config
+from imcgen.hdl.macro_top import MacroTop
 from imcgen.hdl.uart import Uart, UartEcho, baud_divisor
 from imcgen.toolchain import cache_dir
+from imcgen.verilog import ports_of
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +73,7 @@ def _check_echo(report, board, bitstream_suffix):
     return bitstream
 
 
+@pytest.mark.slow  # the default suite builds the board top instead (test_board_top_bitstream)
 def test_uart_echo_builds_for_icebreaker(tmp_path):
     lines = []
     report = fpga.build(UartEcho(baud=115200), "icebreaker", tmp_path / "build",
@@ -136,3 +145,83 @@ def test_failing_tool_names_its_log(tmp_path):
     assert message.startswith("yosys failed (exit code 1): broken.v:2: ERROR: syntax error")
     assert message.endswith(f"; log {log}")
     assert log.is_file()
+
+
+# -- the board top (imcgen fpga) ---------------------------------------------------------------
+
+
+def _imcgen_fpga(*args):
+    from imcgen import cli
+
+    return cli.main(["fpga", *map(str, args)])
+
+
+def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
+    """``imcgen fpga --preset small --board icebreaker``: a real bitstream that meets the
+    12 MHz clock, the report on disk and on stdout."""
+    out = tmp_path / "ice"
+    assert _imcgen_fpga("--preset", "small", "--board", "icebreaker", "-o", out,
+                        "--no-hierarchy") == 0
+    stdout = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert Path(report["bitstream"]).stat().st_size == UP5K_BIN_BYTES
+    assert (report["board"], report["device"], report["requested_mhz"]) == \
+        ("icebreaker", "iCE40UP5K", 12.0)
+    assert report["timing_met"] and report["fmax_mhz"] >= 12.0
+    assert report["margin_mhz"] == pytest.approx(report["fmax_mhz"] - 12.0, abs=0.01)
+    placed, totals = report["placed"], report["device_totals"]
+    assert report["resources"]["io"] == placed["io"] == 5  # clock, rx, tx, two LEDs
+    assert placed["brams"] == report["resources"]["brams"] == 1  # the RX FIFO
+    assert placed["dsps"] == 0 and 0 < placed["luts"] <= totals["luts"] == 5280
+    assert report["configuration"] == load_config("small").to_dict()
+    assert report["command"] == \
+        f"imcgen fpga --preset small --board icebreaker --no-hierarchy -o {out}"
+    assert (out / "report.txt").read_text() in stdout
+    assert f"Fmax {report['fmax_mhz']:.2f} MHz for a 12 MHz clock: met" in stdout
+
+
+@pytest.mark.slow
+def test_default_board_top_fits_ulx3s_25f(tmp_path, capsys):
+    out = tmp_path / "ulx3s"
+    assert _imcgen_fpga("--preset", "default", "--board", "ulx3s-25f", "-o", out) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["timing_met"] and report["fmax_mhz"] >= report["requested_mhz"] == 25.0
+    assert report["placed"]["luts"] <= report["device_totals"]["luts"]
+    rows = {row["module"]: row for row in report["hierarchy"]}
+    assert rows["top"]["luts_share"] == 1.0
+    assert 0 < rows["top.core.macro"]["luts_share"] < 1
+    assert "per block" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_synthesizes_for_ecp5_in_minutes(preset, tmp_path):
+    out = tmp_path / preset
+    start = time.monotonic()
+    assert _imcgen_fpga("--preset", preset, "--synth-only", "-o", out) == 0
+    seconds = time.monotonic() - start
+    report = json.loads((out / "report.json").read_text())
+    assert seconds < 300, f"{preset}: {seconds:.0f} s"
+    cfg = load_config(preset)
+    assert report["resources"]["io"] == sum(p.width for p in ports_of(MacroTop(config=cfg)))
+    assert report["resources"]["luts"] > 0 and report["hierarchy"]
+
+
+def test_resource_model_refuses_only_what_cannot_fit():
+    """The estimate behind the refusal before synthesis: every board top measured to fit is
+    let through (small on the iCEBreaker, default, chang and isaac on the ULX3S-25F, all
+    placed and routed), and the two measured not to fit are refused, each naming its need."""
+    from imcgen.errors import ImcError
+    from imcgen.resources import BOARD_DEVICES, DEVICES, check_fits
+
+    def fits(cfg, board):
+        check_fits(cfg, DEVICES[BOARD_DEVICES[board]], "--board", board)
+
+    fits(load_config("small"), "icebreaker")
+    for preset in ("default", "chang", "isaac"):
+        fits(load_config(preset), "ulx3s-25f")
+    with pytest.raises(ImcError, match="needs about .* logic cells .* the iCE40UP5K has 5280"):
+        fits(load_config("default"), "icebreaker")  # Yosys: 11.6k LUTs, 8.7k FFs
+    with pytest.raises(ImcError, match=r"LUTs \(estimate\), the LFE5U-25F has 24288 .* "
+                                       r"a board it fits \(ulx3s-45f\)"):
+        fits(load_config("default", overrides=["device.kind=rram"]), "ulx3s-25f")  # 38.9k

@@ -54,12 +54,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BOARDS", "FAMILIES", "FpgaError", "Board", "platform", "tool_env", "build",
-           "synth_only", "openfpgaloader"]
+__all__ = ["BOARDS", "FAMILIES", "FpgaError", "DoesNotFit", "Board", "platform", "tool_env",
+           "build", "synth_only", "openfpgaloader"]
 
 
 class FpgaError(RuntimeError):
     """A tool is missing or failed; the message is one line and names the log file."""
+
+
+class DoesNotFit(FpgaError):
+    """Synthesis needs more of a resource than the device has: refused before place-and-route.
+
+    ``resource``, ``need`` and ``have`` say which and by how much.
+    """
+
+    def __init__(self, message, resource, need, have):
+        super().__init__(message)
+        self.resource, self.need, self.have = resource, need, have
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,9 @@ _NEXTPNR_STAGE = re.compile(
     r"^Info: (Packing|Running|Routing|Setting up|Max frequency|Program finished|"
     r"Device utilisation|Finished|Starting|Critical path|Constraining|Promoting|"
     r"Placed|Legali[sz]ing|Running main|Router2|Running router|HeAP|Estimated)")
+# ABC9 maps one module at a time (the unflattened synthesis: every module), minutes each for
+# the largest: name the module, so that a long silence says where it is.
+_ABC_MODULE = re.compile(r"^Extracted (\d+) AND gates .* from module `([^']+)'")
 _ERROR = re.compile(r"(^|: )(ERROR|Error):|^Traceback|^wasmtime\.")
 _PREPARING = re.compile(r"^Preparing to run (\S+)\. This might take a while")
 
@@ -208,6 +222,9 @@ def _stage_line(tool, line):
         match = _YOSYS_STAGE.match(line)
         if match:
             return f"yosys: {match.group(1)} {match.group(2)}"
+        match = _ABC_MODULE.match(line)
+        if match:
+            return f"yosys: ABC9 maps {match.group(2)} ({match.group(1)} AND gates)"
         if _ERROR.search(line):
             return f"yosys: {line}"
         return None
@@ -310,6 +327,28 @@ def _run(argv, *, tool, cwd, log, env, progress, follow=None):
 # -- Yosys statistics ---------------------------------------------------------------------------
 
 
+# The -noflatten synthesis for shares. First, wires whose names end in "]" (Amaranth names
+# array elements `payload[0]`) get private names: ABC9 names the bits it reintegrates the
+# same way, and Yosys 0.70 then fails `count_id(wire->name) == 0' (rtlil.cc) on Amaranth's
+# RTLIL (YosysHQ/yosys#4349) in unflattened modules. Ports keep their names (-hide skips
+# them); the renamed design is discarded after its statistics.
+_HIERARCHY_PREP = "rename -hide w:*]"
+# ECP5: LUTs mapped by ABC, not ABC9. Unflattened, ABC9 spends minutes on some modules that it
+# maps in seconds inside the flat design (the chang preset's board top: 480 s of ABC9 against
+# 28 s for this whole pass); the shares stay within a few points (crossbar 27 % here, 32 %
+# with ABC9 unflattened), and the totals come from the real, flattened synthesis anyway.
+_HIERARCHY_MAP = {
+    "ecp5": lambda top_opt: [
+        f"synth_ecp5 -noflatten{top_opt} -run :map_luts",
+        "techmap -map +/lattice/latches_map.v",
+        "abc -lut 4",
+        "clean",
+        f"synth_ecp5 -noflatten{top_opt} -run map_cells:check",
+    ],
+    "ice40": lambda top_opt: [f"synth_ice40 -noflatten{top_opt}"],  # small devices: ABC9
+}
+
+
 def _stat_script(family, top, stem, hierarchy):
     """Yosys commands: a -noflatten synthesis for shares (state saved and restored around it)."""
     if not hierarchy:
@@ -317,7 +356,8 @@ def _stat_script(family, top, stem, hierarchy):
     top_opt = f" -top {top}" if top else ""
     return "\n".join([
         "design -save imcgen_rtl",
-        f"synth_{family} -noflatten{top_opt}",
+        _HIERARCHY_PREP,
+        *_HIERARCHY_MAP[family](top_opt),
         f"tee -q -o {stem}.hier.json stat -json",
         "design -load imcgen_rtl",
     ])
@@ -415,6 +455,38 @@ def _hierarchy(path, family):
     return rows
 
 
+def _check_limits(stat, family, device, limits):
+    _, _, resources = _flat_totals(stat, family)
+    names = {"luts": "LUTs" if family == "ecp5" else "LUTs (logic cells)",
+             "ffs": "flip-flops", "brams": "block RAMs"}
+    for key, have in limits.items():
+        need = resources.get(key, 0)
+        if need > have:
+            raise DoesNotFit(f"the synthesized design needs {need} {names[key]}, the {device} has "
+                             f"{have} ({100 * need / have:.0f} %)", key, need, have)
+
+
+_OVERFLOW = re.compile(r"Failed to expand region .* of (\d+) (\w+)s")
+
+
+def _placer_overflow(log, device, error):
+    """Raise :class:`DoesNotFit` if nextpnr failed because the packed design is too big (on
+    iCE40 a LUT and a flip-flop share a logic cell only when they can be packed together, so
+    Yosys' counts may fit while the cells do not)."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except OSError:
+        return
+    match = _OVERFLOW.search(text)
+    if match is None:
+        return
+    need, kind = int(match.group(1)), match.group(2)
+    have = re.search(rf"{kind}:\s+\d+/\s*(\d+)", text)
+    total = f", the {device} has {have.group(1)}" if have else ""
+    raise DoesNotFit(f"placement needs {need} {kind}s{total} ({error})", kind, need,
+                     int(have.group(1)) if have else None) from None
+
+
 # -- board builds -------------------------------------------------------------------------------
 
 
@@ -434,7 +506,8 @@ def _placed(report, family):
     return used, available
 
 
-def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, seed=None):
+def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, seed=None,
+          limits=None):
     """Synthesise, place and route ``top`` for ``board``; write the bitstream into ``build_dir``.
 
     Parameters
@@ -455,6 +528,10 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         synthesis in the same run).
     seed : int or None
         nextpnr placement seed.
+    limits : dict or None
+        ``{"luts": n, "ffs": n, "brams": n}`` of the device: after synthesis, a design that
+        needs more (on iCE40, more LUTs or flip-flops than logic cells) raises
+        :class:`DoesNotFit` instead of starting place-and-route.
 
     Returns
     -------
@@ -472,6 +549,8 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
     ------
     FpgaError
         Unknown board, missing tool, or a tool that failed (the message names its log).
+    DoesNotFit
+        ``limits`` given and the synthesized design exceeds them.
     """
     start = time.monotonic()
     spec = BOARDS.get(board)
@@ -513,9 +592,16 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
             log, follow = build_dir / f"{name}.yosys.console.log", build_dir / f"{name}.yosys.log"
         else:
             log = follow = build_dir / f"{name}.{stage}.log"
-        stages[stage] = _run([env[var], *argv[1:]], tool=tool, cwd=build_dir, log=log,
-                             follow=follow, env=env, progress=progress)
+        try:
+            stages[stage] = _run([env[var], *argv[1:]], tool=tool, cwd=build_dir, log=log,
+                                 follow=follow, env=env, progress=progress)
+        except FpgaError as error:
+            if stage == "nextpnr":
+                _placer_overflow(log, plat.device, error)
+            raise
         _emit(progress, f"{tool}: done in {stages[stage]['seconds']:.1f} s")
+        if stage == "yosys" and limits:
+            _check_limits(build_dir / f"{name}.stat.json", spec.family, plat.device, limits)
 
     bitstream = build_dir / f"{name}.{spec.bitstream}"
     if not bitstream.is_file():
@@ -565,8 +651,9 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
 
 
 def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=None,
-               hierarchy=True):
-    """Yosys ``synth_<family>`` of a design: resources and per-module shares, no P&R.
+               hierarchy=True, fmax=None):
+    """Yosys ``synth_<family>`` of a design: resources and per-module shares; optionally its
+    Fmax from an out-of-context place and route (no pins, no board).
 
     Parameters
     ----------
@@ -583,13 +670,21 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
         Called with one line per Yosys pass while it runs.
     hierarchy : bool
         Also synthesise without flattening for per-module shares (doubles the Yosys time).
+    fmax : dict or None
+        ECP5 only: ``{"freq": MHz, "seed": int or None}`` places and routes the synthesized
+        netlist with ``nextpnr-ecp5 --out-of-context`` (ports stay unplaced, no IO buffers) on
+        the smallest ECP5 that holds it with room to spare (25k, 45k or 85k LUTs), for the
+        achieved Fmax against ``freq``. Minutes: placement dominates (ISAAC, 21k LUTs: about
+        4 min placing and 2 routing on two cores).
 
     Returns
     -------
     dict
         ``family``, ``top``, ``resources`` (LUTs, FFs, block RAMs, DSPs; IO = top port bits),
-        ``cells``, ``hierarchy``, ``stages`` (``yosys``: seconds, peak MB, log), ``seconds``
-        and ``build_dir``.
+        ``cells``, ``hierarchy``, ``stages`` (``yosys``, and ``nextpnr`` with ``fmax``:
+        seconds, peak MB, log), ``seconds`` and ``build_dir``; with ``fmax`` also
+        ``requested_mhz``, ``fmax_mhz``, ``timing_met``, ``fmax_device`` and
+        ``fmax_note``.
     """
     start = time.monotonic()
     if family not in FAMILIES:
@@ -624,8 +719,13 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
         lines.append("hierarchy -auto-top")
     if hierarchy:
         lines.append(_stat_script(family, name, stem, True))
+    if fmax is not None and family != "ecp5":
+        raise FpgaError(f"an out-of-context Fmax needs nextpnr-ecp5 (nextpnr-{family} places "
+                        f"every port on a pin): build for a board instead")
     lines += [f"synth_{family} {top_opt}".strip(),
               f"tee -q -o {stem}.stat.json stat -json"]
+    if fmax is not None:
+        lines.append(f"write_json {stem}.json")
     script.write_text("\n".join(lines) + "\n")
 
     _emit(progress, f"yosys: synth_{family} of {source.name}")
@@ -640,8 +740,45 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
         "cells": cells,
         "hierarchy": _hierarchy(build_dir / f"{stem}.hier.json", family) if hierarchy else [],
         "stages": {"yosys": stage},
-        "seconds": round(time.monotonic() - start, 2),
+        "seconds": None,
         "build_dir": str(build_dir),
     }
+    if fmax is not None:
+        result.update(_ooc_fmax(build_dir, stem, resources, fmax, progress))
+        result["stages"]["nextpnr"] = result.pop("stage")
+    result["seconds"] = round(time.monotonic() - start, 2)
     (build_dir / f"{stem}.imcgen.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+# ECP5 devices for out-of-context place and route: (nextpnr flag, LUTs), smallest first.
+_OOC_DEVICES = (("25k", 24288), ("45k", 43848), ("85k", 83640))
+
+
+def _ooc_fmax(build_dir, stem, resources, fmax, progress):
+    """nextpnr-ecp5 --out-of-context of ``<stem>.json``: Fmax against ``fmax["freq"]``."""
+    env = dict(os.environ)
+    env.update(tool_env(["nextpnr-ecp5"]))
+    size = next((flag for flag, luts in _OOC_DEVICES if resources["luts"] <= 0.8 * luts),
+                _OOC_DEVICES[-1][0])
+    freq = float(fmax["freq"])
+    argv = [env["NEXTPNR_ECP5"], f"--{size}", "--out-of-context", "--json", f"{stem}.json",
+            "--freq", f"{freq:g}", "--report", f"{stem}.report.json", "--timing-allow-fail"]
+    if fmax.get("seed") is not None:
+        argv += ["--seed", str(int(fmax["seed"]))]
+    _emit(progress, f"nextpnr-ecp5: out-of-context place and route on an ECP5-{size.upper()}")
+    stage = _run(argv, tool="nextpnr-ecp5", cwd=build_dir, log=build_dir / f"{stem}.nextpnr.log",
+                 env=env, progress=progress)
+    try:
+        report = json.loads((build_dir / f"{stem}.report.json").read_text())
+    except (OSError, ValueError):
+        raise FpgaError(f"nextpnr wrote no report {build_dir / f'{stem}.report.json'}; "
+                        f"log {stage['log']}") from None
+    achieved = [info["achieved"] for info in report.get("fmax", {}).values()]
+    if not achieved:
+        raise FpgaError(f"nextpnr reported no clock; log {stage['log']}")
+    worst = round(min(achieved), 2)
+    return {"requested_mhz": freq, "fmax_mhz": worst, "timing_met": worst >= freq,
+            "fmax_device": f"LFE5U-{size.upper()[:-1]}F",
+            "fmax_note": f"(out of context on an LFE5U-{size.upper()[:-1]}F: no pins)",
+            "stage": stage}

@@ -1,0 +1,585 @@
+# amaranth: UnusedElaboratable=no
+"""The board top on Verilator, driven through its UART pins by cocotbext-uart.
+
+Every result is checked bit-exact against the golden model (outputs and cycle counts, program
+results); every malformed frame against the exact error it must get, and then the state
+against the golden model again (nothing may have changed). Also: a frame cut by a reset,
+back-to-back commands, and the host driver end to end over a pseudo-terminal.
+
+One design per configuration (``CONFIGS``); the cocotb tests read the UART divisor and the
+link timeout from ``IMCGEN_UART_DIVISOR`` / ``IMCGEN_LINK_TIMEOUT``.
+"""
+
+import random
+
+import cocotb
+import numpy as np
+import pytest
+from amaranth.hdl import Shape
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
+
+from imcgen import golden
+from imcgen.config import load_config
+from imcgen.hdl.board_top import BoardCore, BoardTop
+from imcgen.hdl.uart import baud_divisor
+from imcgen.protocol import (
+    END,
+    ERROR,
+    ESC,
+    OK_BIT,
+    PROTOCOL_VERSION,
+    Codec,
+    Command,
+    LinkError,
+    config_digest,
+    crc16,
+    encode_frame,
+    escape,
+)
+from imcgen.runner import run_block
+from imcgen.soak import stimulus
+from imcgen.tb.board import UartLink
+from imcgen.tb.streams import CLOCK_NS, config_from_env, seed_from_env, start_clock
+
+DIVISOR = 8            # clock cycles per bit in simulation
+TIMEOUT_CYCLES = 4000  # a frame idle this long mid-way is truncated (50 byte times)
+
+CONFIGS = {
+    "small": ["preset=small"],  # the iCEBreaker's macro
+    # Every other path of the board top in one build: PROGRAM and array-mode rows, the TRNG.
+    "small-rram-trng": ["preset=small", "device.kind=rram", "trng.enabled=true"],
+}
+
+
+def config_of(name):
+    items = dict(item.split("=", 1) for item in CONFIGS[name])
+    return load_config(items.pop("preset"), overrides=[f"{k}={v}" for k, v in items.items()])
+
+
+def core_of(cfg):
+    return BoardCore(config=cfg, divisor=DIVISOR, timeout_cycles=TIMEOUT_CYCLES)
+
+
+# -- parameters (no simulator) ----------------------------------------------------------------
+
+
+def test_refuses_external_crossbar_and_bad_parameters():
+    cfg = load_config("small")
+    with pytest.raises(ValueError) as error:
+        BoardCore(config=cfg.replace(crossbar="external"), divisor=8, timeout_cycles=10)
+    assert "crossbar = 'external'" in str(error.value)
+    with pytest.raises(ValueError) as error:
+        BoardCore(config=cfg, divisor=3, timeout_cycles=10)
+    assert str(error.value) == "UART divisor must be an integer in 4..65535, not 3"
+    with pytest.raises(ValueError) as error:
+        BoardCore(config=cfg, divisor=8, timeout_cycles=0)
+    assert str(error.value) == "link timeout must be an integer of at least 1, not 0"
+    with pytest.raises(TypeError):
+        BoardCore(config={"rows": 4}, divisor=8, timeout_cycles=10)
+
+
+def test_board_top_derives_its_divisor_and_timeout_from_the_clock():
+    top = BoardTop(config=load_config("small"), baud=115200, timeout_ms=50)
+    core, ulx3s = top.core(12e6), top.core(25e6)  # iCEBreaker, ULX3S
+    for built in (core, ulx3s):
+        built._MustUse__silence = True  # inspected, not elaborated
+    assert (core.divisor, core.timeout_cycles) == (baud_divisor(12e6, 115200), 600_000) == \
+        (104, 600_000)
+    assert ulx3s.divisor == 217
+    with pytest.raises(ValueError):
+        BoardTop(config=load_config("small"), baud=0)
+
+
+# -- simulation --------------------------------------------------------------------------------
+
+
+def _run(name, tmp_path, seed, tests):
+    cfg = config_of(name)
+    run_block(core_of(cfg), "board_top", "test_board_top", tmp_path, config=cfg, seed=seed,
+              env={"IMCGEN_UART_DIVISOR": str(DIVISOR),
+                   "IMCGEN_LINK_TIMEOUT": str(TIMEOUT_CYCLES),
+                   "COCOTB_TEST_FILTER": rf"\.({'|'.join(tests)})$"})
+
+
+LINK_TESTS = ["info_and_mvm_match_golden", "back_to_back_commands_answer_in_order",
+              "malformed_frames_are_refused_and_change_nothing", "frame_cut_by_a_reset"]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_board_top(name, tmp_path, seed):
+    _run(name, tmp_path, seed, LINK_TESTS)
+
+
+def test_board_top_trng(tmp_path, seed):
+    _run("small-rram-trng", tmp_path, seed, ["trng_bytes_match_golden"])
+
+
+def test_board_top_programming(tmp_path, seed):
+    # A simulation of its own: cells are non-volatile, so the device must start fresh (as the
+    # golden model's does), not with the weights the other tests loaded.
+    _run("small-rram-trng", tmp_path, seed, ["programming_matches_golden"])
+
+
+# -- cocotb tests ------------------------------------------------------------------------------
+
+
+class Bench:
+    """Clock, reset, the UART link, the codec, the seeded stimulus and the golden model."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.cfg = config_from_env()
+        self.codec = Codec(self.cfg)
+        self.seed = seed_from_env()
+        self.rng = np.random.default_rng(self.seed)
+        self.link = None
+
+    async def start(self):
+        await start_clock(self.dut)
+        self.dut.rx.value = 1
+        await self.reset()
+        self.link = UartLink(self.dut, DIVISOR)
+
+    async def reset(self, cycles=3):
+        await RisingEdge(self.dut.clk)
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def ok(self, command, payload=b""):
+        response = await self.link.call(command, payload)
+        assert response.ok and response.code == command | OK_BIT, \
+            (Command(command).name, response, f"seed {self.seed}")
+        return response.payload
+
+    async def refused(self, frame, error, command):
+        """Send a raw frame; it must get exactly this error response."""
+        await self.link.send(frame)
+        response = await self.link.response()
+        assert response.code == ERROR, (response, f"seed {self.seed}")
+        assert self.codec.error(response.payload) == (error.value, command), \
+            (LinkError(response.payload[0]).name, response, frame.hex())
+        return response
+
+    async def load(self, W):
+        for row, values in enumerate(W):
+            assert await self.ok(Command.WEIGHTS, self.codec.weights(row, values)) == b""
+
+    async def check_mvms(self, W, X, states=None):
+        expected = golden.run(self.cfg, W, X, states=states)
+        for n, x in enumerate(X):
+            y, cycles = self.codec.result(await self.ok(Command.MVM, self.codec.vector(x)))
+            assert (y, cycles) == (expected.y[n].tolist(), int(expected.cycles[n])), \
+                f"vector {n}: {y} in {cycles} cycles, golden {expected.y[n].tolist()} in " \
+                f"{expected.cycles[n]}; seed {self.seed}"
+
+    async def status(self):
+        return self.codec.one(Command.STATUS, await self.ok(Command.STATUS))
+
+
+def _bits(layout, name):
+    return Shape.cast(layout[name].shape).width
+
+
+@cocotb.test()
+async def info_and_mvm_match_golden(dut):
+    bench = Bench(dut)
+    await bench.start()
+    cfg = bench.cfg
+    info = bench.codec.one(Command.INFO, await bench.ok(Command.INFO))
+    assert info == {"version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
+                    "trng": int(cfg.trng.enabled), "reserved": 0,
+                    "config_digest": config_digest(cfg), "rx_fifo_depth": 512,
+                    "divisor": DIVISOR, "clk_hz": 0}
+    W, X = stimulus(cfg, bench.rng, 12)
+    await bench.load(W)
+    await bench.check_mvms(W, X)
+    status = await bench.status()
+    macro_flags = {name: 0 for name in status["macro"]}
+    assert status == {"macro": macro_flags, "commands": 1 + len(W) + len(X),
+                      "bad_frames": 0, "framing_errors": 0, "overruns": 0}
+    # A weight row the macro drops (row index past the last) sets its sticky flag; CLEAR
+    # clears it and every counter.
+    if (1 << _bits(bench.codec.requests[Command.WEIGHTS], "row")) > cfg.input_rows:
+        assert await bench.ok(Command.WEIGHTS, bench.codec.weights(cfg.input_rows,
+                                                                   [0] * cfg.outputs)) == b""
+        assert (await bench.status())["macro"]["bad_weight_row"] == 1
+        assert dut.macro_error.value == 1
+    assert await bench.ok(Command.CLEAR) == b""
+    status = await bench.status()
+    assert status == {"macro": macro_flags, "commands": 0, "bad_frames": 0,
+                      "framing_errors": 0, "overruns": 0}
+    assert dut.macro_error.value == 0 and dut.link_error.value == 0
+    await bench.check_mvms(W, X[:2])  # the dropped row changed nothing
+
+
+@cocotb.test()
+async def back_to_back_commands_answer_in_order(dut):
+    """Frames sent back to back, without waiting for answers: responses come in order, none
+    lost, the RX FIFO absorbing requests whose answers take longer to send (INFO)."""
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link = bench.cfg, bench.codec, bench.link
+    W, X = stimulus(cfg, bench.rng, 10)
+    plan = [(Command.WEIGHTS, codec.weights(r, w)) for r, w in enumerate(W)]
+    plan += [(Command.INFO, b"")] * 20
+    plan += [(Command.MVM, codec.vector(x)) for x in X]
+    plan += [(Command.STATUS, b"")]
+    frames = [link.frame(command, payload) for command, payload in plan]
+    await link.send(b"".join(frame for _, frame in frames))
+    expected = golden.run(cfg, W, X)
+    results = []
+    for (command, _), (seq, _) in zip(plan, frames, strict=True):
+        response = await link.response(timeout_ns=2000 * link.byte_ns)
+        assert (response.code, response.seq) == (command | OK_BIT, seq), \
+            (Command(command).name, response)
+        if command == Command.MVM:
+            results.append(codec.result(response.payload))
+        if command == Command.STATUS:
+            status = codec.one(command, response.payload)
+    assert [y for y, _ in results] == expected.y.tolist(), f"seed {bench.seed}"
+    assert [c for _, c in results] == expected.cycles.tolist(), f"seed {bench.seed}"
+    assert (status["commands"], status["bad_frames"], status["overruns"]) == \
+        (len(plan) - 1, 0, 0)
+    await link.silence()
+
+
+@cocotb.test()
+async def malformed_frames_are_refused_and_change_nothing(dut):
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link = bench.cfg, bench.codec, bench.link
+    W, X = stimulus(cfg, bench.rng, 4)
+    await bench.load(W)
+    other = -W[0] if cfg.weight_mapping == "differential" else W[-1]
+    row0 = codec.weights(0, other)  # would change row 0 if it were ever applied
+    body = bytes([Command.WEIGHTS, 0x42]) + row0
+    good_crc = crc16(body).to_bytes(2, "big")
+    bad = 0
+
+    def raw(body_bytes):
+        return bytes([END]) + escape(body_bytes) + bytes([END])
+
+    # Corrupted: every bit of the payload and of the CRC, one at a time, on a few frames.
+    bits = 8 * (len(row0) + 2)
+    for bit in sorted(bench.rng.choice(bits, size=min(bits, 6), replace=False).tolist()):
+        whole = bytearray(body[2:] + good_crc)
+        whole[bit // 8] ^= 1 << (bit % 8)
+        await bench.refused(raw(body[:2] + bytes(whole)), LinkError.CRC, Command.WEIGHTS)
+        bad += 1
+    # Too short to hold a command, a sequence byte and a CRC.
+    await bench.refused(bytes([END, Command.MVM, END]), LinkError.SHORT, Command.MVM)
+    await bench.refused(bytes([END, Command.MVM, 7, 0x12, END]), LinkError.SHORT, Command.MVM)
+    bad += 2
+    # A bad escape in the middle, and a frame ending inside an escape.
+    frame = encode_frame(Command.WEIGHTS, 1, row0)
+    await bench.refused(frame[:3] + bytes([ESC, 0x41]) + frame[3:], LinkError.ESCAPE,
+                        Command.WEIGHTS)
+    await bench.refused(frame[:-1] + bytes([ESC, END]), LinkError.ESCAPE, Command.WEIGHTS)
+    bad += 2
+    # Unknown command, good CRC.
+    await bench.refused(encode_frame(0x55, 2, row0), LinkError.COMMAND, 0x55)
+    bad += 1
+    # Known, but not in this build (TRNG commands without a TRNG, PROGRAM without a
+    # programmable device).
+    if not cfg.trng.enabled:
+        await bench.refused(encode_frame(Command.TRNG_READ, 3, b"\x04"),
+                            LinkError.UNSUPPORTED, Command.TRNG_READ)
+        bad += 1
+    if not cfg.programmable:
+        await bench.refused(encode_frame(Command.PROGRAM, 4, b"\0\0"), LinkError.UNSUPPORTED,
+                            Command.PROGRAM)
+        bad += 1
+    # Good CRC, wrong length: a byte short, a byte long, a payload on a command without one.
+    await bench.refused(encode_frame(Command.WEIGHTS, 5, row0[:-1]), LinkError.LENGTH,
+                        Command.WEIGHTS)
+    await bench.refused(encode_frame(Command.WEIGHTS, 6, row0 + b"\0"), LinkError.LENGTH,
+                        Command.WEIGHTS)
+    await bench.refused(encode_frame(Command.CLEAR, 7, b"\0"), LinkError.LENGTH, Command.CLEAR)
+    bad += 3
+    # A line error: one byte of a good frame with a low stop bit is dropped by the UART.
+    frame = encode_frame(Command.WEIGHTS, 8, row0)
+    await link.send(frame[:3])
+    await link.sent()
+    await _bad_stop_bit(dut, frame[3])
+    await bench.refused(frame[4:], LinkError.CRC, Command.WEIGHTS)
+    bad += 1
+    # Truncated: half a frame, then silence. The TIMEOUT answer comes after the timeout,
+    # not before; the rest of the frame, arriving late, is dropped up to its END.
+    await link.send(frame[:len(frame) // 2])
+    await link.sent()
+    start = _now()
+    response = await link.response(timeout_ns=2 * TIMEOUT_CYCLES * CLOCK_NS)
+    waited = _now() - start
+    assert (response.code, codec.error(response.payload)) == \
+        (ERROR, (LinkError.TIMEOUT.value, Command.WEIGHTS)), response
+    assert TIMEOUT_CYCLES <= waited <= TIMEOUT_CYCLES + 30 * link.byte_ns // CLOCK_NS, waited
+    bad += 1
+    await link.send(frame[len(frame) // 2:])
+    await link.silence()
+
+    status = await bench.status()
+    assert (status["bad_frames"], status["framing_errors"], status["overruns"]) == (bad, 1, 0)
+    assert status["commands"] == len(W)  # the loads: nothing refused ran
+    assert dut.link_error.value == 1
+    await bench.check_mvms(W, X)  # the weights are untouched
+
+
+def _now():
+    from cocotb.simtime import get_sim_time
+
+    return int(get_sim_time("ns") // CLOCK_NS)
+
+
+async def _bad_stop_bit(dut, byte):
+    """Drive one 8N1 frame of ``byte`` with a low stop bit, then idle."""
+    await FallingEdge(dut.clk)
+    bits = [0] + [(byte >> k) & 1 for k in range(8)] + [0]
+    for level in bits:
+        dut.rx.value = level
+        await ClockCycles(dut.clk, DIVISOR, rising=False)
+    dut.rx.value = 1
+    await ClockCycles(dut.clk, 2 * DIVISOR)
+
+
+@cocotb.test()
+async def frame_cut_by_a_reset(dut):
+    """A reset in the middle of a frame: no answer to it, its tail is dropped, nothing it
+    carried is applied (cells keep their weights), and the link works at once."""
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link = bench.cfg, bench.codec, bench.link
+    rng = random.Random(bench.seed)
+    W, X = stimulus(cfg, bench.rng, 4)
+    await bench.load(W)
+    other = codec.weights(1, -W[1] if cfg.weight_mapping == "differential" else W[0])
+    _, frame = link.frame(Command.WEIGHTS, other)
+    await link.send(frame)
+    await Timer(rng.randint(2, len(frame) - 2) * link.byte_ns + rng.randint(0, 9) * DIVISOR
+                * CLOCK_NS, "ns")
+    await bench.reset()
+    await link.sent()  # the tail goes out after the reset
+    await link.silence()
+    status = await bench.status()
+    assert (status["commands"], status["bad_frames"]) == (0, 0)  # counters reset too
+    await bench.check_mvms(W, X)
+    # A reset between frames, and one while a response is going out, cost nothing either.
+    await bench.reset()
+    seq, frame = link.frame(Command.INFO)
+    await link.send(frame)
+    await Timer((len(frame) + 4) * link.byte_ns, "ns")
+    await bench.reset()
+    link.sink.clear()
+    link.reader = type(link.reader)()
+    link.frames.clear()
+    await bench.check_mvms(W, X[:1])
+
+
+@cocotb.test()
+async def programming_matches_golden(dut):
+    """Single-cell requests (one for a cell that does not exist) and array-mode weight rows,
+    every result and the later MVMs equal to the golden model's."""
+    from imcgen.golden.write_verify import Requests
+    from imcgen.program import program_golden
+
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec = bench.cfg, bench.codec
+    W, X = stimulus(cfg, bench.rng, 4)
+    cells = bench.rng.integers(0, [cfg.input_rows, cfg.physical_columns, cfg.adc_max + 1],
+                               size=(6, 3))
+    got = []
+    for row, column, target in cells:
+        got += codec.program_results(Command.PROGRAM, await bench.ok(
+            Command.PROGRAM, codec.program(row, column, target)))
+    # A cell that does not exist: dropped, no result, flagged.
+    if (1 << _bits(codec.requests[Command.PROGRAM], "column")) > cfg.physical_columns:
+        assert await bench.ok(Command.PROGRAM, codec.program(0, cfg.physical_columns, 1)) == b""
+        assert (await bench.status())["macro"]["bad_request"] == 1
+    for row, values in enumerate(W):  # array mode: every cell of the row, in column order
+        got += codec.program_results(Command.WEIGHTS, await bench.ok(
+            Command.WEIGHTS, codec.weights(row, values, program=True)))
+    singles = Requests.of(cells[:, 0] // cfg.rows, cells[:, 0] % cfg.rows, cells[:, 1],
+                          cells[:, 2])
+    report = program_golden(cfg, W, requests=singles)
+    req = report.requests
+    expected = np.stack([req.tile * cfg.rows + req.row, req.column, report.code, report.reads,
+                         report.pulses, report.status], axis=1)
+    assert np.array_equal(np.array(got), expected), f"seed {bench.seed}"
+    await bench.check_mvms(W, X, states=report.states)
+
+
+@cocotb.test()
+async def trng_bytes_match_golden(dut):
+    """The TRNG commands: nothing while disabled (the read ends after the link timeout), then
+    the golden model's bytes, in order, across reads; status without alarms; clear."""
+    from imcgen.golden import trng
+
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec = bench.cfg, bench.codec
+    info = codec.one(Command.INFO, await bench.ok(Command.INFO))
+    assert info["trng"] == 1
+    start = _now()
+    assert await bench.ok(Command.TRNG_READ, bytes([3])) == b""  # disabled: none comes
+    assert _now() - start >= TIMEOUT_CYCLES
+    assert await bench.ok(Command.TRNG_ENABLE, b"\x01") == b""
+    got = b""
+    for count in (20, 1, 11):
+        got += await bench.ok(Command.TRNG_READ, bytes([count]))
+    expected = trng.pack_bytes(trng.bits_for(cfg, 8 * 32).bits)[:32].tobytes()
+    assert got == expected, f"{got.hex()} != golden {expected.hex()}"
+    status = codec.one(Command.TRNG_STATUS, await bench.ok(Command.TRNG_STATUS))
+    assert (status["rct_alarm"], status["apt_alarm"], status["alarms"]) == (0, 0, 0), status
+    assert status["bits"] >= 8 * len(got) and status["pulses"] >= status["bits"], status
+    assert await bench.ok(Command.TRNG_CLEAR) == b""
+    assert await bench.ok(Command.TRNG_ENABLE, b"\x00") == b""
+    await bench.refused(encode_frame(Command.TRNG_READ, 9, b""), LinkError.LENGTH,
+                        Command.TRNG_READ)
+
+
+# -- the protocol, host side (no simulator) ----------------------------------------------------
+
+
+def test_crc_is_ccitt_false_in_both_implementations():
+    from amaranth.lib import crc
+
+    from imcgen.hdl.board_top import CRC
+
+    assert crc16(b"123456789") == 0x29B1  # the catalogue's check value
+    params = CRC(data_width=8)
+    assert params is not None and crc.catalog.CRC16_IBM_3740 is CRC
+    rng = random.Random(7)
+    for n in (0, 1, 2, 17, 300):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert crc16(data) == params.compute(data)
+        # A frame with its CRC appended, most significant byte first, leaves the residue 0.
+        assert params.compute(data + crc16(data).to_bytes(2, "big")) == params.residue() == 0
+
+
+def test_slip_framing_round_trips_every_byte_value():
+    from imcgen.protocol import ESC_END, ESC_ESC, FrameReader
+
+    payload = bytes(range(256)) + bytes([END, ESC, END, ESC, ESC_END, ESC_ESC])
+    frame = encode_frame(Command.MVM, END, payload)
+    assert frame[0] == END and frame[-1] == END and END not in frame[1:-1]
+    assert frame[1:5] == bytes([Command.MVM, ESC, ESC_END, 0]) and \
+        escape(bytes([ESC])) == bytes([ESC, ESC_ESC])
+    reader = FrameReader()
+    # Garbage before the first END is dropped; split anywhere; empty frames are skipped.
+    frames = []
+    stream = b"\x12\x34" + frame + bytes([END]) + frame
+    for n in range(0, len(stream), 7):
+        frames += reader.feed(stream[n:n + 7])
+    assert [f.body for f in frames] == [frames[0].body] * 2 and all(f.crc_ok for f in frames)
+    assert frames[0].body[:2] == bytes([Command.MVM, END]) and frames[0].body[2:-2] == payload
+    bad = reader.feed(bytes([END, 1, ESC, 0x41, 2, 3, 4, END]))
+    assert len(bad) == 1 and bad[0].bad_escape
+
+
+def test_parse_response_refuses_what_the_protocol_forbids():
+    from imcgen.protocol import Frame, ProtocolError, parse_response
+
+    good = encode_frame(Command.INFO | OK_BIT, 9, b"\x01\x02")[1:-1]
+    response = parse_response(Frame(good))
+    assert (response.ok, response.command, response.seq, response.payload) == \
+        (True, Command.INFO, 9, b"\x01\x02")
+    error = parse_response(Frame(encode_frame(ERROR, 3, bytes([5, 0x10]))[1:-1]))
+    assert (error.ok, error.error, error.command) == (False, LinkError.LENGTH, 0x10)
+    for body, message in ((good[:-1] + bytes([good[-1] ^ 1]), "bad CRC"),
+                          (good[:3], "at least 4"),
+                          (encode_frame(0x01, 0)[1:-1], "lacks the OK bit"),
+                          (encode_frame(0xF7, 0)[1:-1], "is no command")):
+        with pytest.raises(ProtocolError, match=message):
+            parse_response(Frame(body))
+
+
+def test_payloads_pack_through_the_hardware_layouts():
+    cfg = load_config("small")
+    codec = Codec(cfg)
+    # small: a 4-bit row index, then 4 signed 4-bit weights: 20 bits in 3 bytes, LSB first.
+    assert codec.weights(3, [1, -1, 7, -7]) == \
+        (3 | (0x1 << 4) | (0xF << 8) | (0x7 << 12) | (0x9 << 16)).to_bytes(3, "little")
+    assert codec.request_length(Command.MVM) == (16 * 4 + 7) // 8 == 8
+    assert codec.request_length(Command.INFO) == 0
+    result = codec.responses[Command.MVM]
+    lo, hi = cfg.out_range
+    y = [lo, -1, 1, hi]  # signed extremes survive the packing
+    word = result.const({"y": y, "cycles": cfg.max_cycles}).as_bits()
+    payload = word.to_bytes((result.size + 7) // 8, "little")
+    assert codec.result(payload) == (y, cfg.max_cycles)
+    assert Command.PROGRAM not in codec.supported and \
+        Command.PROGRAM in Codec(cfg.replace(device={"kind": "rram"})).supported
+
+
+# -- the host driver end to end over a pseudo-terminal ---------------------------------------
+
+
+def test_imcgen_board_passes_against_the_simulated_board(tmp_path):
+    """``imcgen board --port /dev/pts/N`` (a real process) against the board top simulated
+    behind a pseudo-terminal, then ``--sim``, which does the same by itself."""
+    import subprocess
+    import sys
+
+    from imcgen.board_sim import simulated_board
+    from imcgen.host import Board, ConfigMismatch
+
+    cfg = load_config("small")
+    with simulated_board(cfg, work_dir=tmp_path / "sim") as sim:
+        assert sim.port.startswith("/dev/pts/")
+        result = subprocess.run([sys.executable, "-m", "imcgen.cli", "board", "--preset",
+                                 "small", "--port", sim.port, "--vectors", "24", "--seed", "5",
+                                 "--timeout", "60"], capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "24 vectors: values match, cycles match (golden model)" in result.stdout
+        assert "0 bad frames" in result.stdout and "PASS" in result.stdout
+        # A host with another configuration is refused by the INFO check.
+        with pytest.raises(ConfigMismatch, match="another configuration"):
+            Board(sim.port, cfg.replace(out_relu=True), timeout=60)
+        # The driver's own API over the same port.
+        rng = np.random.default_rng(1)
+        W, X = stimulus(cfg, rng, 6)
+        with Board(sim.port, cfg, timeout=60) as macro:
+            macro.load_weights(W)
+            Y, cycles = macro.mvm_batch(X)
+            y, c = macro.mvm(X[0])
+            expected = golden.run(cfg, W, X)
+            assert np.array_equal(Y, expected.y) and np.array_equal(cycles, expected.cycles)
+            assert (y.tolist(), c) == (expected.y[0].tolist(), int(expected.cycles[0]))
+            status = macro.status()
+            assert (status["bad_frames"], status["overruns"]) == (0, 0)
+    result = subprocess.run([sys.executable, "-m", "imcgen.cli", "board", "--preset", "small",
+                             "--sim", "--vectors", "8"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 vectors: values match, cycles match" in result.stdout
+
+
+def test_host_driver_reports_refusals_and_silence():
+    """The driver over a scripted link: an error response and a missing one."""
+    from imcgen.host import Board, BoardError, LinkTimeout
+
+    class Link:
+        def __init__(self, answers):
+            self.answers, self.out, self.timeout = list(answers), b"", None
+
+        def write(self, data):
+            self.out += data
+
+        def read(self, n):
+            return self.answers.pop(0) if self.answers else b""
+
+        def close(self):
+            pass
+
+    cfg = load_config("small")
+    refuse = encode_frame(ERROR, 0, bytes([LinkError.CRC, Command.STATUS]))
+    with pytest.raises(BoardError, match=r"refused STATUS \(seq 0\): CRC"):
+        Board(None, cfg, link=Link([refuse]), check=False).status()
+    with pytest.raises(LinkTimeout, match="no response from the board within 0.3 s"):
+        Board(None, cfg, link=Link([]), timeout=0.3, check=False).status()
+    wrong_seq = encode_frame(Command.STATUS | OK_BIT, 7, b"\0" * 7)
+    with pytest.raises(BoardError, match="out of step"):
+        Board(None, cfg, link=Link([wrong_seq]), check=False).status()

@@ -1,0 +1,733 @@
+"""Board top: the macro (with its synthesizable crossbar stub) behind a UART command link.
+
+A host drives the macro over one serial line with the protocol of docs/board.md (host side:
+:mod:`imcgen.protocol`): SLIP-framed requests with a CRC-16, one response each, in order.
+
+Blocks, line to macro and back::
+
+    rx -> UartRx -> RX FIFO -> SlipDecoder -> executor -> MacroTop
+    tx <- UartTx <- SlipEncoder (CRC, stuffing) <-----/
+
+:class:`SlipDecoder`
+    Line bytes to tokens: data bytes, the end of a frame (or of a frame with a bad escape), and
+    a timeout when a frame stops arriving before its closing ``END``.
+:class:`SlipEncoder`
+    Response bytes and an end token to a framed, stuffed line with the CRC appended.
+:class:`BoardCore`
+    The executor: collects a frame (command, sequence byte, payload into a buffer) while the
+    CRC processor checks it, and only when the closing ``END`` arrives with a good CRC, a known
+    command and its exact length does it touch the macro. Anything else is answered with an
+    error response; the macro and the link state stay as they were. One command runs at a
+    time; the RX FIFO holds the frames a host sends meanwhile (back-to-back commands).
+:class:`BoardTop`
+    :class:`BoardCore` on a platform's UART pins and LEDs, the baud divisor derived from the
+    platform's clock.
+
+Commands reach the macro's streams: ``WEIGHTS`` offers the payload on ``w``, ``MVM`` on ``i``
+and answers with the result taken from ``o``, ``PROGRAM`` (programmable devices) offers a
+request on ``p``; ``WEIGHTS`` and ``PROGRAM`` then answer with every result on ``r`` until the
+macro is idle (none for a loaded row or a dropped request). The TRNG commands exist only when
+the macro has the TRNG ports (``t``, ``trng_ctl``, ``trng_status``).
+"""
+
+from amaranth import Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Mux, Shape, Value, unsigned
+from amaranth.lib import crc, data, enum, io, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..config import MacroConfig
+from ..protocol import (
+    END,
+    ERROR,
+    ESC,
+    ESC_END,
+    ESC_ESC,
+    OK_BIT,
+    PROTOCOL_VERSION,
+    Command,
+    LinkError,
+    config_digest,
+    nbytes,
+)
+from .macro_top import MacroTop, result_layout
+from .macro_top import status_layout as macro_status_layout
+from .uart import DATA_BITS, Uart, baud_divisor
+
+__all__ = ["CRC", "Token", "token_layout", "raw_layout", "info_layout", "status_layout",
+           "error_layout", "request_layouts", "layouts_macro", "response_layouts", "has_trng",
+           "supported", "SlipDecoder", "SlipEncoder", "BoardCore", "BoardTop", "RX_FIFO_DEPTH"]
+
+#: CRC of every frame (amaranth's catalogue; the host computes it with binascii.crc_hqx).
+CRC = crc.catalog.CRC16_IBM_3740
+#: Bytes the receive FIFO holds: what a host may send while a command runs.
+RX_FIFO_DEPTH = 512
+
+
+class Token(enum.Enum, shape=2):
+    """What the SLIP decoder passes on."""
+
+    DATA = 0      # one unstuffed byte of the frame
+    END = 1       # the frame's closing delimiter
+    BAD_END = 2   # closing delimiter of a frame that held a bad escape
+    TIMEOUT = 3   # the frame stopped arriving (no byte for the timeout) before its END
+
+
+token_layout = data.StructLayout({"kind": Token, "data": DATA_BITS})
+#: Response bytes into the encoder: ``end`` closes the frame (its ``data`` is ignored).
+raw_layout = data.StructLayout({"data": DATA_BITS, "end": 1})
+
+
+def info_layout():
+    """INFO response: what the host checks before it talks to the macro."""
+    return data.StructLayout({
+        "version": 8,             # PROTOCOL_VERSION
+        "programmable": 1,        # PROGRAM exists
+        "trng": 1,                # the TRNG commands exist
+        "reserved": 6,
+        "config_digest": 32,      # imcgen.protocol.config_digest of the macro's configuration
+        "rx_fifo_depth": 16,      # bytes a host may have in flight
+        "divisor": 16,            # clock cycles per bit
+        "clk_hz": 32,             # the board clock (0 when unknown)
+    })
+
+
+def status_layout(config):
+    """STATUS response: the macro's sticky flags and the link's counters (CLEAR zeroes all)."""
+    return data.StructLayout({
+        "macro": macro_status_layout(config),
+        "commands": 16,        # commands executed before this STATUS (wrapping)
+        "bad_frames": 16,      # error responses sent (saturating)
+        "framing_errors": 8,   # UART bytes with a low stop bit (saturating)
+        "overruns": 8,         # UART bytes dropped because the RX FIFO was full (saturating)
+    })
+
+
+def error_layout():
+    """Error response: why (a :class:`imcgen.protocol.LinkError`) and the command refused
+    (0 when the frame was too short to hold one)."""
+    return data.StructLayout({"error": 8, "command": 8})
+
+
+def layouts_macro(config):
+    """A :class:`MacroTop` whose ports only lend their layouts (it is never elaborated)."""
+    macro = MacroTop(config=config)
+    macro._MustUse__silence = True  # no UnusedElaboratable warning for it
+    return macro
+
+
+def has_trng(macro):
+    """The macro has the TRNG ports the TRNG commands drive."""
+    return all(hasattr(macro, name) for name in ("t", "trng_ctl", "trng_status"))
+
+
+def request_layouts(config, macro=None):
+    """Command -> payload layout of the commands that have a payload (others have none)."""
+    macro = macro or layouts_macro(config)
+    layouts = {
+        Command.WEIGHTS: macro.w.payload.shape(),
+        Command.MVM: macro.i.payload.shape(),
+        Command.TRNG_READ: unsigned(8),
+        Command.TRNG_ENABLE: unsigned(8),
+    }
+    if config.programmable:
+        layouts[Command.PROGRAM] = macro.p.payload.shape()
+    return layouts
+
+
+def response_layouts(config, macro=None):
+    """Command -> layout of one item of its response (a response holds 0, 1 or more)."""
+    macro = macro or layouts_macro(config)
+    layouts = {
+        Command.INFO: info_layout(),
+        Command.STATUS: status_layout(config),
+        Command.MVM: result_layout(config),
+        Command.TRNG_READ: unsigned(8),
+    }
+    if config.programmable:
+        layouts[Command.WEIGHTS] = layouts[Command.PROGRAM] = macro.r.payload.shape()
+    if has_trng(macro):
+        layouts[Command.TRNG_STATUS] = macro.trng_status.shape()
+    return layouts
+
+
+def supported(config, macro):
+    """Commands this build answers (the others are known but UNSUPPORTED)."""
+    out = {Command.INFO, Command.STATUS, Command.CLEAR, Command.WEIGHTS, Command.MVM}
+    if config.programmable:
+        out.add(Command.PROGRAM)
+    if has_trng(macro):
+        out |= {Command.TRNG_READ, Command.TRNG_STATUS, Command.TRNG_CLEAR,
+                Command.TRNG_ENABLE}
+    return out
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
+            (hi is not None and value > hi):
+        allowed = f"in {lo}..{hi}" if hi is not None else f"of at least {lo}"
+        raise ValueError(f"{name} must be an integer {allowed}, not {value!r}")
+    return value
+
+
+class SlipDecoder(wiring.Component):
+    """Line bytes to frame tokens (SLIP, RFC 1055), with a timeout for truncated frames.
+
+    Bytes before the first ``END`` after reset, and after a timeout, are dropped (the line may
+    be mid-frame); empty frames are skipped. A frame that has started and receives no byte for
+    ``timeout_cycles`` cycles while the consumer is ready ends with a ``TIMEOUT`` token.
+
+    Parameters
+    ----------
+    timeout_cycles : int
+        Idle cycles inside a frame before it counts as truncated.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(8))
+        Line bytes.
+    o : Out(stream.Signature(token_layout))
+        Tokens (:class:`Token`).
+    """
+
+    def __init__(self, *, timeout_cycles):
+        self._timeout = _check_int("SLIP decoder timeout", timeout_cycles, 1)
+        super().__init__({
+            "i": In(stream.Signature(DATA_BITS)),
+            "o": Out(stream.Signature(token_layout)),
+        })
+
+    @property
+    def timeout_cycles(self):
+        return self._timeout
+
+    def elaborate(self, platform):
+        m = Module()
+        byte = self.i.payload
+        started = Signal()  # a byte of the current frame was taken
+        bad = Signal()      # it held a bad escape
+        timer = Signal(range(self._timeout + 1), init=self._timeout)
+
+        def emit(kind, value=0):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(kind),
+                         self.o.payload.data.eq(value), self.i.ready.eq(self.o.ready)]
+
+        def idle_count():  # inside a frame, nothing arriving, the consumer listening
+            with m.If(~self.i.valid & self.o.ready & started):
+                m.d.sync += timer.eq(timer - 1)
+                with m.If(timer == 1):
+                    m.next = "TIMED_OUT"
+
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += timer.eq(self._timeout)
+
+        with m.FSM(init="HUNT", name="slip_rx"):
+            with m.State("HUNT"):  # wait for a delimiter
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid & (byte == END)):
+                    m.d.sync += [started.eq(0), bad.eq(0)]
+                    m.next = "FRAME"
+            with m.State("FRAME"):
+                with m.If(self.i.valid):
+                    with m.If(byte == END):
+                        with m.If(started):
+                            emit(Mux(bad, Token.BAD_END, Token.END))
+                            with m.If(self.o.ready):
+                                m.d.sync += [started.eq(0), bad.eq(0)]
+                        with m.Else():  # an empty frame: a delimiter only
+                            m.d.comb += self.i.ready.eq(1)
+                    with m.Elif(byte == ESC):
+                        m.d.comb += self.i.ready.eq(1)
+                        m.d.sync += started.eq(1)
+                        m.next = "ESCAPED"
+                    with m.Else():
+                        emit(Token.DATA, byte)
+                        with m.If(self.o.ready):
+                            m.d.sync += started.eq(1)
+                idle_count()
+            with m.State("ESCAPED"):
+                with m.If(self.i.valid):
+                    with m.If(byte == ESC_END):
+                        emit(Token.DATA, END)
+                        with m.If(self.o.ready):
+                            m.next = "FRAME"
+                    with m.Elif(byte == ESC_ESC):
+                        emit(Token.DATA, ESC)
+                        with m.If(self.o.ready):
+                            m.next = "FRAME"
+                    with m.Elif(byte == END):  # the frame ends inside an escape
+                        emit(Token.BAD_END)
+                        with m.If(self.o.ready):
+                            m.d.sync += [started.eq(0), bad.eq(0)]
+                            m.next = "FRAME"
+                    with m.Else():
+                        m.d.comb += self.i.ready.eq(1)
+                        m.d.sync += bad.eq(1)
+                        m.next = "FRAME"
+                idle_count()
+            with m.State("TIMED_OUT"):
+                emit(Token.TIMEOUT)
+                m.d.comb += self.i.ready.eq(0)  # the line waits until the token is taken
+                with m.If(self.o.ready):
+                    m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout)]
+                    m.next = "HUNT"
+        return m
+
+
+class SlipEncoder(wiring.Component):
+    """Response bytes to a framed line: ``END``, stuffed bytes, stuffed CRC (MSB first), ``END``.
+
+    The first data byte opens a frame; a token with ``end`` set closes it (append the CRC of
+    the frame's bytes, then ``END``) and is taken after the closing ``END`` went out.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(raw_layout))
+        Response bytes; ``end`` closes the frame.
+    o : Out(stream.Signature(8))
+        Line bytes.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "i": In(stream.Signature(raw_layout)),
+            "o": Out(stream.Signature(DATA_BITS)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.tx_crc = check = CRC(data_width=DATA_BITS).create()
+        second = Signal()  # the second byte of an escape is due
+
+        def send(value, done):
+            """Send ``value`` stuffed; call ``done()`` in the cycle its last byte goes."""
+            special = (value == END) | (value == ESC)
+            m.d.comb += self.o.valid.eq(1)
+            with m.If(~second):
+                m.d.comb += self.o.payload.eq(Mux(special, ESC, value))
+                with m.If(self.o.ready):
+                    with m.If(special):
+                        m.d.sync += second.eq(1)
+                    with m.Else():
+                        done()
+            with m.Else():
+                m.d.comb += self.o.payload.eq(Mux(value == END, ESC_END, ESC_ESC))
+                with m.If(self.o.ready):
+                    m.d.sync += second.eq(0)
+                    done()
+
+        with m.FSM(init="IDLE", name="slip_tx"):
+            with m.State("IDLE"):
+                with m.If(self.i.valid):
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(END)]
+                    with m.If(self.o.ready):
+                        m.d.comb += check.start.eq(1)
+                        m.next = "BODY"
+            with m.State("BODY"):
+                with m.If(self.i.valid & ~self.i.payload.end):
+                    def take():
+                        m.d.comb += [self.i.ready.eq(1), check.valid.eq(1),
+                                     check.data.eq(self.i.payload.data)]
+                    send(self.i.payload.data, take)
+                with m.Elif(self.i.valid):
+                    m.next = "CRC_HI"
+
+            def after(state):
+                def go():
+                    m.next = state
+                return go
+
+            with m.State("CRC_HI"):
+                send(check.crc[8:16], after("CRC_LO"))
+            with m.State("CRC_LO"):
+                send(check.crc[0:8], after("CLOSE"))
+            with m.State("CLOSE"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(END)]
+                with m.If(self.o.ready):
+                    m.d.comb += self.i.ready.eq(1)  # the end token
+                    m.next = "IDLE"
+        return m
+
+
+class _Job(enum.Enum, shape=3):
+    """What the response of the running command holds."""
+
+    FIXED = 0     # a word captured when the command ran (INFO, STATUS, errors) or nothing
+    RESULT = 1    # one result from the macro's o stream
+    RESULTS = 2   # program results from r until the macro is idle
+    IDLE = 3      # nothing, once the macro is idle
+    TRNG = 4      # up to `items` bytes from t, each awaited at most the timeout
+
+
+class BoardCore(wiring.Component):
+    """The macro behind the UART command link: the logic of a board top, pins as ports.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        The macro; ``crossbar`` must be ``"stub"`` (a board has no analog boundary to drive).
+    divisor : int
+        Clock cycles per bit of the UART (:func:`imcgen.hdl.uart.baud_divisor`).
+    timeout_cycles : int
+        Idle cycles inside a frame before it is answered as truncated (TIMEOUT), and the
+        longest wait for each TRNG byte.
+    rx_fifo_depth : int
+        Bytes buffered from the line while a command runs.
+    clk_hz : int
+        The clock, reported by INFO (0 when unknown).
+
+    Attributes
+    ----------
+    rx : In(1)
+        Line from the host (asynchronous; idles high).
+    tx : Out(1)
+        Line to the host.
+    link_error : Out(1)
+        An error response was sent or the UART saw an error since the last CLEAR.
+    macro_error : Out(1)
+        A sticky flag of the macro's status is set.
+    """
+
+    def __init__(self, *, config, divisor, timeout_cycles, rx_fifo_depth=RX_FIFO_DEPTH,
+                 clk_hz=0):
+        if not isinstance(config, MacroConfig):
+            raise TypeError(f"config must be an imcgen.config.MacroConfig, not {config!r}")
+        if config.crossbar != "stub":
+            raise ValueError("the board top needs the synthesizable crossbar stub "
+                             "(crossbar = 'stub'), not crossbar = 'external'")
+        self._config = config
+        self._divisor = _check_int("UART divisor", divisor, 4, 0xFFFF)
+        self._timeout = _check_int("link timeout", timeout_cycles, 1)
+        self._depth = _check_int("RX FIFO depth", rx_fifo_depth, 2, 0xFFFF)
+        self._clk_hz = _check_int("clock frequency", clk_hz, 0, 2**32 - 1)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "link_error": Out(1),
+            "macro_error": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    @property
+    def timeout_cycles(self):
+        return self._timeout
+
+    @property
+    def rx_fifo_depth(self):
+        return self._depth
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        m.submodules.macro = macro = MacroTop(config=cfg)
+        m.submodules.uart = uart = Uart(divisor=self._divisor)
+        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=DATA_BITS, depth=self._depth)
+        m.submodules.decoder = decoder = SlipDecoder(timeout_cycles=self._timeout)
+        m.submodules.encoder = encoder = SlipEncoder()
+        m.submodules.rx_crc = check = CRC(data_width=DATA_BITS).create()
+        m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
+        wiring.connect(m, uart.o, fifo.w_stream)
+        wiring.connect(m, fifo.r_stream, decoder.i)
+        wiring.connect(m, encoder.o, uart.i)
+
+        requests = request_layouts(cfg, macro)
+        responses = response_layouts(cfg, macro)
+        known = supported(cfg, macro)
+        trng = has_trng(macro)
+
+        size = nbytes
+        lengths = {c: size(requests[c]) if c in requests else 0 for c in Command}
+        buffer_bytes = max(1, *(size(layout) for layout in requests.values()))
+        max_frame = 4 + max(lengths.values())
+
+        # -- the frame being received ---------------------------------------------------
+        command = Signal(8)
+        seq = Signal(8)
+        count = Signal(range(max_frame + 2))  # frame bytes, saturating past the longest
+        buffer = Signal(8 * buffer_bytes)     # payload bytes, little-endian
+        at = Signal(range(max(2, buffer_bytes)))  # where the next payload byte goes
+        m.d.comb += at.eq(count - 2)
+
+        # -- the response ----------------------------------------------------------------
+        info = info_layout().const({
+            "version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
+            "trng": int(trng), "config_digest": config_digest(cfg),
+            "rx_fifo_depth": self._depth, "divisor": self._divisor, "clk_hz": self._clk_hz,
+        }).as_value()
+        status = Signal(status_layout(cfg))
+        fixed_bits = max(len(info), status.shape().size, error_layout().size,
+                         Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width)
+        code = Signal(8)         # response code
+        job = Signal(_Job)
+        word = Signal(fixed_bits)  # the FIXED job's item
+        word_bytes = Signal(range((fixed_bits + 7) // 8 + 1))
+        items = Signal(8)        # items left (FIXED, RESULT, TRNG)
+        index = Signal(range(max(8, (fixed_bits + 7) // 8, *(size(v) for v in
+                                                             responses.values())) + 1))
+        timer = Signal(range(self._timeout + 1))
+
+        # -- counters (STATUS) -------------------------------------------------------------
+        commands = Signal(16)
+        bad_frames = Signal(16)
+        clear = Signal()
+        m.d.comb += [
+            status.macro.eq(macro.status),
+            status.commands.eq(commands),
+            status.bad_frames.eq(bad_frames),
+            status.framing_errors.eq(uart.framing_errors),
+            status.overruns.eq(uart.overruns),
+            macro.clear.eq(clear),
+            uart.clear.eq(clear),
+            self.link_error.eq((bad_frames != 0) | uart.framing_error | uart.overrun),
+            self.macro_error.eq(macro.status.as_value().any()),
+        ]
+
+        trng_enable = Signal()
+        trng_clear = Signal()
+        if trng:
+            ctl = macro.trng_ctl
+            m.d.comb += [ctl.enable.eq(trng_enable), ctl.clear.eq(trng_clear)]
+
+        # The payload, as each stream wants it (the buffer holds it from the frame's end on).
+        payload = buffer
+        m.d.comb += [macro.w.payload.eq(payload[:macro.w.payload.shape().size]),
+                     macro.i.payload.eq(payload[:macro.i.payload.shape().size])]
+        if cfg.programmable:
+            m.d.comb += macro.p.payload.eq(payload[:macro.p.payload.shape().size])
+
+        # The item being sent and its length in bytes.
+        def padded(value, width):
+            value = Value.cast(value)
+            return Cat(value, Const(0, 8 * size(width) - len(value)))
+
+        sources = {_Job.FIXED: (padded(word, fixed_bits), word_bytes, 1)}
+        sources[_Job.RESULT] = (padded(macro.o.payload, result_layout(cfg)),
+                                size(result_layout(cfg)), macro.o.valid)
+        if cfg.programmable:
+            r_layout = macro.r.payload.shape()
+            sources[_Job.RESULTS] = (padded(macro.r.payload, r_layout), size(r_layout),
+                                     macro.r.valid)
+        if trng:
+            sources[_Job.TRNG] = (Value.cast(macro.t.payload), 1, macro.t.valid)
+        item_byte = Signal(8)
+        item_bytes = Signal.like(index)
+        item_valid = Signal()
+        with m.Switch(job):
+            for kind, (value, length, valid) in sources.items():
+                with m.Case(kind):
+                    m.d.comb += [item_byte.eq(value.word_select(index, 8)),
+                                 item_bytes.eq(length), item_valid.eq(valid)]
+
+        def consume_item():
+            """The last byte of the item is going out: take it from its stream."""
+            with m.Switch(job):
+                with m.Case(_Job.RESULT):
+                    m.d.comb += macro.o.ready.eq(1)
+                if cfg.programmable:
+                    with m.Case(_Job.RESULTS):
+                        m.d.comb += macro.r.ready.eq(1)
+                if trng:
+                    with m.Case(_Job.TRNG):
+                        m.d.comb += macro.t.ready.eq(1)
+
+        def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
+            m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
+                         index.eq(0)]
+            if value is not None:
+                m.d.sync += [word.eq(value), word_bytes.eq(value_bytes)]
+            else:
+                m.d.sync += word_bytes.eq(0)
+            m.next = "HEADER"
+
+        refused = Signal(error_layout())
+        m.d.comb += refused.command.eq(command)
+
+        def refuse(reason):
+            m.d.comb += refused.error.eq(reason.value)
+            m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
+            respond(ERROR, _Job.FIXED, refused, size(error_layout()))
+
+        # -- the executor --------------------------------------------------------------------
+        token = decoder.o.payload
+        with m.FSM(init="RECEIVE", name="link"):
+            with m.State("RECEIVE"):
+                m.d.comb += decoder.o.ready.eq(1)
+                with m.If(decoder.o.valid):
+                    with m.Switch(token.kind):
+                        with m.Case(Token.DATA):
+                            m.d.comb += [check.valid.eq(1), check.data.eq(token.data),
+                                         check.start.eq(count == 0)]
+                            with m.If(count == 0):
+                                m.d.sync += command.eq(token.data)
+                            with m.If(count == 1):
+                                m.d.sync += seq.eq(token.data)
+                            with m.If((count >= 2) & (count < 2 + buffer_bytes)):
+                                m.d.sync += buffer.word_select(at, 8).eq(token.data)
+                            with m.If(count != max_frame + 1):
+                                m.d.sync += count.eq(count + 1)
+                        with m.Case(Token.END):
+                            m.next = "CHECK"
+                        with m.Case(Token.BAD_END):
+                            refuse(LinkError.ESCAPE)
+                        with m.Case(Token.TIMEOUT):
+                            refuse(LinkError.TIMEOUT)
+            with m.State("CHECK"):  # the whole frame is in, its CRC checked
+                length_ok = Signal()
+                with m.Switch(command):
+                    for c in Command:
+                        with m.Case(c.value):
+                            m.d.comb += length_ok.eq(count == 4 + lengths[c])
+                known_code = Cat(command == c.value for c in Command).any()
+                supported_code = Cat(command == c.value for c in known).any()
+                with m.If(count < 4):
+                    refuse(LinkError.SHORT)
+                with m.Elif(~check.match_detected):
+                    refuse(LinkError.CRC)
+                with m.Elif(~known_code):
+                    refuse(LinkError.COMMAND)
+                with m.Elif(~supported_code):
+                    refuse(LinkError.UNSUPPORTED)
+                with m.Elif(~length_ok):
+                    refuse(LinkError.LENGTH)
+                with m.Else():
+                    m.d.sync += commands.eq(commands + 1)
+                    ok = command | OK_BIT
+                    with m.Switch(command):
+                        with m.Case(Command.INFO.value):
+                            respond(ok, _Job.FIXED, info, size(info_layout()))
+                        with m.Case(Command.STATUS.value):
+                            respond(ok, _Job.FIXED, status, size(status_layout(cfg)))
+                        with m.Case(Command.CLEAR.value):
+                            m.d.comb += clear.eq(1)
+                            respond(ok, _Job.FIXED, count_items=0)
+                        with m.Case(Command.WEIGHTS.value):
+                            m.next = "OFFER_W"
+                        with m.Case(Command.MVM.value):
+                            m.next = "OFFER_I"
+                        if cfg.programmable:
+                            with m.Case(Command.PROGRAM.value):
+                                m.next = "OFFER_P"
+                        if trng:
+                            with m.Case(Command.TRNG_READ.value):
+                                m.d.sync += timer.eq(self._timeout)
+                                respond(ok, _Job.TRNG, count_items=buffer[:8])
+                            with m.Case(Command.TRNG_STATUS.value):
+                                layout = responses[Command.TRNG_STATUS]
+                                respond(ok, _Job.FIXED, macro.trng_status, size(layout))
+                            with m.Case(Command.TRNG_CLEAR.value):
+                                m.d.comb += trng_clear.eq(1)
+                                respond(ok, _Job.FIXED, count_items=0)
+                            with m.Case(Command.TRNG_ENABLE.value):
+                                m.d.sync += trng_enable.eq(buffer[0])
+                                respond(ok, _Job.FIXED, count_items=0)
+            with m.State("OFFER_W"):
+                m.d.comb += macro.w.valid.eq(1)
+                with m.If(macro.w.ready):
+                    respond(Command.WEIGHTS.value | OK_BIT,
+                            _Job.RESULTS if cfg.programmable else _Job.IDLE)
+            with m.State("OFFER_I"):
+                m.d.comb += macro.i.valid.eq(1)
+                with m.If(macro.i.ready):
+                    respond(Command.MVM.value | OK_BIT, _Job.RESULT)
+            if cfg.programmable:
+                with m.State("OFFER_P"):
+                    m.d.comb += macro.p.valid.eq(1)
+                    with m.If(macro.p.ready):
+                        respond(Command.PROGRAM.value | OK_BIT, _Job.RESULTS)
+            with m.State("HEADER"):  # response code
+                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(code)]
+                with m.If(encoder.i.ready):
+                    m.next = "SEQ"
+            with m.State("SEQ"):
+                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(seq)]
+                with m.If(encoder.i.ready):
+                    m.next = "ITEM"
+            with m.State("ITEM"):  # the next item, or the end of the response
+                bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
+                drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~macro.busy
+                with m.If(job == _Job.TRNG):
+                    with m.If(item_valid):
+                        m.d.sync += timer.eq(self._timeout)
+                    with m.Elif(timer != 0):
+                        m.d.sync += timer.eq(timer - 1)
+                with m.If(bounded & (items == 0)):
+                    m.next = "CLOSE"
+                with m.Elif(item_valid & (item_bytes != 0)):
+                    m.d.sync += index.eq(0)
+                    m.next = "BYTES"
+                with m.Elif(drained | ((job == _Job.FIXED) & (item_bytes == 0)) |
+                            ((job == _Job.TRNG) & (timer == 0))):
+                    m.next = "CLOSE"
+            with m.State("BYTES"):
+                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(item_byte)]
+                with m.If(encoder.i.ready):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == item_bytes - 1):
+                        consume_item()
+                        m.d.sync += items.eq(items - 1)
+                        m.next = "ITEM"
+            with m.State("CLOSE"):
+                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.end.eq(1)]
+                with m.If(encoder.i.ready):
+                    m.d.sync += [count.eq(0), command.eq(0), seq.eq(0)]
+                    m.next = "RECEIVE"
+        with m.If(clear):  # after the FSM: wins over the count of the CLEAR itself
+            m.d.sync += [commands.eq(0), bad_frames.eq(0)]
+        return m
+
+
+class BoardTop(Elaboratable):
+    """Board top: :class:`BoardCore` on the platform's UART and two LEDs.
+
+    LED 0 lights on a link error (an error response or a UART error since the last CLEAR),
+    LED 1 on a sticky flag of the macro's status.
+
+    Parameters
+    ----------
+    config : MacroConfig
+    baud : int
+        Bit rate; the divisor comes from the platform's default clock (:func:`baud_divisor`,
+        which refuses rates more than 2 % off).
+    timeout_ms : float
+        How long a frame may stall before it is answered as truncated.
+    rx_fifo_depth : int
+        Bytes buffered from the line while a command runs.
+    """
+
+    def __init__(self, *, config, baud=115200, timeout_ms=50.0, rx_fifo_depth=RX_FIFO_DEPTH):
+        if isinstance(baud, bool) or not isinstance(baud, int) or baud < 1:
+            raise ValueError(f"baud rate must be a positive integer, not {baud!r}")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float) or \
+                not timeout_ms > 0:
+            raise ValueError(f"link timeout must be a positive number of ms, not {timeout_ms!r}")
+        self.config, self.baud, self.timeout_ms = config, baud, timeout_ms
+        self.rx_fifo_depth = rx_fifo_depth
+
+    def core(self, clk_hz):
+        """The :class:`BoardCore` this top builds for a ``clk_hz`` clock."""
+        return BoardCore(config=self.config, divisor=baud_divisor(clk_hz, self.baud),
+                         timeout_cycles=max(1, round(clk_hz * self.timeout_ms / 1000)),
+                         rx_fifo_depth=self.rx_fifo_depth, clk_hz=int(clk_hz))
+
+    def elaborate(self, platform):
+        if platform is None:
+            raise TypeError("BoardTop is a board top: build it for a platform "
+                            "(imcgen.fpga.build), it requests the UART pins from it")
+        m = Module()
+        m.submodules.core = core = self.core(platform.default_clk_frequency)
+        pins = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
+        m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
+        m.d.comb += [core.rx.eq(rx_buffer.i), tx_buffer.o.eq(core.tx)]
+        for n, flag in enumerate((core.link_error, core.macro_error)):
+            led = io.Buffer("o", platform.request("led", n, dir="-"))
+            m.submodules[f"led{n}_buffer"] = led
+            m.d.comb += led.o.eq(flag)
+        return m
