@@ -91,12 +91,14 @@ def _fit_cached(X_train, y_train, seed, estimator, warnings):
     return W, C
 
 
-def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False):
+def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False, engine="cocotb"):
     """Run the demo end to end and print its report; returns a :class:`DemoReport`.
 
     With ``program`` the weights are also programmed by write-verify on an RRAM device (the
     default device noise) in the RTL and the golden model, and the accuracy with the
-    programmed (imperfect) weights is reported next to the ideally loaded ones.
+    programmed (imperfect) weights is reported next to the ideally loaded ones. ``engine``
+    runs the test images of both schedules (``"fast"``: :mod:`imcgen.fast`); programming and
+    the waves need Python in the loop and always run on cocotb.
     """
     out_dir = Path(out_dir)
     cfg = load_config("default", overrides={"schedule": "zero_skip"})
@@ -120,10 +122,11 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False):
     generate(cfg, verilog_dir)
     results = {}
     for name, config in (("zero_skip", cfg), ("dense", dense)):
-        say(f"  building and running {name} (Verilator) ...\n")
+        say(f"  building and running {name} (Verilator, {engine} engine) ...\n")
         progress = Progress(f"  RTL {name}: images", stream=out)
         try:
-            results[name] = simulate(config, W_int, X_test, seed=seed, progress=progress)
+            results[name] = simulate(config, W_int, X_test, seed=seed, progress=progress,
+                                     engine=engine)
         finally:
             progress.close()
     zs, dn = results["zero_skip"], results["dense"]
@@ -175,7 +178,7 @@ def run_demo(out_dir="out/demo", seed=0, out=sys.stdout, program=False):
     say(f"  ADC bound (reads x groups x (adc_bits+1) + 32): zero_skip uses at most "
         f"{(zs.cycles / bound).max():.3f} of it\n")
     say(f"  RTL speed: {simulated} cycles simulated in {sim_seconds:.1f} s "
-        f"({simulated / sim_seconds / 1000:.1f}k cycles/s incl. Python); builds "
+        f"({simulated / sim_seconds / 1000:.1f}k cycles/s, {engine} engine); builds "
         f"{zs.build_seconds:.1f} s + {dn.build_seconds:.1f} s (cached by Verilog hash)\n")
     say(f"  Verilog  {verilog_dir / 'imc_macro.v'}  (+ imc_macro.vlt, manifest.json)\n")
     say(f"  waves    gtkwave {waves_dir / 'dump.vcd'} {waves_dir / 'imc_macro.gtkw'}\n")

@@ -23,20 +23,24 @@ from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import Verilator, VerilatorControlFile, Verilog
-
 from .errors import SimulationError
 from .toolchain import cache_dir, configure
 
-__all__ = ["SimulationError", "build", "run"]
+__all__ = ["SimulationError", "build", "cached_build", "run"]
 
 
-class _PortsOnlyVerilator(Verilator):
-    def _build_command(self):
-        commands = super()._build_command()
-        commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
-        return commands
+def _ports_only_verilator():
+    """cocotb's Verilator runner without ``--public-flat-rw`` (cocotb imports only here, so
+    that the native builds of :mod:`imcgen.fast` start without it)."""
+    from cocotb_tools.runner import Verilator
+
+    class _PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            return commands
+
+    return _PortsOnlyVerilator()
 
 
 @contextmanager
@@ -91,9 +95,36 @@ def _trusted(build_dir, binary, record):
         return False
     if built.get("toolchain") != record or not binary.is_file():
         return False
-    if not Path(record["cocotb_libs"]).is_dir():
+    if "cocotb_libs" in record and not Path(record["cocotb_libs"]).is_dir():
         return False
     return not _missing_libraries(binary)
+
+
+def cached_build(key, record, binary_name, produce, *, what, extra=None):
+    """The build directory ``<cache>/builds/<key>``: reused if trusted (see :func:`_trusted`),
+    else made by ``produce(build_dir, log)`` under a lock, checked to load, and recorded.
+
+    ``key`` must name everything the binary depends on; ``record`` is the environment it is
+    trusted in (written to ``BUILT`` with ``extra``). Raises :class:`SimulationError` naming
+    the build directory and ``build.log`` on failure (``what`` names the build in it).
+    """
+    build_dir = cache_dir() / "builds" / key
+    binary = build_dir / binary_name
+    with _locked(cache_dir() / "builds" / f"{key}.lock"):
+        if _trusted(build_dir, binary, record):
+            return build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)  # stale or half-built: start over
+        build_dir.mkdir(parents=True)
+        log = build_dir / "build.log"
+        produce(build_dir, log)
+        missing = _missing_libraries(binary)
+        if not binary.is_file() or missing:
+            raise SimulationError(f"Verilator build of {what} in {build_dir} produced no "
+                                  f"loadable binary (missing {', '.join(missing) or 'binary'}); "
+                                  f"see {log}", log)
+        (build_dir / "BUILT").write_text(json.dumps({**(extra or {}), "toolchain": record},
+                                                    indent=1))
+    return build_dir
 
 
 def build(design, *, waves=False):
@@ -103,18 +134,15 @@ def build(design, *, waves=False):
     """
     record, tools = toolchain()
     key = f"{design.name}-{design.digest}-{tools}{'-waves' if waves else ''}"
-    build_dir = cache_dir() / "builds" / key
-    binary = build_dir / design.name
-    with _locked(cache_dir() / "builds" / f"{key}.lock"):
-        if _trusted(build_dir, binary, record):
-            return build_dir
-        shutil.rmtree(build_dir, ignore_errors=True)  # stale or half-built: start over
+
+    def produce(build_dir, log):
+        from cocotb_tools.runner import VerilatorControlFile, Verilog
+
         sources = build_dir / "src"
         sources.mkdir(parents=True)
         verilog = shutil.copy(design.verilog, sources / design.verilog.name)
         control = shutil.copy(design.control, sources / design.control.name)
-        log = build_dir / "build.log"
-        runner = _PortsOnlyVerilator()
+        runner = _ports_only_verilator()
         try:
             runner.build(
                 sources=[VerilatorControlFile(control), Verilog(verilog)],
@@ -127,14 +155,9 @@ def build(design, *, waves=False):
         except (RuntimeError, SystemExit, OSError):
             raise SimulationError(f"Verilator build of {design.name} failed in {build_dir}; "
                                   f"see {log}", log) from None
-        missing = _missing_libraries(binary)
-        if not binary.is_file() or missing:
-            raise SimulationError(f"Verilator build of {design.name} in {build_dir} produced no "
-                                  f"loadable binary (missing {', '.join(missing) or 'binary'}); "
-                                  f"see {log}", log)
-        (build_dir / "BUILT").write_text(json.dumps({"digest": design.digest,
-                                                      "toolchain": record}, indent=1))
-    return build_dir
+
+    return cached_build(key, record, design.name, produce, what=design.name,
+                        extra={"digest": design.digest})
 
 
 def run(design, build_dir, test_module, *, test_dir, testcase=None, env=None, waves=False,
@@ -144,11 +167,13 @@ def run(design, build_dir, test_module, *, test_dir, testcase=None, env=None, wa
     Raises :class:`SimulationError` (one line naming the build directory and the log) unless
     every cocotb test passed.
     """
+    from cocotb_tools.check_results import get_results
+
     configure()
     test_dir = Path(test_dir)
     test_dir.mkdir(parents=True, exist_ok=True)
     log = test_dir / log_name
-    runner = _PortsOnlyVerilator()
+    runner = _ports_only_verilator()
     runner.build_dir = Path(build_dir)  # built already: test() only runs the binary
     extra_env = {"PYTHONPATH": os.pathsep.join(_python_path())}
     extra_env.update(env or {})

@@ -1,8 +1,11 @@
 """Benchmarks: Verilator build time (cold, warm compiler cache, cached) and simulated cycles/s;
-golden write-verify throughput.
+golden write-verify throughput; the performance suite (fast engine against the plain C++
+ceiling, golden model against X @ W, cycles against the ADC bound).
 
     ./scripts/bench [--preset default] [--vectors 2000] [--json out.json]
     ./scripts/bench --suite write_verify [--cells 1000000]
+    ./scripts/bench --suite perf [--configs default,isaac,...] [--json perf.json]
+    ./scripts/bench --suite perf --quick      # smoke instance (the default test suite runs it)
 
 Numbers depend on the machine; the closing notes of the issues quote runs of this script.
 """
@@ -23,12 +26,37 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--vectors", type=int, default=2000)
     parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--suite", choices=("macro", "write_verify"), default="macro")
+    parser.add_argument("--suite", choices=("macro", "write_verify", "perf"), default="macro")
     parser.add_argument("--cells", type=int, default=1_000_000,
                         help="cells the write_verify suite programs (golden model)")
+    perf = parser.add_argument_group("perf suite (scripts/bench_perf.py)")
+    perf.add_argument("--configs", metavar="A,B",
+                      help="configurations (default: default, default-dense, every other "
+                           "preset, 256x256)")
+    perf.add_argument("--cycles", type=int, default=2_000_000,
+                      help="simulated cycles per fast-engine and ceiling run (sets the vectors)")
+    perf.add_argument("--cocotb-cycles", type=int, default=1_000_000,
+                      help="simulated cycles of the cocotb run")
+    perf.add_argument("--golden-vectors", type=int, default=1000,
+                      help="batch of the golden model and X @ W timings")
+    perf.add_argument("--repeats", type=int, default=3,
+                      help="alternated ceiling/fast runs and golden timings (best of each)")
+    perf.add_argument("--no-cocotb", action="store_true", help="skip the cocotb build and runs")
+    perf.add_argument("--reuse-cache", action="store_true",
+                      help="use the usual build cache instead of an empty one (fresh builds "
+                           "then reuse compiled runtime objects)")
+    perf.add_argument("--quick", action="store_true",
+                      help="smoke instance: the default preset, ~20k cycles, one repeat, usual "
+                           "cache")
     args = parser.parse_args()
     if args.suite == "write_verify":
         return bench_write_verify(args)
+    if args.suite == "perf":
+        from bench_perf import bench_perf
+
+        args.cold = not (args.quick or args.reuse_cache)
+        bench_perf(args)
+        return None
 
     cache = Path(tempfile.mkdtemp(prefix="imcgen-bench-"))
     os.environ["IMCGEN_CACHE"] = str(cache)  # fully cold: builds and ccache start empty
