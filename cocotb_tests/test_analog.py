@@ -1,7 +1,8 @@
 """The physical analog model (``golden/analog.py``, behind the boundary of ``hdl/analog.py``):
-its statistics against the formulas it implements (aihwkit's PCM model, seed 004's RRAM
-numbers), exactness of the batched against the per-read evaluation, the ideal device against
-the digital model, and RTL co-simulation with the Python crossbar equal to the golden model
+its statistics against the formulas it implements (aihwkit's PCM model, the RRAM numbers of
+Yan et al., "Resistive memory-based in-memory computing", 2019), exactness of the batched against
+the per-read evaluation, the ideal device against the digital model, and RTL co-simulation with
+the Python crossbar equal to the golden model
 bit for bit with noise, drift, stuck cells, IR drop, comparator noise, stalls and a reset."""
 
 import numpy as np
@@ -153,7 +154,7 @@ CASES = {
 def test_rtl_with_the_noisy_crossbar_equals_golden(name, seed, tmp_path):
     rng = np.random.default_rng(seed)
     base = random_config(rng)
-    cfg = base.replace(crossbar="external", analog=CASES[name],
+    cfg = base.replace(crossbar="external", analog=CASES[name], adc_overlap=name.startswith("pcm"),
                        **{"device.stuck_fraction": 0.03})
     W, X = stimulus(cfg, rng, 24)
     result = simulate(cfg, W, X, seed=seed, in_gaps=0.2, out_stalls=0.2, reset_after=[7],

@@ -257,6 +257,21 @@ CASES = {
                                          f["dir"] / "p.npz"], "give --weights W.npy"),
     "simulate --program ideal": (lambda f: [*sim(f), "--program"],
                                  "programming needs a programmable device"),
+    # -- the fast engine (imcgen.fast): what needs Python in the loop is refused -------------
+    "simulate --engine unknown": (lambda f: sim(f, **{"--engine": "verilator"}),
+                                  "argument --engine: invalid choice: 'verilator'"),
+    "demo --engine unknown": (lambda f: ["demo", "--engine", "c++"],
+                              "argument --engine: invalid choice: 'c++'"),
+    "simulate --engine fast --waves": (lambda f: sim(f, **{"--engine": "fast",
+                                                           "--waves": f["dir"]}),
+                                       "tracing needs Python in the loop; use --engine cocotb"),
+    "simulate --engine fast --program": (lambda f: [*sim(f, **{"--engine": "fast"}), "--set",
+                                                    "device.kind=rram", "--program"],
+                                         "--program = True: write-verify programming needs "
+                                         "Python in the loop"),
+    "simulate --engine fast external crossbar": (
+        lambda f: [*sim(f, **{"--engine": "fast"}), "--set", "crossbar=external"],
+        "crossbar = 'external': the fast engine runs the synthesizable stub only"),
     # -- TRNG --------------------------------------------------------------------------------
     "trng min-entropy zero": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin",
                                          "--set", "trng.min_entropy=0"],
@@ -283,6 +298,39 @@ CASES = {
     "trng fault unknown": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--set",
                                       "trng.fault=flaky"],
                            "trng.fault = 'flaky': must be one of"),
+    # -- FPGA builds and the board link ------------------------------------------------------
+    "fpga unknown board": (lambda f: ["fpga", "--board", "arty", "-o", f["dir"]],
+                           "--board = 'arty': must be one of ulx3s-25f, ulx3s-45f, ulx3s-85f, "
+                           "icebreaker"),
+    "fpga neither board nor synth-only": (lambda f: ["fpga", "-o", f["dir"]],
+                                          "give --board NAME"),
+    "fpga too big for the board": (lambda f: ["fpga", "--preset", "isaac", "--board",
+                                              "icebreaker", "-o", f["dir"]],
+                                   "--board = 'icebreaker': this configuration needs about"),
+    "fpga programmable default on 25F": (lambda f: ["fpga", "--set", "device.kind=rram",
+                                                    "--board", "ulx3s-25f", "-o", f["dir"]],
+                                         "the LFE5U-25F has 24288"),
+    "fpga -o a file": (lambda f: ["fpga", "--synth-only", "-o", f["file"]], "is a file"),
+    "fpga -o unwritable": (lambda f: ["fpga", "--synth-only", "-o", f"{f['unwritable']}/b"],
+                           "is not writable"),
+    "fpga external crossbar": (lambda f: ["fpga", "--board", "icebreaker", "--preset", "small",
+                                          "--set", "crossbar=external", "-o", f["dir"]],
+                               "a board top needs the synthesizable stub"),
+    "fpga baud off the clock": (lambda f: ["fpga", "--board", "icebreaker", "--preset",
+                                           "small", "--baud", "2500000", "-o", f["dir"]],
+                                "--baud = 2500000: Baud rate 2500000 cannot be made"),
+    "fpga --fmax on iCE40": (lambda f: ["fpga", "--synth-only", "--family", "ice40", "--fmax",
+                                        "-o", f["dir"]], "an out-of-context Fmax needs ECP5"),
+    "fpga --program without a board": (lambda f: ["fpga", "--synth-only", "--program", "-o",
+                                                  f["dir"]], "needs --board"),
+    "board port missing": (lambda f: ["board", "--port", f["dir"] / "ttyUSB9"],
+                           "no such serial port"),
+    "board port a file": (lambda f: ["board", "--port", f["file"]], "is not a serial port"),
+    "board neither port nor sim": (lambda f: ["board"], "one of the arguments --port --sim"),
+    "board program ideal": (lambda f: ["board", "--sim", "--program"],
+                            "programming needs a programmable device"),
+    "board vectors zero": (lambda f: ["board", "--sim", "--vectors", "0"],
+                           "'0' is not a positive integer"),
     "write-verify levels share a verify code": (
         lambda f: ["program", "--weights", f["W"], "-o", f["dir"] / "p.npz", "--set",
                    "device.kind=rram", "--set", "cell_bits=5", "--set", "weight_bits=6",
@@ -369,7 +417,7 @@ def test_clipping_configuration_is_accepted_with_one_warning(capsys):
 
 @pytest.mark.parametrize("command", [["config", "show"], ["config", "presets"],
                                      ["config", "keys"], ["verilog"], ["simulate"], ["demo"],
-                                     ["program"], ["trng"], []])
+                                     ["program"], ["trng"], ["fpga"], ["board"], []])
 def test_help_states_the_exit_codes(command, capsys):
     code, out, _ = run_cli([*command, "--help"], capsys)
     assert code == 0

@@ -72,8 +72,14 @@ async def write_cells(dut, cfg, cells):
     port(dut, "cell__we").value = 0
 
 
+_previous = {}  # the last read checked: (rows, verify), in the buffer the comparators read
+
+
 async def check_read(dut, cfg, states, rows, rng, verify=False):
-    """Sample ``rows``, scramble the row enables, probe every lane around its expected code."""
+    """Sample ``rows`` into the buffer the comparators do not read, check that they still
+    answer the previous read, then switch buffers, scramble the row enables and probe every
+    lane around its expected code."""
+    bank = int(port(dut, "read__bank").value)
     port(dut, "read__row_en").value = rows
     port(dut, "read__sample").value = 1
     if cfg.programmable:
@@ -83,8 +89,20 @@ async def check_read(dut, cfg, states, rows, rng, verify=False):
     port(dut, "read__row_en").value = rng.getrandbits(cfg.rows)  # must not matter: held
     if cfg.programmable:
         port(dut, "read__verify").value = int(not verify)
-    values = held_values(states, rows)
     lanes, top = cfg.adcs, cfg.adc_max
+    if "read" in _previous:  # the sample went into the other buffer
+        old_rows, old_verify = _previous["read"]
+        old = held_values(states, old_rows)  # the stub holds the row set
+        dac = np.array([rng.randint(1, top) for _ in range(lanes)])
+        port(dut, "read__col_sel").value = 0
+        port(dut, "read__dac").value = encode(dac_layout(cfg), dac.tolist())
+        await ReadOnly()
+        want = int(np.dot(compare(cfg, old[:lanes], dac, old_verify), 1 << np.arange(lanes)))
+        assert int(port(dut, "read__cmp").value) == want, "the sample overwrote the read held"
+        await RisingEdge(dut.clk)
+    port(dut, "read__bank").value = 1 - bank
+    values = held_values(states, rows)
+    _previous["read"] = (rows, verify)
     for group in range(cfg.column_groups):
         column = values[group * lanes:(group + 1) * lanes]
         code = convert(cfg, column, verify)
@@ -105,12 +123,14 @@ async def check_read(dut, cfg, states, rows, rng, verify=False):
 async def start(dut):
     cfg, rng = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
-    names = ["cell__we", "read__sample", "read__row_en", "read__col_sel", "read__dac"]
+    names = ["cell__we", "read__sample", "read__bank", "read__row_en", "read__col_sel",
+             "read__dac"]
     if cfg.programmable:
         names += ["read__verify", "prog__pulse"]
     for name in names:
         port(dut, name).value = 0
     await reset_dut(dut)
+    _previous.clear()
     columns = cfg.adcs * cfg.column_groups
     # Golden states: the device's fresh array, padded lanes past the last column at 0.
     states = np.zeros((cfg.rows, columns), dtype=np.int64)
@@ -133,6 +153,7 @@ async def comparators_follow_held_rows_and_cells_survive_reset(dut):
     for rows in row_sets:
         await check_read(dut, cfg, loaded, rows, rng)
     await reset_dut(dut)  # cells are non-volatile; only the sample-and-hold is cleared
+    _previous["read"] = (0, False)  # both buffers hold no row
     for rows in row_sets[:3]:
         await check_read(dut, cfg, loaded, rows, rng)
 

@@ -15,21 +15,26 @@ from imcgen.soak import soak, stimulus
 
 CONFIGS = {
     "default": MacroConfig(),
-    "default-dense": MacroConfig(schedule="dense"),
+    "default-dense-overlap": MacroConfig(schedule="dense", adc_overlap=True),
     "isaac": MacroConfig(**PRESETS["isaac"]),
     "chang": MacroConfig(**PRESETS["chang"]),
     # 1-bit cells, offset weights, signed inputs, one ADC for every column, one tile.
     "cell1-offset-signed-adc1": MacroConfig(rows=24, tiles=1, outputs=3, input_bits=4,
                                             input_signed=True, weight_bits=4, cell_bits=1,
                                             weight_mapping="offset", adc_bits=4, adcs=1),
+    # ADC overlap with 1-bit conversions: the next read is taken a whole group early.
+    "adc-bits1-overlap": MacroConfig(rows=6, tiles=2, outputs=2, input_bits=3, weight_bits=3,
+                                     cell_bits=1, adc_bits=1, adcs=2, rows_per_read=1,
+                                     adc_overlap=True),
     # 3-bit cells, three tiles (two adder levels), ADCs not dividing the columns (partial group).
     "cell3-differential-tiles3-adc5": MacroConfig(rows=12, tiles=3, outputs=4, input_bits=3,
                                                   weight_bits=7, cell_bits=3, adc_bits=6,
-                                                  adcs=5, schedule="dense"),
+                                                  adcs=5, schedule="dense", adc_overlap=True),
     # Saturating reads (rows_per_read beyond the safe count), both mappings and schedules.
     "clip-differential-zero_skip": MacroConfig(rows=16, tiles=2, outputs=3, input_bits=3,
                                                input_signed=True, weight_bits=5, cell_bits=2,
-                                               adc_bits=3, adcs=4, rows_per_read=16),
+                                               adc_bits=3, adcs=4, rows_per_read=16,
+                                               adc_overlap=True),
     "clip-offset-dense": MacroConfig(rows=16, tiles=1, outputs=3, input_bits=3, weight_bits=4,
                                      cell_bits=2, weight_mapping="offset", adc_bits=4, adcs=2,
                                      rows_per_read=12, schedule="dense"),
@@ -42,7 +47,7 @@ CONFIGS = {
 CROSSBAR_CASES = {
     "small-differential": MacroConfig(rows=10, tiles=2, outputs=3, input_bits=3,
                                       input_signed=True, weight_bits=5, cell_bits=2, adc_bits=4,
-                                      adcs=4),
+                                      adcs=4, adc_overlap=True),
     "small-offset-clip": MacroConfig(rows=9, tiles=1, outputs=2, input_bits=2, weight_bits=4,
                                      cell_bits=1, weight_mapping="offset", adc_bits=2, adcs=3,
                                      rows_per_read=6, schedule="dense"),
@@ -114,6 +119,31 @@ def test_cycles_within_adc_bound(schedule, seed, tmp_path):
     # And the slowest tile's reads account for all but a fixed few cycles.
     busiest = result.reads.max(axis=1) * cfg.conversion_cycles
     assert ((result.cycles - busiest)[busiest > 0] == timing.fixed_cycles(cfg)).all()
+
+
+@pytest.mark.parametrize(("schedule", "overlap"), [("zero_skip", True), ("dense", False)])
+def test_back_to_back_results_every_busiest_tile_compares(schedule, overlap, seed, tmp_path):
+    # A stream offered back to back (no gaps, no stalls): with overlap the ADCs never idle, so
+    # results leave one busiest-tile compare time apart (timing.stream_cycles); without it,
+    # one vector at a time. Both exactly, after the first result.
+    cfg = MacroConfig(rows=12, tiles=2, outputs=3, input_bits=3, weight_bits=4, cell_bits=2,
+                      adc_bits=3, adcs=2, schedule=schedule, adc_overlap=overlap)
+    assert cfg.overlap == overlap
+    rng = np.random.default_rng(seed)
+    W, X = stimulus(cfg, rng, 40)
+    result = simulate(cfg, W, X, seed=seed, work_dir=tmp_path)
+    assert_exact(result, cfg, W, X)
+    gaps = np.diff(result.extra["output_edges"])
+    want = timing.stream_cycles(cfg, result.reads)[1:]
+    # Exact where neither vector passes a skip token (zero_skip, a tile with no input bit);
+    # otherwise at most one cycle more.
+    reading = (result.reads > 0).all(axis=1)
+    exact = reading[1:] & reading[:-1]
+    assert exact.sum() >= 10, "too few vectors without skip tokens to test"
+    assert (gaps[exact] == want[exact]).all(), (np.flatnonzero(gaps != want), gaps, want, seed)
+    assert ((gaps >= want) & (gaps <= want + 1)).all(), (gaps, want, seed)
+    if overlap:  # the busiest tile's ADCs never idle between two vectors that read
+        assert (gaps[exact] == timing.adc_bound(cfg, result.reads)[1:][exact]).all()
 
 
 def test_zero_skip_matches_dense_result_when_no_read_clips(seed, tmp_path):

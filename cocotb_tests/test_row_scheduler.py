@@ -14,7 +14,8 @@ from imcgen.runner import run_block
 from imcgen.tb.streams import config_from_env, decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
-    # Seed 001 Fig. 11: 8 rows, 4 rows per read (1-bit cells, 2-bit ADC as in the figure).
+    # IEEE Design & Test in-memory computing tutorial (2021), Fig. 11: 8 rows, 4 rows per read
+    # (1-bit cells, 2-bit ADC as in the figure).
     "fig11-dense": MacroConfig(rows=8, tiles=1, input_bits=1, cell_bits=1, adc_bits=2,
                                rows_per_read=4, schedule="dense"),
     "fig11-zero_skip": MacroConfig(rows=8, tiles=1, input_bits=1, cell_bits=1, adc_bits=2,

@@ -26,17 +26,19 @@ from imcgen.tb.streams import (
 )
 
 CONFIGS = {
-    "a1-b1": MacroConfig(rows=6, tiles=1, outputs=2, cell_bits=1, weight_bits=2, adc_bits=1,
-                         adcs=1),
-    "a3-b4-partial-group": MacroConfig(rows=9, tiles=1, outputs=5, weight_bits=4, cell_bits=2,
-                                       adc_bits=4, adcs=3, rows_per_read=9),
+    "a1-b1-overlap": MacroConfig(rows=6, tiles=1, outputs=2, cell_bits=1, weight_bits=2,
+                                 adc_bits=1, adcs=1, adc_overlap=True),
+    "a3-b4-partial-group-overlap": MacroConfig(rows=9, tiles=1, outputs=5, weight_bits=4,
+                                               cell_bits=2, adc_bits=4, adcs=3, rows_per_read=9,
+                                               adc_overlap=True),
     "a8-b5-default": MacroConfig(rows=12, tiles=1),
+    "a8-b5-overlap": MacroConfig(rows=12, tiles=1, adc_overlap=True),
     "a1-b8-isaac-like": MacroConfig(rows=16, tiles=1, outputs=2, weight_bits=8, cell_bits=2,
                                     weight_mapping="offset", adc_bits=8, adcs=1),
     # Programmable device: states finer than levels, verify reads on their own port.
-    "a3-b5-rram": MacroConfig(rows=7, tiles=1, outputs=3, weight_bits=4, cell_bits=2,
-                              adc_bits=5, adcs=3, rows_per_read=3,
-                              tables={"device": {"kind": "rram"}}),
+    "a3-b5-rram-overlap": MacroConfig(rows=7, tiles=1, outputs=3, weight_bits=4, cell_bits=2,
+                                      adc_bits=5, adcs=3, rows_per_read=3, adc_overlap=True,
+                                      tables={"device": {"kind": "rram"}}),
 }
 
 
@@ -74,6 +76,7 @@ def expected_codes(cfg, cells, command):
 async def run(dut, idle, stall):
     cfg, rng = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
+    dut.go.value = 1  # alone, the controller never waits for other tiles
     model = CrossbarModel(dut, cfg, "", cells=False, read_prefix="xbar__")
     model.states[:] = np.array([[rng.randint(0, cfg.state_max)
                                  for _ in range(model.states.shape[1])] for _ in range(cfg.rows)])
@@ -133,6 +136,7 @@ async def verify_reads_share_the_adcs_with_compute_reads(dut):
 
     rng = random.Random(seed_from_env())
     await start_clock(dut)
+    dut.go.value = 1  # alone, the controller never waits for other tiles
     model = CrossbarModel(dut, cfg, "", cells=False, read_prefix="xbar__")
     model.states[:] = np.array([[rng.randint(0, cfg.state_max)
                                  for _ in range(model.states.shape[1])] for _ in range(cfg.rows)])

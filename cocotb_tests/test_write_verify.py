@@ -1,5 +1,5 @@
 """Write-verify: the device model's fixed-point arithmetic against independent oracles, the
-vectorised golden algorithm against a scalar reference and the seeds' figures, the FSM block
+vectorised golden algorithm against a scalar reference and the papers' figures, the FSM block
 against the golden model, and the whole macro (array mode and single requests, both device
 kinds, stub and Python crossbar, stalls and a reset mid-matrix) against the golden replay."""
 
@@ -45,7 +45,7 @@ def device_config(kind, **changes):
     tables = {"device": {"kind": kind, **changes.pop("device", {})},
               "write_verify": changes.pop("write_verify", {})}
     base = dict(rows=6, tiles=2, outputs=2, input_bits=3, weight_bits=4, cell_bits=2,
-                adc_bits=5, adcs=3)
+                adc_bits=5, adcs=3, adc_overlap=True)  # verify reads between overlapped ones
     base.update(changes)
     return MacroConfig(**base, tables=tables)
 
@@ -196,7 +196,8 @@ def seed_anchor_config(kind, cell_bits, adc_bits, **device_):
 
 
 def test_32_levels_leave_under_4_percent_mean_relative_error():
-    # Seed 003 (Kim et al.): 32 states on a 64x64 array with < 4 % mean relative tuning error.
+    # Bao et al., "Toward memristive in-memory computing" (2022): 32 states on a 64x64 array
+    # with < 4 % mean relative tuning error.
     cfg = seed_anchor_config("rram", 5, 8)
     W = np.random.default_rng(1).integers(cfg.weight_min, cfg.weight_max + 1,
                                           size=(cfg.input_rows, cfg.outputs))
@@ -208,8 +209,9 @@ def test_32_levels_leave_under_4_percent_mean_relative_error():
 
 @pytest.mark.parametrize("kind", ["rram", "pcm"])
 def test_binary_cells_reach_a_bit_error_rate_below_1e_5_over_a_million_cells(kind):
-    # Seed 004: read-verify brings binary RRAM to a BER of about 1e-5. Zero errors in 10^6
-    # cells bounds the BER below 3.0e-6 at 95 % confidence (rule of three).
+    # Yan et al., "Resistive memory-based in-memory computing" (2019): read-verify brings binary
+    # RRAM to a BER of about 1e-5. Zero errors in 10^6 cells bounds the BER below 3.0e-6 at 95 %
+    # confidence (rule of three).
     cfg = seed_anchor_config(kind, 1, 3)
     W = np.random.default_rng(2).integers(-1, 2, size=(cfg.input_rows, cfg.outputs))
     report = program_golden(cfg, W)

@@ -184,11 +184,12 @@ def run(cfg, device, times, sweep=None, seed=0, vectors=500, progress=None):
 
 
 def anchor_config(name):
-    """Configurations of the seeds' anchors (``--anchor``)."""
+    """Configurations of the papers' anchors (``--anchor``)."""
     from .config import load_config
 
     if name == "pcm256":
-        # Seed 002: a 256x256 Gaussian matrix on PCM, ~4-bit fixed-point precision. Here 8-bit
+        # Sebastian et al., "Brain-inspired computing using phase-change memory devices"
+        # (2018): a 256x256 Gaussian matrix on PCM, ~4-bit fixed-point precision. Here 8-bit
         # signed weights (differential pairs of 2-bit cells), 8-bit inputs, 8-bit ADCs.
         return load_config(overrides={"rows": 256, "tiles": 1, "outputs": 256,
                                       "input_bits": 8, "weight_bits": 8, "cell_bits": 2,

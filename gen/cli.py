@@ -135,6 +135,7 @@ def cmd_simulate(args):
     cfg = _config(args)
     if args.program:
         _programmable(cfg)
+    _check_engine(cfg, args.engine, program=args.program, waves=args.waves)
     out = check_output_file("-o", args.output, suffix=".npz")
     if args.waves is not None:
         check_output_dir("--waves", args.waves)
@@ -153,7 +154,8 @@ def cmd_simulate(args):
     try:
         result = simulate(cfg, weights, inputs, seed=args.seed, in_gaps=args.in_gaps,
                           out_stalls=args.out_stalls, waves_dir=args.waves, work_dir=args.work,
-                          progress=progress, program="array" if args.program else None)
+                          progress=progress, program="array" if args.program else None,
+                          engine=args.engine)
     finally:
         progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +192,23 @@ def cmd_simulate(args):
         sys.stdout.write(result.mismatch_report() + "\n")
         return MISMATCH
     return OK
+
+
+def _check_engine(cfg, engine, program=False, waves=None):
+    """Refuse what ``--engine fast`` cannot run (imcgen.fast.check_supported), before work."""
+    if engine != "cocotb":
+        from .fast import check_supported
+
+        check_supported(cfg, engine=engine, program="array" if program else None,
+                        waves_dir=waves, cli=True)
+
+
+def _engine_arg(parser, what, limits):
+    parser.add_argument("--engine", choices=("cocotb", "fast"), default="cocotb",
+                        help=f"how {what} run: cocotb (default; Python drives every stream) "
+                             "or fast (a generated C++ driver runs the whole batch, with the "
+                             "same gaps, stalls and exact checks against the golden model; "
+                             f"{limits})")
 
 
 def _programmable(cfg):
@@ -519,7 +538,8 @@ def cmd_demo(args):
     from .demo import run_demo
 
     check_output_dir("--out", args.out)
-    report = run_demo(out_dir=args.out, seed=args.seed, program=args.program)
+    report = run_demo(out_dir=args.out, seed=args.seed, program=args.program,
+                      engine=args.engine)
     return OK if report.rtl_matches_golden else MISMATCH
 
 
@@ -575,6 +595,7 @@ def build_parser():
                      help="probability of an idle gap before each input vector")
     sim.add_argument("--out-stalls", type=_probability, default=0.0, metavar="P",
                      help="probability that the output is not ready in a cycle")
+    _engine_arg(sim, "the vectors", "stub crossbar only, no --program or --waves")
     _allow_long_arg(sim)
     sim.set_defaults(run=cmd_simulate)
 
@@ -640,7 +661,13 @@ def build_parser():
     demo.add_argument("--program", action="store_true",
                       help="also program the weights by write-verify (rram device) and report "
                            "the accuracy with programmed against ideally loaded weights")
+    _engine_arg(demo, "the test images (both schedules)",
+                "programming (--program) and the waves stay on cocotb")
     demo.set_defaults(run=cmd_demo)
+
+    from .board_cli import add_commands  # imcgen fpga, imcgen board
+
+    add_commands(commands, _config_args, _seed)
     return parser
 
 

@@ -124,6 +124,8 @@ _FIELDS = {
     "out_bits": Field(int, "saturate outputs to this many signed bits (0 = full precision)"),
     "crossbar": Field(str, "synthesizable crossbar stub inside, or the analog boundary as ports",
                       choices=("stub", "external")),
+    "adc_overlap": Field(bool, "ADCs never idle: sample the next read while the last one "
+                               "converts, start the next vector while the last one drains"),
 }
 
 # Feature tables: TOML table name -> frozen dataclass with a ``FIELDS`` dict of Field, checked
@@ -204,6 +206,8 @@ class MacroConfig:
     out_relu: bool = False
     out_bits: int = 0
     crossbar: str = "stub"
+    # Off by default: +18 % LUTs on ECP5 for at most 1/(G*Ba + 1) more throughput (docs).
+    adc_overlap: bool = False
     # Part of equality and hashing: an automatic count re-resolves on replace, a given one not.
     rows_per_read_auto: bool = dataclasses.field(default=False, init=False)
     # Feature tables by name (see TABLES): always complete, in TABLES order.
@@ -493,6 +497,12 @@ class MacroConfig:
         return self.rows_per_read * ((1 << max(self.slice_bits)) - 1) > self.adc_max
 
     @property
+    def overlap(self):
+        """``adc_overlap`` in effect: it needs at least two compare cycles per read (the next
+        read's sample is taken one cycle before the current read's last compare)."""
+        return self.adc_overlap and self.column_groups * self.adc_bits >= 2
+
+    @property
     def groups_per_plane(self):
         """Reads per plane and tile of the dense schedule (and the zero-skip worst case)."""
         return math.ceil(self.rows / self.rows_per_read)
@@ -780,7 +790,7 @@ class AnalogConfig(Table):
 
     FIELDS = {
         "device": Field(str, "none (digital levels), ideal (exact conductances), pcm (the "
-                             "aihwkit PCM statistics) or rram (seed 004's)",
+                             "aihwkit PCM statistics) or rram (Yan et al. 2019, RRAM review)",
                         choices=("none", "ideal", "pcm", "rram")),
         "seed": Field(int, "analog noise instance (programming error, drift, read and "
                            "comparator noise)", limits=(0, 2**32 - 1)),
@@ -999,19 +1009,21 @@ PRESETS = {
     # Sized for `imcgen demo`: 64 digit pixels (0..16, 5-bit unsigned) over two 32-row tiles,
     # 10 classes, 5-bit weights over 2-bit cells, 5-bit SAR ADCs (10 rows per read).
     "default": {},
-    # ISAAC (seeds 001, 004): 128x128 array, 2-bit cells, 16-bit weights over 8 cells with the
-    # offset encoding, 16-bit bit-serial inputs, one 8-bit ADC shared by all 128 columns.
+    # ISAAC (as the IEEE Design & Test tutorial, 2021, and Yan et al. 2019 describe it): 128x128
+    # array, 2-bit cells, 16-bit weights over 8 cells with the offset encoding, 16-bit bit-serial
+    # inputs, one 8-bit ADC shared by all 128 columns.
     "isaac": dict(rows=128, tiles=1, outputs=16, input_bits=16, input_signed=True,
                   weight_bits=16, cell_bits=2, weight_mapping="offset", adc_bits=8, adcs=1,
                   schedule="dense"),
-    # Chang-group RRAM macro (Chen ISSCC'18 / Xue ISSCC'19, seeds 000, 004): 2-bit serial
+    # Chang-group RRAM macro (Chen ISSCC'18 / Xue ISSCC'19, cited by Sebastian et al.
+    # 2020 and Yan et al. 2019): 2-bit serial
     # inputs, SLC (1-bit) cells, 3-bit weights, 3-bit sense-amp readout, 7 rows per read.
     "chang": dict(rows=64, tiles=2, outputs=16, input_bits=2, input_signed=False,
                   weight_bits=3, cell_bits=1, weight_mapping="differential", adc_bits=3,
                   adcs=16, schedule="zero_skip"),
     # Sized for the iCEBreaker (iCE40 UP5K, 5280 logic cells) with the UART board top: two
-    # 16-row tiles, 4 outputs, 4-bit inputs and weights over 2-bit cells, four 4-bit ADCs.
-    "small": dict(rows=16, tiles=2, outputs=4, input_bits=4, weight_bits=4, cell_bits=2,
+    # 8-row tiles, 4 outputs, 4-bit inputs and weights over 2-bit cells, four 4-bit ADCs.
+    "small": dict(rows=8, tiles=2, outputs=4, input_bits=4, weight_bits=4, cell_bits=2,
                   adc_bits=4, adcs=4),
 }
 

@@ -41,6 +41,9 @@ def generate(cfg, directory, *, dump_name="dump.vcd", span_ns=None):
             "block_latency": {**timing.LATENCY, "adder_network": timing.adder_levels(cfg)},
             "cycles_per_vector": f"{timing.fixed_cycles(cfg)} + max over tiles of "
                                  f"(reads * {timing.read_cycles(cfg)}, or 1 with no read)",
+            "adc_overlap": cfg.overlap,
+            "results_every": (f"max over tiles of (reads * {timing.read_cycles(cfg)}, or 1) "
+                              "back to back" if cfg.overlap else "cycles_per_vector"),
             "max_cycles_per_vector": timing.max_vector_cycles(cfg),
         },
         "digest": design.digest,

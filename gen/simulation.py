@@ -115,10 +115,30 @@ def _dump_end_ns(path):
     return int(times[-1][1:]) / 1000 if times else None  # the dump's timescale is 1 ps
 
 
+def _read_start(cfg, inputs, rtl):
+    """Each answered vector's first compute-read index per tile (the physical model's noise
+    key). Between resets the vectors read in order, back to back (with overlap, a vector is
+    accepted before the last one's reads are over), so only the first of each reset epoch is
+    located by the samples its tile took before its accept edge (a reset loses the reads of
+    a vector inside); the others follow from the reads of the one before."""
+    from .golden.row_scheduler import reads_per_tile
+
+    samples, edges = rtl["compute_samples"], rtl["vector_edges"]
+    counts = reads_per_tile(cfg, inputs)
+    epoch = np.searchsorted(rtl["reset_edges"], edges, side="right")
+    start = np.zeros((len(edges), cfg.tiles), dtype=np.int64)
+    for t in range(cfg.tiles):
+        before = np.searchsorted(np.sort(samples[samples[:, 0] == t, 1]), edges)
+        for k in range(len(edges)):
+            first = k == 0 or epoch[k] != epoch[k - 1]
+            start[k, t] = before[k] if first else start[k - 1, t] + counts[k - 1, t]
+    return start
+
+
 def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
              reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
              work_dir=None, progress=None, program=None, program_reset_after=None,
-             p_gaps=0.0, r_stalls=0.0, load_weights=None):
+             p_gaps=0.0, r_stalls=0.0, load_weights=None, engine="cocotb"):
     """Run ``inputs`` through the RTL and the golden model.
 
     Parameters
@@ -158,12 +178,19 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         Idle gaps before program requests, backpressure on programming results.
     load_weights : bool, optional
         Load ``weights`` exactly (default: unless ``program`` is given).
+    engine : "cocotb" or "fast"
+        ``"fast"``: a C++ driver runs the whole batch (:mod:`imcgen.fast`); stub crossbar and
+        plain MVM runs only, anything else is refused with an :class:`ImcError`.
 
     Returns
     -------
     SimResult
     """
     weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+    if engine != "cocotb":
+        from .fast import simulate_fast
+
+        return simulate_fast(**{k: v for k, v in locals().items() if k != "simulate_fast"})
     if cfg.analog.physical and cfg.crossbar == "stub":
         raise ImcError("analog.device", cfg.analog.device,
                        "the physical analog model runs in the Python crossbar; the "
@@ -240,11 +267,7 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
                 states = device.load_levels(cfg, states, weight_mapper.cell_levels(cfg, weights))
         read_start = None
         if cfg.analog.physical and cfg.crossbar == "external" and len(inputs):
-            # Each vector's first read index per tile: the compute samples its tile's crossbar
-            # took before the vector was accepted (a reset loses the reads of a lost vector).
-            samples, edges = rtl["compute_samples"], rtl["vector_edges"]
-            read_start = np.stack([np.searchsorted(np.sort(samples[samples[:, 0] == t, 1]),
-                                                   edges) for t in range(cfg.tiles)], axis=1)
+            read_start = _read_start(cfg, inputs, rtl)
         expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start)
         waves = None
         if waves_dir is not None:
@@ -263,7 +286,7 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
             extra={"in_flight_at_reset": rtl["in_flight_at_reset"].tolist(),
                    "weight_rows_resent": int(rtl["weight_rows_resent"]),
                    **{k: rtl[k] for k in ("row_edges", "request_edges", "result_edges",
-                                          "reset_edges") if k in rtl}},
+                                          "reset_edges", "output_edges") if k in rtl}},
             program_rtl=rtl["program_results"] if program is not None else None,
             program_golden=replay,
             states=rtl["states"] if program is not None and "states" in rtl else None,

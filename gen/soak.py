@@ -41,7 +41,8 @@ def random_config(rng):
         )
         try:
             cfg = MacroConfig(**values, adcs=1)
-            return cfg.replace(adcs=int(rng.integers(1, cfg.physical_columns + 1)))
+            cfg = cfg.replace(adcs=int(rng.integers(1, cfg.physical_columns + 1)))
+            return cfg.replace(adc_overlap=bool(rng.integers(4)))  # mostly the default
         except ImcError:  # e.g. an accumulator wider than 62 bits: draw again
             continue
 

@@ -15,8 +15,9 @@ import math
 
 import numpy as np
 
-__all__ = ["LATENCY", "read_cycles", "verify_read_cycles", "adder_levels", "fixed_cycles",
-           "vector_cycles", "max_vector_cycles"]
+__all__ = ["LATENCY", "compare_cycles", "read_cycles", "verify_read_cycles", "adder_levels",
+           "fixed_cycles", "vector_cycles", "stream_cycles", "adc_bound", "max_vector_cycles",
+           "ACCEPT_TO_LAUNCH"]
 
 # Cycles each block adds to a vector, besides the reads (see the functions below for those
 # that depend on the configuration).
@@ -29,13 +30,21 @@ LATENCY = {
 }
 
 
-def read_cycles(cfg):
-    """Cycles of one compute read: one sample cycle, then ``adc_bits`` compares per group.
+def compare_cycles(cfg):
+    """Compare cycles of one compute read: ``adc_bits`` per column group."""
+    return cfg.column_groups * cfg.adc_bits
 
-    The SAR takes the next read command in the last compare cycle, so back-to-back reads cost
-    exactly this many cycles each and the ADCs idle only in the sample cycles.
+
+def read_cycles(cfg):
+    """Cycles one compute read adds to its vector.
+
+    Without overlap: one sample cycle, then the compares; the SAR takes the next command in
+    the last compare cycle. With overlap (``cfg.overlap``) the next read is sampled into the
+    second sample-and-hold buffer during the current read's last compare cycle, so reads cost
+    their compares alone and only a vector's first read has a sample cycle of its own (counted
+    in :func:`fixed_cycles`).
     """
-    return 1 + cfg.column_groups * cfg.adc_bits
+    return compare_cycles(cfg) + (0 if cfg.overlap else 1)
 
 
 def verify_read_cycles(cfg):
@@ -49,15 +58,29 @@ def adder_levels(cfg):
 
 
 def fixed_cycles(cfg):
-    """Cycles of a vector besides its reads."""
-    return sum(LATENCY.values()) + adder_levels(cfg)
+    """Cycles of a vector besides its reads (with overlap, its first sample cycle too)."""
+    return sum(LATENCY.values()) + adder_levels(cfg) + (1 if cfg.overlap else 0)
+
+
+def _busiest(cfg, reads):
+    reads = np.asarray(reads, dtype=np.int64).reshape(-1, cfg.tiles)
+    if not reads.size:
+        return np.zeros(len(reads), dtype=np.int64)
+    # A tile with no read passes a skip token: one cycle (with overlap, besides the cycle
+    # every vector has for its first sample).
+    return np.maximum(reads * read_cycles(cfg), 1).max(axis=1)
 
 
 def vector_cycles(cfg, reads):
-    """Cycles per vector from the reads each tile issues.
+    """Cycles per vector from the reads each tile issues: the ``cycles`` the macro reports.
 
-    Tiles run in parallel, so the busiest one sets the pace; a tile with no read (zero_skip,
-    all its inputs zero) passes one skip token, which costs one cycle.
+    Tiles run in parallel, so the busiest one sets the pace. Without overlap, a vector's
+    cycles run from the edge that accepts it to the edge that writes its result into the
+    output FIFO, and a tile with no read (zero_skip, all its inputs zero) passes a skip token
+    in one cycle. With overlap they run from the vector's launch (every tile takes its first
+    read command on the same edge, ``ACCEPT_TO_LAUNCH`` edges after the accept when the macro
+    is idle) plus ``ACCEPT_TO_LAUNCH``: the latency of a vector offered to an idle macro, a
+    function of the vector alone whatever the traffic around it.
 
     Parameters
     ----------
@@ -68,15 +91,36 @@ def vector_cycles(cfg, reads):
     -------
     ndarray of int64, shape (V,)
     """
+    return fixed_cycles(cfg) + _busiest(cfg, reads)
+
+
+def stream_cycles(cfg, reads):
+    """Cycles between a result and the one before in a stream offered back to back (no input
+    gaps, no output stalls): with overlap, the busiest tile's compares; without, the whole
+    :func:`vector_cycles` (one vector at a time).
+
+    Exact when neither vector has a tile without reads (zero_skip): the command after a skip
+    token is never taken early, so a skip token can add a cycle to the gap.
+    """
+    if not cfg.overlap:
+        return vector_cycles(cfg, reads)
+    return _busiest(cfg, reads)
+
+
+def adc_bound(cfg, reads):
+    """The ADCs' compare cycles of the busiest tile per vector: a lower bound on the cycles
+    per vector of any schedule of these reads."""
     reads = np.asarray(reads, dtype=np.int64).reshape(-1, cfg.tiles)
-    busiest = np.maximum(reads * read_cycles(cfg), 1).max(axis=1) if reads.size else \
+    return reads.max(axis=1, initial=0) * compare_cycles(cfg) if reads.size else \
         np.zeros(len(reads), dtype=np.int64)
-    return fixed_cycles(cfg) + busiest
 
 
 def max_vector_cycles(cfg):
     """Cycles of the slowest possible vector: every read of the dense schedule."""
     return fixed_cycles(cfg) + cfg.input_bits * cfg.groups_per_plane * read_cycles(cfg)
+
+
+ACCEPT_TO_LAUNCH = LATENCY["input_driver"] + LATENCY["row_scheduler"]
 
 
 # -- write-verify (docs/write_verify.md section 4) ---------------------------------------------

@@ -59,10 +59,10 @@ class AnalogArray:
 
     ``weighted``: conductance units times the row's IR weight (Q0.16), integer: the current
     units. ``var``: read noise variance per cell in (conductance units)^2, integer (so sums stay
-    exact in float64; :func:`held` scales the noise to current units by ``2^IR_BITS``). ``lsb``: current units per ADC code.
-    ``offset``: comparator offset in current units. ``cmp_sigma``: comparator noise in current
-    units. ``line_k``: IR loss per unit of line current squared. ``g_us``: conductances in
-    microsiemens (reports).
+    exact in float64; :func:`held` scales the noise to current units by ``2^IR_BITS``).
+    ``lsb``: current units per ADC code. ``offset``: comparator offset in current units.
+    ``cmp_sigma``: comparator noise in current units. ``line_k``: IR loss per unit of line
+    current squared. ``g_us``: conductances in microsiemens (reports).
     """
 
     weighted: np.ndarray
@@ -132,7 +132,8 @@ def prepare(cfg, states):
     t = max(a.time, 0.0)
     if kind == "pcm" and a.drift and t > T0:
         # aihwkit draws the exponent from the target conductance; its t_inference is t - t0.
-        nu = a.drift * _pcm_nu(cfg, target, gauss(rng.draw(a.seed, int(What.DRIFT), where, 0, ROUNDS)))
+        z = gauss(rng.draw(a.seed, int(What.DRIFT), where, 0, ROUNDS))
+        nu = a.drift * _pcm_nu(cfg, target, z)
         g = g0 * (t / T0) ** (-nu)
     units = np.rint(g / a.g_max_us * UNIT).astype(np.int64)
     if kind == "pcm":

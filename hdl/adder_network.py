@@ -1,8 +1,10 @@
 """Adder network: the tiles' partial sums in, their sum out, through a pipelined binary tree.
 
-A layer split over several arrays adds its partial sums digitally (seed 004 "partitioned ...
-onto a few smaller arrays"; seed 001 Fig. 14). The tree has ceil(log2(tiles)) register levels
-(one for a single tile) and advances as a whole whenever its output register is free.
+A layer split over several arrays adds its partial sums digitally (Yan et al., "Resistive
+memory-based in-memory computing", 2019: "partitioned ... onto a few smaller arrays"; the IEEE
+Design & Test in-memory computing tutorial, 2021, Fig. 14). The tree has ceil(log2(tiles))
+register levels (one for a single tile) and advances as a whole whenever its output register is
+free.
 """
 
 import math

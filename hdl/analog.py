@@ -5,8 +5,9 @@ blocks that drive it (SAR-ADC controller, weight mapper, write-verify FSM), by t
 when ``crossbar = "external"`` exposes it as ports, and by the cocotb-side crossbar model.
 Members are composed per configured feature:
 
-- ``read`` (always): row enables, sample strobe, column-group select, one DAC code per ADC,
-  the comparator results; ``verify`` selects the verify reference (programmable devices).
+- ``read`` (always): row enables, sample strobe, the sample-and-hold buffer under conversion,
+  column-group select, one DAC code per ADC, the comparator results; ``verify`` selects the
+  verify reference (programmable devices).
 - ``cell`` (always): the ideal weight port, the levels of one row in one column group.
 - ``prog`` (programmable devices): one programming pulse at a time to one cell.
 - ``entropy`` (tile 0, with the TRNG): the stochastic-switching devices' write and reset
@@ -39,14 +40,18 @@ def levels_layout(config):
 class ReadPortSignature(wiring.Signature):
     """Read side, driven by the SAR-ADC controller.
 
-    ``row_en``, ``sample``, ``col_sel`` and ``dac`` (and ``verify``) from registers; ``cmp[a]``
-    answers, combinationally, whether lane ``a`` of the held column group reaches ``dac[a]``.
+    ``row_en``, ``sample``, ``bank``, ``col_sel`` and ``dac`` (and ``verify``) from registers;
+    ``cmp[a]`` answers, combinationally, whether lane ``a`` of the held column group reaches
+    ``dac[a]``. The sample-and-hold has two buffers: the comparators read buffer ``bank``, an
+    edge with ``sample`` high fills the other one (so the next read can be sampled while the
+    current one converts).
     """
 
     def __init__(self, config):
         members = {
             "row_en": Out(config.rows),
             "sample": Out(1),
+            "bank": Out(1),
             "col_sel": Out(index_shape(config.column_groups)),
             "dac": Out(dac_layout(config)),
             "cmp": In(config.adcs),

@@ -7,9 +7,10 @@ shared NumPy model in ``golden/``) is a drop-in replacement.
 Storage: one memory per row, a word per column group holding the state of each ADC lane's cell,
 with one write port and one combinational read port, so synthesis maps it to LUT RAM or block
 RAM instead of one port per cell bit. The comparator reads every row's word of the selected
-group and sums the states of the held rows. The sample-and-hold keeps the active-row set (and
-whether the read is a verify read): the same as holding the column values, because states
-cannot change during a conversion, and far smaller than one register per column.
+group and sums the states of the held rows. Each of the two sample-and-hold buffers keeps an
+active-row set (and whether the read is a verify read): the same as holding the column values,
+because states cannot change during a conversion, and far smaller than one register per
+column.
 
 Ideal devices hold levels. Programmable devices (``device.kind`` rram or pcm) hold states
 ``frac_bits`` finer than a level and take programming pulses: the noise of each pulse comes from
@@ -131,12 +132,16 @@ class CrossbarStub(Block):
             m.d.comb += stuck_port.addr.eq(Cat(cell.group, cell.row))
 
         # -- sample-and-hold and comparators ----------------------------------------------
-        held = Signal(rows)  # rows of the last sample
-        held_verify = Signal()
-        with m.If(read.sample):
-            m.d.sync += held.eq(read.row_en)
-            if programmable:
-                m.d.sync += held_verify.eq(read.verify)
+        # Two buffers: a sample fills buffer ~bank while the comparators read buffer bank.
+        buffers = [Signal(rows, name=f"held{b}") for b in range(2)]  # rows of each sample
+        verifies = [Signal(name=f"held_verify{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(read.sample & (read.bank != b)):
+                m.d.sync += buffers[b].eq(read.row_en)
+                if programmable:
+                    m.d.sync += verifies[b].eq(read.verify)
+        held = Mux(read.bank, buffers[1], buffers[0])
+        held_verify = Mux(read.bank, verifies[1], verifies[0])
 
         value_width = (rows * top).bit_length()
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]

@@ -1,6 +1,7 @@
 """Bit-serial input driver: an input vector in, its bit planes out, one per handshake.
 
-Inputs are applied to the word lines bit by bit with one voltage, no DAC (seed 004 "bit by bit").
+Inputs are applied to the word lines bit by bit with one voltage, no DAC ("bit by bit" in Yan
+et al., "Resistive memory-based in-memory computing", 2019).
 Planes go out least significant first; the MSB plane of signed inputs is flagged ``neg`` since it
 weighs -2^(input_bits-1). With ``schedule = zero_skip`` planes whose bits are all zero are
 skipped at no cost (a priority encoder picks the next non-zero plane); an all-zero vector still

@@ -25,6 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from ..timing import ACCEPT_TO_LAUNCH
 from .adder_network import AdderNetwork
 from .analog import AnalogSignature, EntropySignature
 from .common import Block, record_fsm
@@ -189,9 +190,31 @@ class MacroTop(Block):
         result = Signal(result_layout(cfg))  # the FIFO head, by field (y_j, cycles) in waves
         m.d.comb += result.eq(fifo.r_data)
 
-        computing = Signal()  # a vector is inside
+        # Vectors inside (accepted, result not yet in the FIFO): one at a time without
+        # overlap; with it, one may enter while others read or drain.
+        inside = Signal(range(OUTPUT_FIFO_DEPTH + 1))
+        computing = Signal()
+        done = Signal()  # the oldest one's result goes into the FIFO on this edge
+        m.d.comb += computing.eq(inside != 0)
+        if cfg.overlap:  # the tiles launch a vector together: each at its boundary
+            go = Cat(sar.boundary & sar.i.valid for sar in sars).all()
+            for sar in sars:
+                m.d.comb += sar.go.eq(go)
+
+        # Cycles: the free-running clock at each vector's launch (every tile takes its first
+        # read command on that edge), queued in order; at the result, now - launch + the
+        # accept-to-launch edges of an idle macro (gen/timing.py).
+        now = Signal(cfg.cycle_bits)
+        m.d.sync += now.eq(now + 1)
+        m.submodules.launches = launches = SyncFIFOBuffered(width=cfg.cycle_bits,
+                                                            depth=OUTPUT_FIFO_DEPTH)
         count = Signal(cfg.cycle_bits)
-        done = Signal()  # its result goes into the FIFO on this edge
+        m.d.comb += [
+            launches.w_en.eq(sars[0].launch),
+            launches.w_data.eq(now),
+            launches.r_en.eq(done),
+            count.eq(now - launches.r_data + ACCEPT_TO_LAUNCH),
+        ]
         m.d.comb += [
             fifo.w_data.eq(Cat(output.o.payload, count)),
             fifo.w_en.eq(output.o.valid),
@@ -202,9 +225,9 @@ class MacroTop(Block):
             fifo.r_en.eq(self.o.ready),
         ]
 
-        # A new vector needs a FIFO slot for its result, besides one for the vector still
+        # A new vector needs a FIFO slot for its result, besides one for each vector still
         # inside (whose result may be going in on this very edge).
-        room = (fifo.w_level + computing) < OUTPUT_FIFO_DEPTH
+        room = (fifo.w_level + inside) < OUTPUT_FIFO_DEPTH
         tiles_ready = Cat(d.i.ready for d in drivers).all()
         bits = cfg.input_bits
         accept = Signal()
@@ -214,12 +237,10 @@ class MacroTop(Block):
                 driver.i.valid.eq(accept),
                 driver.i.payload.eq(self.i.payload.as_value()[lo:lo + cfg.rows * bits]),
             ]
-        with m.If(accept):
-            m.d.sync += [computing.eq(1), count.eq(1)]
-        with m.Elif(done):
-            m.d.sync += computing.eq(0)
-        with m.Elif(computing):
-            m.d.sync += count.eq(count + 1)
+        with m.If(accept & ~done):
+            m.d.sync += inside.eq(inside + 1)
+        with m.Elif(done & ~accept):
+            m.d.sync += inside.eq(inside - 1)
 
         program_offered = self.p.valid if wv is not None else 0
         programming = (wv.busy | mapper.busy) if wv is not None else mapper.busy
@@ -257,9 +278,9 @@ class MacroTop(Block):
             with m.State("PROGRAM"):  # write-verify of a cell or a whole row
                 with m.If(~programming):
                     m.next = "IDLE"
-            with m.State("COMPUTE"):  # one vector inside; the next may enter as it leaves
-                take_vector(done)
-                with m.If(done & ~accept):
+            with m.State("COMPUTE"):  # vectors inside; the next enters as the last leaves,
+                take_vector(1 if cfg.overlap else done)  # or, with overlap, whenever it fits
+                with m.If(done & ~accept & (inside == 1)):
                     m.next = "IDLE"
         record_fsm("mode", fsm)
         if wv is not None:

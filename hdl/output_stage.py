@@ -1,6 +1,7 @@
 """Output stage: arithmetic shift, optional ReLU, optional signed saturation, in that order.
 
-Post-processing runs at the full accumulator precision before any rounding (seed 001). The shift
+Post-processing runs at the full accumulator precision before any rounding (the IEEE
+Design & Test in-memory computing tutorial, 2021). The shift
 floors (arithmetic shift of two's complement); saturation clamps to a signed ``out_bits`` range.
 """
 

@@ -1,7 +1,8 @@
 """Row scheduler: bit planes in, reads (sets of at most ``rows_per_read`` active rows) out.
 
-``dense`` is the seed-001 baseline: consecutive groups of ``rows_per_read`` rows, every group read
-whatever its bits. ``zero_skip`` (seed 001 Fig. 11) forms each read from the next
+``dense`` is the baseline of the IEEE Design & Test tutorial on in-memory computing for machine
+learning (2021): consecutive groups of ``rows_per_read`` rows, every group read whatever its
+bits. ``zero_skip`` (the same tutorial, Fig. 11) forms each read from the next
 ``rows_per_read`` rows whose bit is 1, so sparse planes take fewer reads. One read command leaves
 per handshake; the next plane is taken on the handshake of the current plane's last read, so the
 scheduler never leaves the ADCs waiting.

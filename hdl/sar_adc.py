@@ -2,10 +2,16 @@
 
 Per read: one SAMPLE cycle (row enables applied, the crossbar samples every column), then for
 each column group the ``adcs`` ADCs run a binary search in parallel, MSB first, one compare per
-bit (trial = code | bit; keep the bit when the comparator says column >= trial). The seeds give
-no SAR algorithm; this is the textbook one. The next command is taken in the last compare cycle,
-so consecutive reads leave the ADCs idle only for their sample cycle:
-``1 + column_groups * adc_bits`` cycles per read.
+bit (trial = code | bit; keep the bit when the comparator says column >= trial). The papers
+give no SAR algorithm; this is the textbook one.
+
+With ``adc_overlap`` (docs/architecture.md section 7) the crossbar has two sample-and-hold
+buffers: the next command is taken in the penultimate compare cycle and sampled, into the
+buffer the comparators do not read, during the last one, so the ADCs never idle:
+``column_groups * adc_bits`` cycles per read. A vector's first command waits for ``go`` (every
+tile at its ``boundary``), so the tiles launch it on the same edge (``launch``). Without
+overlap the next command is taken in the last compare cycle and consecutive reads leave the
+ADCs idle for their sample cycle: ``1 + column_groups * adc_bits`` cycles per read.
 
 Everything this block drives across the analog boundary comes from registers, never from
 ``cmp`` combinationally, so a crossbar model may read the boundary after a clock edge and answer
@@ -70,6 +76,12 @@ class SarAdcController(Block):
         Verify reads (programmable devices only).
     vo : Out(stream.Signature(unsigned(adc_bits)))
         The verify code of each verify read.
+    boundary : Out(1)
+        Between vectors: the next command taken would be a vector's first.
+    go : In(1)
+        A vector's first command may be taken (every tile is at its boundary).
+    launch : Out(1)
+        A vector's first command is taken on this edge.
     """
 
     def __init__(self, *, config):
@@ -77,6 +89,9 @@ class SarAdcController(Block):
             "i": In(stream.Signature(read_layout(config))),
             "o": Out(stream.Signature(code_layout(config))),
             "xbar": Out(ReadPortSignature(config)),
+            "boundary": Out(1),
+            "go": In(1, init=1),
+            "launch": Out(1),
         }
         if config.programmable:
             members["vi"] = In(stream.Signature(verify_layout(config)))
@@ -88,7 +103,10 @@ class SarAdcController(Block):
         m = Module()
         lanes, groups, msb = cfg.adcs, cfg.column_groups, 1 << (cfg.adc_bits - 1)
 
-        command = Signal(read_layout(cfg))
+        command = Signal(read_layout(cfg))  # the read converting (its tags go out with codes)
+        queued = Signal(read_layout(cfg))   # overlap: the read sampled during the last compare
+        is_queued = Signal()
+        between = Signal(init=1)  # the last command taken closed a vector (or none yet)
         code = Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes))  # bits decided so far
         trial = Signal(cfg.adc_bits)  # one-hot: the bit under test
         result = Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes))
@@ -100,6 +118,7 @@ class SarAdcController(Block):
                 # Keep the bit under test when the column is at least the trial code.
                 result[a].eq(code[a] | Mux(xbar.cmp[a], trial, 0)),
             ]
+        m.d.sync += xbar.sample.eq(0)  # a one-cycle strobe unless set again below
 
         out_free = ~self.o.valid | self.o.ready
         with m.If(self.o.valid & self.o.ready):
@@ -110,19 +129,34 @@ class SarAdcController(Block):
             with m.If(self.vo.valid & self.vo.ready):
                 m.d.sync += self.vo.valid.eq(0)
 
+        # A vector's first command waits for `go` (every tile at its boundary, so the tiles
+        # launch the vector on the same edge); the others are taken as soon as they can be.
+        may_take = self.i.valid & (~between | self.go)
+
+        def sample(payload):
+            """Register the sample of a compute read: the crossbar fills buffer ~bank on the
+            next edge."""
+            m.d.sync += [xbar.row_en.eq(payload.rows), xbar.sample.eq(1),
+                         between.eq(payload.last)]
+            if cfg.programmable:
+                m.d.sync += xbar.verify.eq(0)
+            m.d.comb += self.launch.eq(between)
+
         def take_command():
-            m.d.comb += self.i.ready.eq(1)
-            with m.If(self.i.valid):
+            m.d.comb += self.i.ready.eq(may_take)
+            with m.If(may_take):
                 m.d.sync += [command.eq(self.i.payload), verifying.eq(0)]
                 with m.If(self.i.payload.skip):
-                    m.next = "SKIP"
+                    m.d.sync += between.eq(1)
+                    m.d.comb += self.launch.eq(between)
+                    # With overlap a skip token costs a read's sample cycle too, like a skip
+                    # taken early (whose first cycle overlaps the last read's last compare).
+                    m.next = "SKIP_HOLD" if cfg.overlap else "SKIP"
                 with m.Else():
-                    m.d.sync += [xbar.row_en.eq(self.i.payload.rows), xbar.sample.eq(1)]
-                    if cfg.programmable:
-                        m.d.sync += xbar.verify.eq(0)
+                    sample(self.i.payload)
                     m.next = "SAMPLE"
             if cfg.programmable:  # a verify read only when no compute read waits
-                with m.Elif(self.vi.valid & ~self.vo.valid):
+                with m.Elif(~self.i.valid & self.vi.valid & ~self.vo.valid):
                     m.d.comb += self.vi.ready.eq(1)
                     m.d.sync += [
                         cell.eq(self.vi.payload), verifying.eq(1), xbar.verify.eq(1),
@@ -147,20 +181,48 @@ class SarAdcController(Block):
                 self.o.payload.skip.eq(skip),
             ]
 
+        def start_conversion(group):
+            """The held read (buffer ~bank, sampled on this edge) starts converting."""
+            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0), code.eq(0),
+                         trial.eq(msb), xbar.col_sel.eq(group)]
+            m.next = "CONVERT"
+
+        last_group = xbar.col_sel == groups - 1
+        if cfg.adc_bits >= 2:  # one compare cycle left after this one
+            penultimate = last_group & (trial == 2)
+        else:
+            penultimate = (xbar.col_sel == groups - 2) & trial[0]
+        advancing = ~trial[0] | out_free  # this compare cycle completes on this edge
+        boundary = Signal()
+        m.d.comb += self.boundary.eq(boundary)
+
         with m.FSM(init="IDLE", name="sar") as fsm:
             with m.State("IDLE"):
+                m.d.comb += boundary.eq(between)
                 take_command()
+            if cfg.overlap:
+                with m.State("SKIP_HOLD"):
+                    m.next = "SKIP"
             with m.State("SKIP"):
                 with m.If(out_free):
+                    m.d.comb += boundary.eq(1)
                     emit(0, groups - 1, command.last, 1)
-                    m.next = "IDLE"
+                    take_command()
             with m.State("SAMPLE"):  # the crossbar samples at the end of this cycle
-                m.d.sync += [
-                    xbar.sample.eq(0), xbar.row_en.eq(0), code.eq(0), trial.eq(msb),
-                    xbar.col_sel.eq(Mux(verifying, cell.group, 0) if cfg.programmable else 0),
-                ]
-                m.next = "CONVERT"
+                start_conversion(Mux(verifying, cell.group, 0) if cfg.programmable else 0)
             with m.State("CONVERT"):
+                if cfg.overlap:
+                    # Sample the next read during the last compare cycle (the second buffer).
+                    early = penultimate & advancing & ~is_queued & ~verifying
+                    m.d.comb += boundary.eq(early & command.last)
+                    with m.If(early & may_take):
+                        m.d.comb += self.i.ready.eq(1)
+                        m.d.sync += [queued.eq(self.i.payload), is_queued.eq(1)]
+                        with m.If(self.i.payload.skip):  # no read: a skip token follows
+                            m.d.sync += between.eq(1)
+                            m.d.comb += self.launch.eq(between)
+                        with m.Else():
+                            sample(self.i.payload)
                 with m.If(~trial[0]):
                     m.d.sync += [code.eq(result), trial.eq(trial >> 1)]
                 if cfg.programmable:
@@ -168,10 +230,15 @@ class SarAdcController(Block):
                         m.d.sync += [self.vo.valid.eq(1), self.vo.payload.eq(result[cell.lane])]
                         m.next = "IDLE"
                 with m.Elif(out_free):  # group converted; a full output register stalls here
-                    last_group = xbar.col_sel == groups - 1
                     emit(result, xbar.col_sel, command.last & last_group, 0)
                     with m.If(~last_group):
                         m.d.sync += [xbar.col_sel.eq(xbar.col_sel + 1), code.eq(0), trial.eq(msb)]
+                    with m.Elif(is_queued):
+                        m.d.sync += [command.eq(queued), is_queued.eq(0)]
+                        with m.If(queued.skip):
+                            m.next = "SKIP"
+                        with m.Else():
+                            start_conversion(0)
                     with m.Else():
                         take_command()
         record_fsm("sar", fsm)

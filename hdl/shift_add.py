@@ -84,8 +84,13 @@ class ShiftAdd(Block):
         staged_plane = Signal(index_shape(cfg.input_bits))
         staged_neg = Signal()
         staged_last = Signal()
+        # Stage 2 holds a vector's last read only while the previous result is still waiting
+        # (another tile is not done): otherwise a code is taken every cycle, so a vector may
+        # follow the last one's final read at once (ADC overlap).
+        hold = staged_valid & staged_last & self.o.valid & ~self.o.ready
         end_of_read = self.i.valid & self.i.ready & ((item.group == groups - 1) | item.skip)
-        m.d.sync += staged_valid.eq(end_of_read)
+        with m.If(~hold):
+            m.d.sync += staged_valid.eq(end_of_read)
         with m.If(end_of_read):
             m.d.sync += [
                 staged_plane.eq(item.plane), staged_neg.eq(item.neg), staged_last.eq(item.last),
@@ -97,7 +102,7 @@ class ShiftAdd(Block):
         acc = Signal(psum_layout(cfg))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(staged_valid):
+        with m.If(staged_valid & ~hold):
             for j in range(cfg.outputs):
                 contribution = Mux(staged_neg, -staged[j], staged[j]) << staged_plane
                 total = acc[j] + contribution
@@ -108,6 +113,5 @@ class ShiftAdd(Block):
             with m.If(staged_last):
                 m.d.sync += self.o.valid.eq(1)
 
-        # One vector's result at a time: hold input while a result waits or is being formed.
-        m.d.comb += self.i.ready.eq(~self.o.valid & ~(staged_valid & staged_last))
+        m.d.comb += self.i.ready.eq(~hold)
         return m

@@ -1,6 +1,7 @@
 """TRNG: random bits from the stochastic switching delay of memristive devices.
 
-Seed 000 Fig. 7a: a device in a voltage divider gets a write pulse of fixed length, switches
+Sebastian et al., "Memory devices and applications for in-memory computing" (2020),
+Fig. 7a: a device in a voltage divider gets a write pulse of fixed length, switches
 after a stochastic delay and its comparator goes high; a counter measures (pulse length -
 delay) in clock periods; the bit is whether that count is odd; the device is reset and the
 cycle repeats. Here ``sources`` devices (``hdl/analog.py`` EntropySignature) are pulsed

@@ -70,7 +70,7 @@ class CrossbarModel:
         self.compute_reads = 0  # compute samples so far (never reset): the read-noise key
         self.compute_samples = []  # the cycle of each
         read = read_prefix if read_prefix is not None else prefix + "read__"
-        names = ["row_en", "sample", "col_sel", "dac", "cmp"] + \
+        names = ["row_en", "sample", "bank", "col_sel", "dac", "cmp"] + \
             (["verify"] if cfg.programmable else [])
         self.sig = {f"read__{name}": getattr(dut, read + name) for name in names}
         names = []
@@ -91,8 +91,12 @@ class CrossbarModel:
         self.stuck = np.zeros((cfg.rows, columns), dtype=bool)
         self.stuck[:, :pc] = device.stuck_map(cfg)[0][tile]
         self.wear = np.zeros((cfg.rows, pc), dtype=np.int64)
-        self.held = np.zeros(columns, dtype=np.int64)
-        self.held_verify = False
+        # The two sample-and-hold buffers: the comparators read buffer `bank`, a sample fills
+        # the other. Per buffer: column values, verify flag, physical currents, read index.
+        self.held = [np.zeros(columns, dtype=np.int64) for _ in range(2)]
+        self.held_verify = [False, False]
+        self.held_current = [None, None]
+        self.read_index = [0, 0]
         self.pulse_q = 0  # the stub's registered copy of `pulse` (reset clears it)
         self.pulsed = None  # (row, column, direction, amp) latched as a pulse starts
         self.samples, self.trials = [], []
@@ -111,12 +115,12 @@ class CrossbarModel:
         if self.shared is not None:
             self.shared.dirty = True
 
-    def _answers(self, group, dac):
-        """Comparator answers of the lanes of ``group`` against ``dac``."""
+    def _answers(self, bank, group, dac):
+        """Comparator answers of the lanes of ``group`` of buffer ``bank`` against ``dac``."""
         cfg, lanes = self.cfg, self.cfg.adcs
-        if self.shared is None or self.held_verify:
-            held = self.held[group * lanes:(group + 1) * lanes]
-            return crossbar_stub.compare(cfg, held, dac, self.held_verify)
+        if self.shared is None or self.held_verify[bank]:
+            held = self.held[bank][group * lanes:(group + 1) * lanes]
+            return crossbar_stub.compare(cfg, held, dac, self.held_verify[bank])
         from ..golden import analog
 
         arr = self.shared.array
@@ -124,22 +128,23 @@ class CrossbarModel:
         for a in range(lanes):
             column = group * lanes + a
             if column < cfg.physical_columns and dac[a]:
-                answers[a] = analog.compare(cfg, arr, self.held_current[column], dac[a],
-                                            self.tile, column, self.read_index,
+                answers[a] = analog.compare(cfg, arr, self.held_current[bank][column], dac[a],
+                                            self.tile, column, self.read_index[bank],
                                             analog.bit_under_test(dac[a]))
         return answers
 
-    def _sample_physical(self, enables):
-        """A compute read of the physical model: the held currents of every column."""
+    def _sample_physical(self, bank, enables):
+        """A compute read of the physical model into buffer ``bank``: the held currents of
+        every column."""
         from ..golden import analog
 
         arr = self.shared.array
         active = np.array([(enables >> r) & 1 for r in range(self.cfg.rows)], dtype=np.int64)
         current, var = analog.read_currents(arr, active, tile=self.tile)
         columns = np.arange(self.cfg.physical_columns)
-        self.read_index = self.compute_reads
-        self.held_current = analog.held(self.cfg, arr, current, var, self.tile, columns,
-                                        self.read_index)
+        self.read_index[bank] = self.compute_reads
+        self.held_current[bank] = analog.held(self.cfg, arr, current, var, self.tile, columns,
+                                              self.compute_reads)
         self.compute_reads += 1
 
     async def run(self):
@@ -151,8 +156,9 @@ class CrossbarModel:
             await RisingEdge(self.clk)
             await ReadOnly()
             group = int(sig["read__col_sel"].value)
+            bank = int(sig["read__bank"].value)
             dac = np.array(decode(self.dac_layout, sig["read__dac"].value), dtype=np.int64)
-            answers = self._answers(group, dac)
+            answers = self._answers(bank, group, dac)
             cmp = int(np.dot(answers, 1 << np.arange(lanes)))
             sample = int(sig["read__sample"].value)
             if sample:
@@ -194,11 +200,11 @@ class CrossbarModel:
                                                   loaded)
                 if self.shared is not None:
                     self.shared.dirty = True
-            if sample:
-                self.held = crossbar_stub.held_values(self.states, enables)
-                self.held_verify = verify
+            if sample:  # into the buffer the comparators do not read
+                self.held[1 - bank] = crossbar_stub.held_values(self.states, enables)
+                self.held_verify[1 - bank] = verify
                 if self.shared is not None and not verify:
-                    self._sample_physical(enables)
+                    self._sample_physical(1 - bank, enables)
 
 
 class EntropyModel:

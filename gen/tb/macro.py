@@ -368,7 +368,8 @@ async def run_job(dut):
     status = tb.status
     y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
     cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
-    extra = {}
+    # The edge each result left (o.valid & o.ready): the stream's throughput.
+    extra = {"output_edges": np.array([c + 1 for c, _ in tb.outputs.items], dtype=np.int64)}
     if program is not None:
         extra = dict(
             program_results=np.array(tb.program_results, dtype=np.int64).reshape(-1, 6),
@@ -391,6 +392,7 @@ async def run_job(dut):
             [[t, c] for t, model in enumerate(tb.models) for c in model.compute_samples],
             dtype=np.int64).reshape(-1, 2)
         extra["vector_edges"] = np.array(delivered, dtype=np.int64)
+        extra["reset_edges"] = np.array(tb.reset_edges, dtype=np.int64)
     np.savez(job / "rtl.npz", y=y, cycles=cycles, in_flight_at_reset=np.array(in_flight),
              status=np.array([status[k] for k in sorted(status)]),
              status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra,
