@@ -178,6 +178,41 @@ def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
         f"imcgen fpga --preset small --board icebreaker --no-hierarchy -o {out}"
     assert (out / "report.txt").read_text() in stdout
     assert f"Fmax {report['fmax_mhz']:.2f} MHz for a 12 MHz clock: met" in stdout
+    # The slowest register-to-register path, mapped back to the design, sets that Fmax.
+    path = report["critical_path"]
+    assert 1000 / path["delay_ns"] == pytest.approx(report["fmax_mhz"], rel=0.02)
+    assert path["blocks"] and path["from_block"] == path["blocks"][0]
+    assert path["to_block"] == path["blocks"][-1] and path["logic_levels"] >= 1
+    assert f"critical path {path['delay_ns']:.2f} ns" in stdout
+
+
+def test_critical_path_is_the_slowest_clocked_path_by_block():
+    def step(kind, delay, a, b):
+        return {"type": kind, "delay": delay, "from": {"cell": a}, "to": {"cell": b}}
+
+    clk = "posedge $glbnet$cd_sync.clk"
+    ram, sar = "core.macro.tile0_crossbar.row3.0.1$DPRAM_COMB0", "core.macro.tile0_sar.code[2]"
+    slow = [step("clk-to-q", 0.5, "core.macro.tile0_crossbar.addr_TRELLIS_FF_Q",
+                 "core.macro.tile0_crossbar.addr_TRELLIS_FF_Q"),
+            step("routing", 2.0, "core.macro.tile0_crossbar.addr_TRELLIS_FF_Q", ram),
+            step("logic", 0.3, ram, ram), step("routing", 1.2, ram, "$abc$123$lut"),
+            step("logic", 0.3, "$abc$123$lut", "$abc$123$lut"),
+            step("routing", 1.7, "$abc$123$lut", f"{sar}_TRELLIS_FF_Q"),
+            step("setup", 0.1, f"{sar}_TRELLIS_FF_Q", f"{sar}_TRELLIS_FF_Q")]
+    report = {"critical_paths": [
+        {"from": "<async>", "to": clk, "path": [step("routing", 20.0, "rx", "core.uart.rx")]},
+        {"from": clk, "to": clk, "path": slow},
+        {"from": clk, "to": clk, "path": [step("logic", 1.0, "core.a.x", "core.a.y")]},
+    ]}
+    rows = [{"module": m} for m in ("top", "top.core", "top.core.macro",
+                                    "top.core.macro.tile0_crossbar", "top.core.macro.tile0_sar")]
+    for hierarchy in (rows, []):  # named by the hierarchy, or by the cells' prefixes
+        path = fpga.critical_path(report, hierarchy)
+        assert path["from"] == "core.macro.tile0_crossbar.addr" and path["to"] == sar
+        assert path["blocks"] == ["core.macro.tile0_crossbar", "core.macro.tile0_sar"]
+        assert (path["delay_ns"], path["logic_levels"]) == (6.1, 2)
+        assert path["routing_share"] == pytest.approx(4.9 / 6.1, abs=1e-3)
+    assert fpga.critical_path({"critical_paths": report["critical_paths"][:1]}) is None
 
 
 @pytest.mark.slow

@@ -346,6 +346,12 @@ def format_report(report):
                      f"clock: {'met' if report['timing_met'] else 'MISSED'}, margin "
                      f"{margin:+.2f} MHz ({100 * margin / report['requested_mhz']:+.0f} %)"
                      f"{where}")
+    path = report.get("critical_path")
+    if path:
+        lines.append(f"critical path {path['delay_ns']:.2f} ns, {path['logic_levels']} logic "
+                     f"levels, {100 * path['routing_share']:.0f} % routing: {path['from']} -> "
+                     f"{path['to']}")
+        lines.append(f"  through {' -> '.join(path['blocks'])}")
     stages = ", ".join(f"{name} {info['seconds']:.0f} s ({info['peak_mb']:.0f} MB)"
                        for name, info in report["stages"].items())
     lines.append(f"tools: {stages}; total {report['seconds']:.0f} s")

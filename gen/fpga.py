@@ -643,8 +643,74 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "stages": stages,
         "seconds": round(time.monotonic() - start, 2),
     }
+    result["critical_path"] = critical_path(report, result["hierarchy"])
     (build_dir / f"{name}.imcgen.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+# -- critical path --------------------------------------------------------------------------------
+
+_PRIMITIVE_SUFFIX = re.compile(r"(_(TRELLIS|SB|DP16KD|CCU2C|LUT4|PFUMX|L6MUX)\w*|\$.*)$")
+
+
+def _signal(cell):
+    """The design name behind a placed cell: Yosys's mapping suffix removed."""
+    return _PRIMITIVE_SUFFIX.sub("", cell)
+
+
+def _block(cell, blocks):
+    """The Amaranth block (instance path) a placed cell belongs to: the longest block path in
+    ``blocks`` that prefixes it; without a hierarchy, the cell's dotted prefix."""
+    best = max((b for b in blocks if cell.startswith(b + ".")), key=len, default=None)
+    if best is not None:
+        return best
+    parts = _signal(cell).split(".")[:-1]
+    while parts and parts[-1].isdigit():  # memory word indices
+        parts.pop()
+    return ".".join(parts) or None  # None: glue logic Yosys named by itself
+
+
+def critical_path(report, hierarchy=()):
+    """The slowest register-to-register path of nextpnr's ``--report`` JSON, mapped back to the
+    design: start and end signals, the blocks it runs through (in order), its logic levels and
+    how much of its delay is routing. None when nextpnr reported no such path.
+
+    ``hierarchy`` (rows with a ``module`` path, as :func:`build` reports them) names the
+    blocks; without it the cells' dotted prefixes do.
+    """
+    blocks = set()
+    for row in hierarchy:
+        module = row["module"]
+        blocks.add(module.split(".", 1)[1] if "." in module else "")  # nextpnr omits the top
+    blocks.discard("")
+    clocked = [p for p in report.get("critical_paths", [])
+               if p.get("path") and "<async>" not in (p.get("from"), p.get("to"))]
+    if not clocked:
+        return None
+    path = max(clocked, key=lambda p: sum(step["delay"] for step in p["path"]))
+    steps = path["path"]
+    total = sum(step["delay"] for step in steps)
+    routing = sum(step["delay"] for step in steps if step.get("type") == "routing")
+    through = []
+    for step in steps:
+        for end in ("from", "to"):
+            block = _block(step[end]["cell"], blocks)
+            # Unnamed glue stays with its neighbours; without a hierarchy, a name below the
+            # block just passed (a memory, a register array) is taken to be inside it.
+            if block is None or (through and (block == through[-1] or (
+                    not blocks and block.startswith(through[-1] + ".")))):
+                continue
+            through.append(block)
+    start, end = steps[0]["from"]["cell"], steps[-1]["to"]["cell"]
+    return {
+        "from": _signal(start), "to": _signal(end),
+        "from_block": _block(start, blocks), "to_block": _block(end, blocks),
+        "blocks": through,
+        "delay_ns": round(total, 3),
+        "logic_levels": sum(1 for step in steps if step.get("type") == "logic"),
+        "routing_share": round(routing / total, 3) if total else 0.0,
+        "clock": path.get("from"),
+    }
 
 
 # -- synthesis only -----------------------------------------------------------------------------
@@ -744,7 +810,8 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
         "build_dir": str(build_dir),
     }
     if fmax is not None:
-        result.update(_ooc_fmax(build_dir, stem, resources, fmax, progress))
+        result.update(_ooc_fmax(build_dir, stem, resources, fmax, progress,
+                                result["hierarchy"]))
         result["stages"]["nextpnr"] = result.pop("stage")
     result["seconds"] = round(time.monotonic() - start, 2)
     (build_dir / f"{stem}.imcgen.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -755,7 +822,7 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
 _OOC_DEVICES = (("25k", 24288), ("45k", 43848), ("85k", 83640))
 
 
-def _ooc_fmax(build_dir, stem, resources, fmax, progress):
+def _ooc_fmax(build_dir, stem, resources, fmax, progress, hierarchy=()):
     """nextpnr-ecp5 --out-of-context of ``<stem>.json``: Fmax against ``fmax["freq"]``."""
     env = dict(os.environ)
     env.update(tool_env(["nextpnr-ecp5"]))
@@ -779,6 +846,7 @@ def _ooc_fmax(build_dir, stem, resources, fmax, progress):
         raise FpgaError(f"nextpnr reported no clock; log {stage['log']}")
     worst = round(min(achieved), 2)
     return {"requested_mhz": freq, "fmax_mhz": worst, "timing_met": worst >= freq,
+            "critical_path": critical_path(report, hierarchy),
             "fmax_device": f"LFE5U-{size.upper()[:-1]}F",
             "fmax_note": f"(out of context on an LFE5U-{size.upper()[:-1]}F: no pins)",
             "stage": stage}
