@@ -206,7 +206,7 @@ class MacroConfig:
     out_relu: bool = False
     out_bits: int = 0
     crossbar: str = "stub"
-    # Off by default: +18 % LUTs on ECP5 for at most 1/(G*Ba + 1) more throughput (docs).
+    # Off by default: +31 % LUTs on ECP5 (default preset) for a few % more throughput (docs).
     adc_overlap: bool = False
     # Part of equality and hashing: an automatic count re-resolves on replace, a given one not.
     rows_per_read_auto: bool = dataclasses.field(default=False, init=False)

@@ -665,8 +665,10 @@ def _block(cell, blocks):
     if best is not None:
         return best
     parts = _signal(cell).split(".")[:-1]
-    while parts and parts[-1].isdigit():  # memory word indices
-        parts.pop()
+    if parts and parts[-1].isdigit():  # a memory's word and bit: drop them and its name
+        while parts and parts[-1].isdigit():
+            parts.pop()
+        parts = parts[:-1]
     return ".".join(parts) or None  # None: glue logic Yosys named by itself
 
 
@@ -695,16 +697,13 @@ def critical_path(report, hierarchy=()):
     for step in steps:
         for end in ("from", "to"):
             block = _block(step[end]["cell"], blocks)
-            # Unnamed glue stays with its neighbours; without a hierarchy, a name below the
-            # block just passed (a memory, a register array) is taken to be inside it.
-            if block is None or (through and (block == through[-1] or (
-                    not blocks and block.startswith(through[-1] + ".")))):
-                continue
-            through.append(block)
+            if block is not None and (not through or block != through[-1]):
+                through.append(block)  # unnamed glue stays with its neighbours
     start, end = steps[0]["from"]["cell"], steps[-1]["to"]["cell"]
     return {
         "from": _signal(start), "to": _signal(end),
-        "from_block": _block(start, blocks), "to_block": _block(end, blocks),
+        "from_block": _block(start, blocks) or (through[0] if through else None),
+        "to_block": _block(end, blocks) or (through[-1] if through else None),
         "blocks": through,
         "delay_ns": round(total, 3),
         "logic_levels": sum(1 for step in steps if step.get("type") == "logic"),

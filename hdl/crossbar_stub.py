@@ -132,16 +132,19 @@ class CrossbarStub(Block):
             m.d.comb += stuck_port.addr.eq(Cat(cell.group, cell.row))
 
         # -- sample-and-hold and comparators ----------------------------------------------
-        # Two buffers: a sample fills buffer ~bank while the comparators read buffer bank.
-        buffers = [Signal(rows, name=f"held{b}") for b in range(2)]  # rows of each sample
-        verifies = [Signal(name=f"held_verify{b}") for b in range(2)]
-        for b in range(2):
-            with m.If(read.sample & (read.bank != b)):
+        # With ADC overlap, two buffers: a sample fills buffer ~bank while the comparators read
+        # buffer bank. Without it the SAR flips bank on the very edge it samples, so one
+        # buffer answers the same (and costs no second row set and no multiplexer).
+        count = 2 if cfg.overlap else 1
+        buffers = [Signal(rows, name=f"held{b}") for b in range(count)]  # rows of each sample
+        verifies = [Signal(name=f"held_verify{b}") for b in range(count)]
+        for b in range(count):
+            with m.If(read.sample & ((read.bank != b) if count == 2 else 1)):
                 m.d.sync += buffers[b].eq(read.row_en)
                 if programmable:
                     m.d.sync += verifies[b].eq(read.verify)
-        held = Mux(read.bank, buffers[1], buffers[0])
-        held_verify = Mux(read.bank, verifies[1], verifies[0])
+        held = Mux(read.bank, buffers[1], buffers[0]) if count == 2 else buffers[0]
+        held_verify = Mux(read.bank, verifies[1], verifies[0]) if count == 2 else verifies[0]
 
         value_width = (rows * top).bit_length()
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
