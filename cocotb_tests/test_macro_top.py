@@ -144,6 +144,15 @@ def test_back_to_back_results_every_busiest_tile_compares(schedule, overlap, see
     assert ((gaps >= want) & (gaps <= want + 1)).all(), (gaps, want, seed)
     if overlap:  # the busiest tile's ADCs never idle between two vectors that read
         assert (gaps[exact] == timing.adc_bound(cfg, result.reads)[1:][exact]).all()
+    # The reported count is the latency of a vector offered to an idle macro, from its accept
+    # edge to the edge that writes its result into the FIFO, which shows it on the output one
+    # edge later and lets the sink take it on the next (docs/architecture.md section 7);
+    # measured by the testbench's own clock: for the first vector, and without overlap for all.
+    latency = result.extra["output_edges"] - result.extra["accept_edges"] - 2
+    checked = slice(None) if not overlap else slice(0, 1)
+    assert (latency[checked] == result.cycles[checked]).all(), (latency, result.cycles, seed)
+    if overlap:  # later vectors wait in the input driver while the ADCs are busy
+        assert (latency >= result.cycles).all()
 
 
 def test_zero_skip_matches_dense_result_when_no_read_clips(seed, tmp_path):

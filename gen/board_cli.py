@@ -38,8 +38,8 @@ EXIT_CODES = {
 }
 
 
-
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an integer >= 1 (also for the other subcommands' counts)."""
     import argparse
 
     try:
@@ -51,7 +51,7 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def positive_float(text):
     import argparse
 
     try:
@@ -83,12 +83,12 @@ def add_commands(commands, config_args, seed_type):
                       help="FPGA family of --synth-only (default ecp5)")
     fpga.add_argument("-o", "--output", metavar="DIR",
                       help="where the build goes (default out/fpga/<board or family>)")
-    fpga.add_argument("--baud", type=_positive_int, default=115200,
+    fpga.add_argument("--baud", type=positive_int, default=115200,
                       help="UART bit rate of the board top (default 115200)")
     fpga.add_argument("--fmax", action="store_true",
                       help="--synth-only (ECP5): also place and route out of context (no "
                            "pins) for the Fmax; adds minutes (ISAAC: about 6)")
-    fpga.add_argument("--freq", type=_positive_float, default=25.0, metavar="MHZ",
+    fpga.add_argument("--freq", type=positive_float, default=25.0, metavar="MHZ",
                       help="--fmax: the clock to meet (default 25, the ULX3S's)")
     fpga.add_argument("--no-hierarchy", action="store_true",
                       help="skip the per-block shares (one Yosys synthesis instead of two)")
@@ -111,12 +111,12 @@ def add_commands(commands, config_args, seed_type):
     where.add_argument("--sim", action="store_true",
                        help="simulate the board top (Verilator) behind a pseudo-terminal "
                             "and drive it through that port")
-    board.add_argument("--baud", type=_positive_int, default=115200,
+    board.add_argument("--baud", type=positive_int, default=115200,
                        help="bit rate of the board's UART (default 115200)")
-    board.add_argument("--vectors", type=_positive_int, default=32,
+    board.add_argument("--vectors", type=positive_int, default=32,
                        help="random input vectors to run (default 32)")
     board.add_argument("--seed", type=seed_type, default=0, help="stimulus seed")
-    board.add_argument("--timeout", type=_positive_float,
+    board.add_argument("--timeout", type=positive_float,
                        help="seconds to wait for each response (default 2; 60 with --sim)")
     board.add_argument("--program", action="store_true",
                        help="program the weights by write-verify (array mode) instead of "

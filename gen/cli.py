@@ -8,6 +8,7 @@ input files and output paths are all checked first.
 import argparse
 import sys
 
+from .board_cli import positive_int
 from .config import PRESETS, allowed_keys, load_config, parse_set
 from .errors import ImcError
 
@@ -346,16 +347,6 @@ def cmd_program(args):
     return OK if match else MISMATCH
 
 
-def _positive(text):
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
 def cmd_trng(args):
     import numpy as np
 
@@ -601,7 +592,7 @@ def build_parser():
 
     trng = command("trng", "random bits from the TRNG (golden model, or the RTL too)")
     _config_args(trng)
-    trng.add_argument("--bits", type=_positive, required=True, metavar="N",
+    trng.add_argument("--bits", type=positive_int, required=True, metavar="N",
                       help="output bits to generate")
     trng.add_argument("-o", "--output", required=True, metavar="FILE",
                       help="raw bytes, least significant bit first")

@@ -4,7 +4,7 @@ ceiling, golden model against X @ W, cycles against the ADC bound).
 
     ./scripts/bench [--preset default] [--vectors 2000] [--json out.json]
     ./scripts/bench --suite write_verify [--cells 1000000]
-    ./scripts/bench --suite perf [--configs default,isaac,...] [--json perf.json]
+    ./scripts/bench --suite perf [--configs default,isaac,...] [--set KEY=VALUE] [--json perf.json]
     ./scripts/bench --suite perf --quick      # smoke instance (the default test suite runs it)
 
 Numbers depend on the machine; the closing notes of the issues quote runs of this script.
@@ -45,6 +45,9 @@ def main():
     perf.add_argument("--reuse-cache", action="store_true",
                       help="use the usual build cache instead of an empty one (fresh builds "
                            "then reuse compiled runtime objects)")
+    perf.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one key in every configuration (repeatable), e.g. "
+                           "--set adc_overlap=true")
     perf.add_argument("--quick", action="store_true",
                       help="smoke instance: the default preset, ~20k cycles, one repeat, usual "
                            "cache")

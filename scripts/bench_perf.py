@@ -44,8 +44,10 @@ TARGETS = {"fast_vs_ceiling": 0.80, "startup_s": 0.5, "golden_mvm_per_s": 100_00
            "golden_vs_matmul": 0.10, "cycles_vs_adc_bound": 1.02}
 
 
-def configs(names):
+def configs(names, sets=()):
     from imcgen import PRESETS, MacroConfig, load_config
+    from imcgen.config import parse_set
+    from imcgen.errors import ImcError
 
     table = {"default": load_config("default"),
              "default-dense": load_config("default", overrides={"schedule": "dense"})}
@@ -55,6 +57,11 @@ def configs(names):
     if unknown:
         raise SystemExit(f"bench: unknown configuration(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(table)}")
+    try:
+        overrides = parse_set(sets)
+        table = {name: cfg.replace(**overrides) for name, cfg in table.items()}
+    except ImcError as err:
+        raise SystemExit(f"bench: {err}") from None
     return {name: table[name] for name in names} if names else table
 
 
@@ -275,12 +282,12 @@ def bench_perf(args):
         os.environ["IMCGEN_CACHE"] = str(cache)
     from importlib.metadata import version
 
-    chosen = configs(names)
+    chosen = configs(names, args.sets)
     work = Path(tempfile.mkdtemp(prefix="imcgen-bench-work-"))
     report = {"suite": "perf", "quick": bool(args.quick), "cold_cache": bool(args.cold),
               "cpus": os.cpu_count(), "verilator": version("verilator"),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cycles": args.cycles,
-              "repeats": args.repeats, "targets": TARGETS, "configs": []}
+              "repeats": args.repeats, "set": list(args.sets), "targets": TARGETS, "configs": []}
     try:
         for name, cfg in chosen.items():
             (work / name).mkdir()

@@ -369,7 +369,8 @@ async def run_job(dut):
     y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
     cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
     # The edge each result left (o.valid & o.ready): the stream's throughput.
-    extra = {"output_edges": np.array([c + 1 for c, _ in tb.outputs.items], dtype=np.int64)}
+    extra = {"output_edges": np.array([c + 1 for c, _ in tb.outputs.items], dtype=np.int64),
+             "accept_edges": np.array(tb.inputs.times, dtype=np.int64)}  # every vector taken
     if program is not None:
         extra = dict(
             program_results=np.array(tb.program_results, dtype=np.int64).reshape(-1, 6),
