@@ -78,12 +78,15 @@ _previous = {}  # the last read checked: (rows, verify), in the buffer the compa
 async def check_read(dut, cfg, states, rows, rng, verify=False):
     """Sample ``rows`` (with overlap: into the buffer the comparators do not read, and check
     that they still answer the previous read), switch buffers, scramble the row enables and
-    probe every lane around its expected code."""
+    probe every lane around its expected code, selecting the groups in the order a SAR does
+    (the stub sums each group the cycle before: hdl/analog.py)."""
     bank = int(port(dut, "read__bank").value)
     port(dut, "read__row_en").value = rows
     port(dut, "read__sample").value = 1
     if cfg.programmable:
         port(dut, "read__verify").value = int(verify)
+        if verify:  # a verify read's first group is the one selected during its sample
+            port(dut, "read__col_sel").value = 0
     await RisingEdge(dut.clk)
     port(dut, "read__sample").value = 0
     port(dut, "read__row_en").value = rng.getrandbits(cfg.rows)  # must not matter: held
@@ -94,10 +97,12 @@ async def check_read(dut, cfg, states, rows, rng, verify=False):
         old_rows, old_verify = _previous["read"]
         old = held_values(states, old_rows)  # the stub holds the row set
         dac = np.array([rng.randint(1, top) for _ in range(lanes)])
-        port(dut, "read__col_sel").value = 0
+        last = cfg.column_groups - 1  # the comparators stay on the previous read's last group
+        port(dut, "read__col_sel").value = last
         port(dut, "read__dac").value = encode(dac_layout(cfg), dac.tolist())
         await ReadOnly()
-        want = int(np.dot(compare(cfg, old[:lanes], dac, old_verify), 1 << np.arange(lanes)))
+        want = int(np.dot(compare(cfg, old[last * lanes:(last + 1) * lanes], dac, old_verify),
+                          1 << np.arange(lanes)))
         assert int(port(dut, "read__cmp").value) == want, "the sample overwrote the read held"
         await RisingEdge(dut.clk)
     port(dut, "read__bank").value = 1 - bank

@@ -260,3 +260,16 @@ def test_resource_model_refuses_only_what_cannot_fit():
     with pytest.raises(ImcError, match=r"LUTs \(estimate\), the LFE5U-25F has 24288 .* "
                                        r"a board it fits \(ulx3s-45f\)"):
         fits(load_config("default", overrides=["device.kind=rram"]), "ulx3s-25f")  # 38.9k
+
+
+def test_per_block_fmax_names_the_block_and_its_critical_path(tmp_path):
+    """The per-block Fmax flow (``scripts/bench --suite fmax``), one small block: the shift-and-
+    add of the small preset, ports registered, placed alone on an ECP5. Its floor guards the
+    pipelining of issue 11 (measured 200+ MHz; an adder and a shifter in a row would halve it)."""
+    from imcgen.fmax import block_fmax
+
+    result = block_fmax(load_config("small"), "shift_add", build_dir=tmp_path)
+    assert result["block"] == "shift_add" and result["luts"] > 0 and result["ffs"] > 0
+    assert result["fmax_mhz"] >= 150, result
+    path = result["critical_path"]
+    assert path and path["logic_levels"] >= 1 and path["blocks"]

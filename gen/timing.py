@@ -23,7 +23,7 @@ __all__ = ["LATENCY", "compare_cycles", "read_cycles", "verify_read_cycles", "ad
 # that depend on the configuration).
 LATENCY = {
     "input_driver": 1,    # vector accepted -> its first plane offered to the scheduler
-    "row_scheduler": 1,   # plane taken -> its first read command offered to the SAR
+    "row_scheduler": 2,   # plane taken -> its first read command registered, offered to the SAR
     "sar_adc": 1,         # after the reads: the last group's codes registered on the output
     "shift_add": 2,       # read value registered, then accumulated into the partial sum
     "output_stage": 1,    # shift / ReLU / saturation registered, written into the FIFO

@@ -50,6 +50,7 @@ from ..protocol import (
     config_digest,
     nbytes,
 )
+from .common import Skid
 from .macro_top import MacroTop, result_layout
 from .macro_top import status_layout as macro_status_layout
 from .uart import DATA_BITS, Uart, baud_divisor
@@ -434,8 +435,19 @@ class BoardCore(wiring.Component):
         m.submodules.rx_crc = check = CRC(data_width=DATA_BITS).create()
         m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
         wiring.connect(m, uart.o, fifo.w_stream)
-        wiring.connect(m, fifo.r_stream, decoder.i)
+        # The FIFO's block RAM answers late in the cycle (ECP5 DP16KD: about 6 ns clock to
+        # output without its output register): a register stage before the decoder.
+        rx_byte, rx_valid = Signal(DATA_BITS), Signal()
+        m.d.comb += [fifo.r_stream.ready.eq(~rx_valid | decoder.i.ready),
+                     decoder.i.valid.eq(rx_valid), decoder.i.payload.eq(rx_byte)]
+        with m.If(fifo.r_stream.ready):
+            m.d.sync += [rx_valid.eq(fifo.r_stream.valid), rx_byte.eq(fifo.r_stream.payload)]
+        # The executor sees a registered ready: the encoder's (which waits on the UART
+        # transmitter) ends in the skid.
+        m.submodules.tx_skid = tx_skid = Skid(raw_layout)
+        wiring.connect(m, tx_skid.o, encoder.i)
         wiring.connect(m, encoder.o, uart.i)
+        tx = tx_skid.i
 
         requests = request_layouts(cfg, macro)
         responses = response_layouts(cfg, macro)
@@ -516,17 +528,21 @@ class BoardCore(wiring.Component):
                                      macro.r.valid)
         if trng:
             sources[_Job.TRNG] = (Value.cast(macro.t.payload), 1, macro.t.valid)
-        item_byte = Signal(8)
+        # An item goes out from a shift register, a byte per handshake; its stream is taken
+        # as it is loaded, so no byte multiplexer and no ready path reach the macro's FIFO.
+        item_bits = max(len(value) for value, _, _ in sources.values())
+        shifter = Signal(item_bits)
         item_bytes = Signal.like(index)
         item_valid = Signal()
+        item_value = Signal(item_bits)
         with m.Switch(job):
             for kind, (value, length, valid) in sources.items():
                 with m.Case(kind):
-                    m.d.comb += [item_byte.eq(value.word_select(index, 8)),
-                                 item_bytes.eq(length), item_valid.eq(valid)]
+                    m.d.comb += [item_value.eq(value), item_bytes.eq(length),
+                                 item_valid.eq(valid)]
 
         def consume_item():
-            """The last byte of the item is going out: take it from its stream."""
+            """The item is loaded into the shift register: take it from its stream."""
             with m.Switch(job):
                 with m.Case(_Job.RESULT):
                     m.d.comb += macro.o.ready.eq(1)
@@ -642,12 +658,12 @@ class BoardCore(wiring.Component):
                     with m.If(macro.p.ready):
                         respond(Command.PROGRAM.value | OK_BIT, _Job.RESULTS)
             with m.State("HEADER"):  # response code
-                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(code)]
-                with m.If(encoder.i.ready):
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]
+                with m.If(tx.ready):
                     m.next = "SEQ"
             with m.State("SEQ"):
-                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(seq)]
-                with m.If(encoder.i.ready):
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(seq)]
+                with m.If(tx.ready):
                     m.next = "ITEM"
             with m.State("ITEM"):  # the next item, or the end of the response
                 bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
@@ -660,22 +676,22 @@ class BoardCore(wiring.Component):
                 with m.If(bounded & (items == 0)):
                     m.next = "CLOSE"
                 with m.Elif(item_valid & (item_bytes != 0)):
-                    m.d.sync += index.eq(0)
+                    consume_item()
+                    m.d.sync += [shifter.eq(item_value), index.eq(item_bytes)]
                     m.next = "BYTES"
                 with m.Elif(drained | ((job == _Job.FIXED) & (item_bytes == 0)) |
                             ((job == _Job.TRNG) & (timer == 0))):
                     m.next = "CLOSE"
             with m.State("BYTES"):
-                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.data.eq(item_byte)]
-                with m.If(encoder.i.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == item_bytes - 1):
-                        consume_item()
+                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(shifter[:8])]
+                with m.If(tx.ready):  # index: the item's bytes left
+                    m.d.sync += [index.eq(index - 1), shifter.eq(shifter >> 8)]
+                    with m.If(index == 1):
                         m.d.sync += items.eq(items - 1)
                         m.next = "ITEM"
             with m.State("CLOSE"):
-                m.d.comb += [encoder.i.valid.eq(1), encoder.i.payload.end.eq(1)]
-                with m.If(encoder.i.ready):
+                m.d.comb += [tx.valid.eq(1), tx.payload.end.eq(1)]
+                with m.If(tx.ready):
                     m.d.sync += [count.eq(0), command.eq(0), seq.eq(0)]
                     m.next = "RECEIVE"
         with m.If(clear):  # after the FSM: wins over the count of the CLEAR itself

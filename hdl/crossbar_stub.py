@@ -146,12 +146,46 @@ class CrossbarStub(Block):
         held = Mux(read.bank, buffers[1], buffers[0]) if count == 2 else buffers[0]
         held_verify = Mux(read.bank, verifies[1], verifies[0]) if count == 2 else verifies[0]
 
+        # Column sums, registered: the comparators read a register, not the cell memories
+        # through an adder tree. Each cycle the stub sums, ahead, the group the comparators
+        # will read if the SAR moves on: the first group of a read being sampled (0, or the
+        # verify cell's group, which the SAR selects as it takes a verify read), else the
+        # group after the current one (with overlap, after the last group: the other buffer's
+        # first). A tag names the (group, buffer) of those sums; `current` keeps the sums in
+        # use while the SAR stays on a group. A read's first group always follows its sample,
+        # so stale sums (a pulse's cycle, a weight load) never match a conversion's tag.
         value_width = (rows * top).bit_length()
+        gwidth = index_shape(groups).width + 1  # holds col_sel + 1 without wrapping
+        next_group = Signal(gwidth)
+        next_rows = Signal(rows)
+        next_bank = Signal()
+        first = Mux(read.verify, read.col_sel, 0) if programmable else 0
+        with m.If(read.sample):
+            m.d.comb += [next_group.eq(first), next_rows.eq(read.row_en),
+                         next_bank.eq(~read.bank if count == 2 else 0)]
+        if count == 2:
+            with m.Elif(read.col_sel == groups - 1):
+                m.d.comb += [next_group.eq(0), next_bank.eq(~read.bank),
+                             next_rows.eq(Mux(read.bank, buffers[0], buffers[1]))]
+        with m.Else():
+            m.d.comb += [next_group.eq(read.col_sel + 1), next_rows.eq(held),
+                         next_bank.eq(read.bank if count == 2 else 0)]
+        m.d.comb += addr.eq(next_group)
+
+        ahead = [Signal(value_width, name=f"ahead{a}") for a in range(lanes)]
+        ahead_tag = Signal(gwidth + 1)
+        current = [Signal(value_width, name=f"current{a}") for a in range(lanes)]
+        m.d.sync += ahead_tag.eq(Cat(next_group, next_bank))
+        selected = Signal(gwidth)
+        m.d.comb += selected.eq(read.col_sel)
+        use_ahead = ahead_tag == Cat(selected, read.bank if count == 2 else 0)
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
         for a in range(lanes):
             states = [memories[r][0].data[a] for r in range(rows)]
-            m.d.comb += column[a].eq(adder_tree(Mux(held[r], states[r], 0) for r in range(rows)))
-        m.d.comb += addr.eq(read.col_sel)
+            m.d.sync += [ahead[a].eq(adder_tree(Mux(next_rows[r], states[r], 0)
+                                                for r in range(rows))),
+                         current[a].eq(column[a])]
+            m.d.comb += column[a].eq(Mux(use_ahead, ahead[a], current[a]))
         for a in range(lanes):
             dac, value = read.dac[a], column[a]
             if frac == 0 and not programmable:

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from ..timing import ACCEPT_TO_LAUNCH
 from .adder_network import AdderNetwork
 from .analog import AnalogSignature, EntropySignature
-from .common import Block, record_fsm
+from .common import Block, Skid, record_fsm
 from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
@@ -153,7 +153,11 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_scheduler"] = scheduler
             m.submodules[f"tile{t}_sar"] = sar
             m.submodules[f"tile{t}_shift_add"] = shift_add
-            wiring.connect(m, driver.o, scheduler.i)
+            # The skid ends the ready path that runs from the SAR back through the scheduler;
+            # without it the input driver's (and the macro's) i.ready would wait on it.
+            m.submodules[f"tile{t}_plane_skid"] = skid = Skid(driver.o.payload.shape())
+            wiring.connect(m, driver.o, skid.i)
+            wiring.connect(m, skid.o, scheduler.i)
             wiring.connect(m, scheduler.o, sar.i)
             wiring.connect(m, sar.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
@@ -218,8 +222,10 @@ class MacroTop(Block):
         m.d.comb += [
             fifo.w_data.eq(Cat(output.o.payload, count)),
             fifo.w_en.eq(output.o.valid),
-            output.o.ready.eq(fifo.w_rdy),
-            done.eq(output.o.valid & fifo.w_rdy),
+            # Always room (a vector is accepted only with a slot for its result): a constant
+            # ready, so no ready path runs from the FIFO back through the datapath.
+            output.o.ready.eq(1),
+            done.eq(output.o.valid),
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.eq(result),
             fifo.r_en.eq(self.o.ready),

@@ -3,13 +3,15 @@
 ``dense`` is the baseline of the IEEE Design & Test tutorial on in-memory computing for machine
 learning (2021): consecutive groups of ``rows_per_read`` rows, every group read whatever its
 bits. ``zero_skip`` (the same tutorial, Fig. 11) forms each read from the next
-``rows_per_read`` rows whose bit is 1, so sparse planes take fewer reads. One read command leaves
-per handshake; the next plane is taken on the handshake of the current plane's last read, so the
-scheduler never leaves the ADCs waiting.
+``rows_per_read`` rows whose bit is 1, so sparse planes take fewer reads. Commands leave from an
+output register, so the prefix counts end there instead of running on into the SAR (gen/timing.py
+counts the cycle): the next command is formed while the current one waits, one per cycle, and
+the next plane is taken as the current plane's last command is registered, so the scheduler
+never leaves the ADCs waiting.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Const, unsigned
+from amaranth.hdl import Cat, Const, Mux, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -63,6 +65,11 @@ class RowScheduler(Block):
         final = Signal()  # the read on offer is the plane's last
         emit = Signal()  # there is a command on offer (a zero plane mid-vector has none)
         empty = Signal()  # zero_skip: no row of the plane is left
+        count = Signal(range(per_read + 1))  # rows in `take`
+        # The output register: `load` is the edge a formed command goes in (as the previous
+        # one leaves, or into an empty register).
+        load = Signal()
+        m.d.comb += load.eq(~self.o.valid | self.o.ready)
 
         if cfg.schedule == "dense":
             groups = cfg.groups_per_plane
@@ -76,11 +83,11 @@ class RowScheduler(Block):
             m.d.comb += [
                 final.eq(group == groups - 1),
                 emit.eq(1),
-                self.o.payload.count.eq(popcount(take)),
+                count.eq(popcount(take)),
             ]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += group.eq(0)
-            with m.Elif(self.o.valid & self.o.ready):
+            with m.Elif(active & load):
                 m.d.sync += group.eq(group + 1)
         else:
             remaining = Signal(rows)
@@ -90,23 +97,25 @@ class RowScheduler(Block):
                 empty.eq(remaining == 0),
                 final.eq(counts[-1] <= per_read),
                 emit.eq(~empty | plane.last),
-                self.o.payload.count.eq(popcount(take)),
+                count.eq(Mux(final, counts[-1], per_read)),  # no second adder tree
             ]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += remaining.eq(self.i.payload.bits)
-            with m.Elif(self.o.valid & self.o.ready):
+            with m.Elif(active & load):
                 m.d.sync += remaining.eq(remaining & ~take)
 
-        finish = active & final & (~emit | self.o.ready)
-        m.d.comb += [
-            self.o.valid.eq(active & emit),
-            self.o.payload.rows.eq(take),
-            self.o.payload.plane.eq(plane.index),
-            self.o.payload.neg.eq(plane.neg),
-            self.o.payload.last.eq(plane.last & final),
-            self.o.payload.skip.eq(empty),
-            self.i.ready.eq(~active | finish),
-        ]
+        with m.If(load):
+            m.d.sync += [
+                self.o.valid.eq(active & emit),
+                self.o.payload.rows.eq(take),
+                self.o.payload.count.eq(count),
+                self.o.payload.plane.eq(plane.index),
+                self.o.payload.neg.eq(plane.neg),
+                self.o.payload.last.eq(plane.last & final),
+                self.o.payload.skip.eq(empty),
+            ]
+        finish = active & final & load
+        m.d.comb += self.i.ready.eq(~active | finish)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [plane.eq(self.i.payload), active.eq(1)]
         with m.Elif(finish):

@@ -161,6 +161,8 @@ class SarAdcController(Block):
                     m.d.sync += [
                         cell.eq(self.vi.payload), verifying.eq(1), xbar.verify.eq(1),
                         xbar.row_en.eq(1 << self.vi.payload.row), xbar.sample.eq(1),
+                        # Selected from the sample on: the stub sums the group ahead.
+                        xbar.col_sel.eq(self.vi.payload.group),
                     ]
                     m.next = "SAMPLE"
                 with m.Else():

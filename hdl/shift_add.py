@@ -13,7 +13,7 @@ from amaranth.hdl import Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, adder_tree, index_shape
+from .common import Block, adder_tree
 from .sar_adc import code_layout
 
 __all__ = ["ShiftAdd", "psum_layout"]
@@ -78,10 +78,12 @@ class ShiftAdd(Block):
                 value = value - (item.count * cfg.weight_offset)
             m.d.comb += read_value[j].eq(value)
 
-        # Stage 1: the read's value per output, registered when its last group arrives.
-        staged = Signal(data.ArrayLayout(signed(cfg.read_bits), cfg.outputs))
+        # Stage 1: the read's value per output, scaled by its plane's significance, registered
+        # when its last group arrives (the shift here, the sign in stage 2, so neither stage
+        # holds a shifter and an adder in a row after the other's).
+        staged = Signal(data.ArrayLayout(signed(cfg.read_bits + cfg.input_bits - 1),
+                                         cfg.outputs))
         staged_valid = Signal()
-        staged_plane = Signal(index_shape(cfg.input_bits))
         staged_neg = Signal()
         staged_last = Signal()
         # Stage 2 holds a vector's last read only while the previous result is still waiting
@@ -92,20 +94,17 @@ class ShiftAdd(Block):
         with m.If(~hold):
             m.d.sync += staged_valid.eq(end_of_read)
         with m.If(end_of_read):
-            m.d.sync += [
-                staged_plane.eq(item.plane), staged_neg.eq(item.neg), staged_last.eq(item.last),
-            ]
+            m.d.sync += [staged_neg.eq(item.neg), staged_last.eq(item.last)]
             for j in range(cfg.outputs):
-                m.d.sync += staged[j].eq(Mux(item.skip, 0, read_value[j]))
+                m.d.sync += staged[j].eq(Mux(item.skip, 0, read_value[j] << item.plane))
 
-        # Stage 2: scale by the plane's significance and accumulate.
+        # Stage 2: accumulate (subtract for the MSB plane of signed inputs).
         acc = Signal(psum_layout(cfg))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(staged_valid & ~hold):
             for j in range(cfg.outputs):
-                contribution = Mux(staged_neg, -staged[j], staged[j]) << staged_plane
-                total = acc[j] + contribution
+                total = Mux(staged_neg, acc[j] - staged[j], acc[j] + staged[j])
                 with m.If(staged_last):
                     m.d.sync += [self.o.payload[j].eq(total), acc[j].eq(0)]
                 with m.Else():

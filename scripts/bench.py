@@ -6,6 +6,7 @@ ceiling, golden model against X @ W, cycles against the ADC bound).
     ./scripts/bench --suite write_verify [--cells 1000000]
     ./scripts/bench --suite perf [--configs default,isaac,...] [--set KEY=VALUE] [--json perf.json]
     ./scripts/bench --suite perf --quick      # smoke instance (the default test suite runs it)
+    ./scripts/bench --suite fmax [--configs default,small] [--blocks a,b] [--freq 100]
 
 Numbers depend on the machine; the closing notes of the issues quote runs of this script.
 """
@@ -26,7 +27,8 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--vectors", type=int, default=2000)
     parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--suite", choices=("macro", "write_verify", "perf"), default="macro")
+    parser.add_argument("--suite", choices=("macro", "write_verify", "perf", "fmax"),
+                        default="macro")
     parser.add_argument("--cells", type=int, default=1_000_000,
                         help="cells the write_verify suite programs (golden model)")
     perf = parser.add_argument_group("perf suite (scripts/bench_perf.py)")
@@ -51,7 +53,17 @@ def main():
     perf.add_argument("--quick", action="store_true",
                       help="smoke instance: the default preset, ~20k cycles, one repeat, usual "
                            "cache")
+    fmax = parser.add_argument_group("fmax suite (scripts/bench_fmax.py): per-block ECP5 Fmax")
+    fmax.add_argument("--blocks", metavar="A,B", help="blocks (default: every one of "
+                      "imcgen.fmax.BLOCKS); --configs picks the presets (default, small)")
+    fmax.add_argument("--freq", type=float, default=100.0, help="clock nextpnr aims at (MHz)")
+    fmax.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     args = parser.parse_args()
+    if args.suite == "fmax":
+        from bench_fmax import bench_fmax
+
+        bench_fmax(args)
+        return None
     if args.suite == "write_verify":
         return bench_write_verify(args)
     if args.suite == "perf":
