@@ -78,22 +78,24 @@ _previous = {}  # the last read checked: (rows, verify), in the buffer the compa
 async def check_read(dut, cfg, states, rows, rng, verify=False):
     """Sample ``rows`` (with overlap: into the buffer the comparators do not read, and check
     that they still answer the previous read), switch buffers, scramble the row enables and
-    probe every lane around its expected code, selecting the groups in the order a SAR does
-    (the stub sums each group the cycle before: hdl/analog.py)."""
+    probe every lane around its expected code, driving the boundary as a SAR does (hdl/analog.py:
+    the rows applied a cycle before the sample with two-stage sums; `col_sel` on the last group,
+    or a verify read's first group, until the conversion starts). A verify read here walks every
+    group, which a SAR never does: `verify` drops after the sample so the stub sums them all."""
     bank = int(port(dut, "read__bank").value)
     port(dut, "read__row_en").value = rows
-    port(dut, "read__sample").value = 1
+    port(dut, "read__col_sel").value = 0 if verify else cfg.column_groups - 1
     if cfg.programmable:
         port(dut, "read__verify").value = int(verify)
-        if verify:  # a verify read's first group is the one selected during its sample
-            port(dut, "read__col_sel").value = 0
+    if cfg.sum_stages == 2:  # presample
+        await RisingEdge(dut.clk)
+    port(dut, "read__sample").value = 1
     await RisingEdge(dut.clk)
     port(dut, "read__sample").value = 0
-    port(dut, "read__row_en").value = rng.getrandbits(cfg.rows)  # must not matter: held
     if cfg.programmable:
-        port(dut, "read__verify").value = int(not verify)
+        port(dut, "read__verify").value = 0
     lanes, top = cfg.adcs, cfg.adc_max
-    if cfg.overlap and "read" in _previous:  # the sample went into the other buffer
+    if cfg.overlap and "read" in _previous and not verify:  # sampled into the other buffer
         old_rows, old_verify = _previous["read"]
         old = held_values(states, old_rows)  # the stub holds the row set
         dac = np.array([rng.randint(1, top) for _ in range(lanes)])
@@ -106,6 +108,7 @@ async def check_read(dut, cfg, states, rows, rng, verify=False):
         assert int(port(dut, "read__cmp").value) == want, "the sample overwrote the read held"
         await RisingEdge(dut.clk)
     port(dut, "read__bank").value = 1 - bank
+    port(dut, "read__row_en").value = rng.getrandbits(cfg.rows)  # must not matter: held
     values = held_values(states, rows)
     _previous["read"] = (rows, verify)
     for group in range(cfg.column_groups):

@@ -503,6 +503,14 @@ class MacroConfig:
         return self.adc_overlap and self.column_groups * self.adc_bits >= 2
 
     @property
+    def sum_stages(self):
+        """Register stages of the crossbar stub's column sums (docs/architecture.md section 11):
+        two (partial sums, then totals) when every group lasts at least two compare cycles and
+        reads do not overlap, so a group's sums can be formed while the one before converts;
+        else one."""
+        return 2 if self.adc_bits >= 2 and not self.overlap else 1
+
+    @property
     def groups_per_plane(self):
         """Reads per plane and tile of the dense schedule (and the zero-skip worst case)."""
         return math.ceil(self.rows / self.rows_per_read)

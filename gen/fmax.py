@@ -34,12 +34,11 @@ class RegisteredPorts(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.block = inner = self._inner
-        ours = dict(self.signature.flatten(self))
-        for path, flow, value in inner.signature.flatten(inner):
-            outer = ours[path].value if hasattr(ours[path], "value") else ours[path]
-            inside = value.value if hasattr(value, "value") else value
+        ours = {path: value for path, _, value in self.signature.flatten(self)}
+        for path, member, inside in inner.signature.flatten(inner):
+            outer = ours[path]
             reg = Signal.like(inside, name="reg_" + "_".join(map(str, path)))
-            if flow == wiring.In:
+            if member.flow == wiring.In:
                 m.d.sync += reg.eq(outer)
                 m.d.comb += inside.eq(reg)
             else:

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-__all__ = ["LATENCY", "compare_cycles", "read_cycles", "verify_read_cycles", "adder_levels",
+__all__ = ["LATENCY", "compare_cycles", "read_cycles", "presample_cycles", "verify_read_cycles",
+           "adder_levels",
            "fixed_cycles", "vector_cycles", "stream_cycles", "adc_bound", "max_vector_cycles",
            "ACCEPT_TO_LAUNCH"]
 
@@ -23,7 +24,7 @@ __all__ = ["LATENCY", "compare_cycles", "read_cycles", "verify_read_cycles", "ad
 # that depend on the configuration).
 LATENCY = {
     "input_driver": 1,    # vector accepted -> its first plane offered to the scheduler
-    "row_scheduler": 2,   # plane taken -> its first read command registered, offered to the SAR
+    "row_scheduler": 3,   # plane taken -> moved on (per-plane sums) -> its first read registered
     "sar_adc": 1,         # after the reads: the last group's codes registered on the output
     "shift_add": 2,       # read value registered, then accumulated into the partial sum
     "output_stage": 1,    # shift / ReLU / saturation registered, written into the FIFO
@@ -47,9 +48,18 @@ def read_cycles(cfg):
     return compare_cycles(cfg) + (0 if cfg.overlap else 1)
 
 
+def presample_cycles(cfg):
+    """Cycles a read taken by an idle SAR waits before its sample: with two-stage column sums
+    (``cfg.sum_stages``) the stub sums the first group over two cycles, so a read taken between
+    conversions spends one cycle with its rows applied before the sample. A read that follows
+    another is taken one cycle before that read's last compare and costs nothing extra."""
+    return 1 if cfg.sum_stages == 2 else 0
+
+
 def verify_read_cycles(cfg):
-    """Cycles of one single-cell verify read: sample, then ``adc_bits`` compares (one group)."""
-    return 1 + cfg.adc_bits
+    """Cycles of one single-cell verify read: (presample,) sample, then ``adc_bits`` compares
+    (one group)."""
+    return presample_cycles(cfg) + 1 + cfg.adc_bits
 
 
 def adder_levels(cfg):
@@ -58,8 +68,11 @@ def adder_levels(cfg):
 
 
 def fixed_cycles(cfg):
-    """Cycles of a vector besides its reads (with overlap, its first sample cycle too)."""
-    return sum(LATENCY.values()) + adder_levels(cfg) + (1 if cfg.overlap else 0)
+    """Cycles of a vector besides its reads: with overlap, its first sample cycle too; with
+    two-stage column sums, its first read's presample cycle (a skip token, too, waits a cycle
+    in either case, so a vector without reads costs the same fixed part)."""
+    return sum(LATENCY.values()) + adder_levels(cfg) + (1 if cfg.overlap else 0) + \
+        presample_cycles(cfg)
 
 
 def _busiest(cfg, reads):
@@ -125,8 +138,9 @@ ACCEPT_TO_LAUNCH = LATENCY["input_driver"] + LATENCY["row_scheduler"]
 
 # -- write-verify (docs/write_verify.md section 4) ---------------------------------------------
 # Counted from T0, the edge at which the FSM enters READ for a cell's first verify read: the
-# SAR takes the verify command at T0+1, samples, compares adc_bits times and registers the code
-# at T0+2+adc_bits; the FSM takes it at T0+3+adc_bits and decides (CHECK) by T0+4+adc_bits.
+# SAR takes the verify command at T0+1, (with two-stage column sums waits a presample cycle,)
+# samples, compares adc_bits times and registers the code at T0+1+verify_read_cycles; the FSM
+# takes it one edge later and decides (CHECK) by T0+3+verify_read_cycles.
 # A pulse then lasts pulse_cycles cycles; the crossbar updates the cell on the edge after it
 # ends, one cycle into the next READ. A single request's T0 is its accept edge; in array mode
 # the first cell of a row starts 2 edges after the row is taken (the mapper hands the levels
@@ -135,12 +149,13 @@ ACCEPT_TO_LAUNCH = LATENCY["input_driver"] + LATENCY["row_scheduler"]
 
 def verify_loop_cycles(cfg):
     """Cycles of one program-and-verify iteration: decide, pulse, read."""
-    return 4 + cfg.adc_bits + cfg.write_verify.pulse_cycles
+    return 3 + verify_read_cycles(cfg) + cfg.write_verify.pulse_cycles
 
 
 def program_cycles(cfg, pulses):
     """Cycles from a cell's T0 to the edge after which its result is offered."""
-    return 4 + cfg.adc_bits + np.asarray(pulses, dtype=np.int64) * verify_loop_cycles(cfg)
+    return 3 + verify_read_cycles(cfg) + \
+        np.asarray(pulses, dtype=np.int64) * verify_loop_cycles(cfg)
 
 
 def pulses_applied(cfg, start, edge):

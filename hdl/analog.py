@@ -52,7 +52,8 @@ class ReadPortSignature(wiring.Signature):
             "row_en": Out(config.rows),
             "sample": Out(1),
             "bank": Out(1),
-            "col_sel": Out(index_shape(config.column_groups)),
+            # Parked on the last group between conversions (section 8 of the architecture).
+            "col_sel": Out(index_shape(config.column_groups), init=config.column_groups - 1),
             "dac": Out(dac_layout(config)),
             "cmp": In(config.adcs),
         }

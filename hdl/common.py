@@ -1,8 +1,8 @@
-"""Small structural helpers shared by the blocks: index shapes, adder trees, prefix counts, skid
+"""Small structural helpers shared by the blocks: index shapes, adder trees, prefix sums, skid
 buffers."""
 
 from amaranth import Module
-from amaranth.hdl import Const, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Const, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 
 from ..config import MacroConfig
@@ -70,33 +70,22 @@ def popcount(value):
     return adder_tree(value[i] for i in range(len(value)))
 
 
-def saturating_prefix_counts(m, bits, cap, name="prefix"):
-    """Inclusive prefix popcounts of ``bits``, saturated at ``cap``, as signals of module ``m``.
-
-    Sklansky parallel prefix: log2(n) levels of n/2 small adders instead of an n-deep ripple
-    chain, so a 128-row scheduler stays shallow. Saturation keeps each adder
-    ``bits_for(cap)`` wide; min(a + b, cap) composes, so the prefix stays exact below ``cap``.
-    Every level is a named signal: Amaranth does not share repeated expressions.
-    """
-    width = Shape.cast(range(cap + 1)).width
-    counts = [bits[i] for i in range(len(bits))]
+def prefix_sums(m, terms, width, name="prefix"):
+    """Inclusive prefix sums of ``terms`` (Sklansky: log2(n) levels), ``width`` bits each, as
+    signals of module ``m``."""
+    sums = list(terms)
     span, level = 1, 0
-    while span < len(counts):
-        updated = list(counts)
-        for i in range(len(counts)):
+    while span < len(sums):
+        updated = list(sums)
+        for i in range(len(sums)):
             if (i // span) % 2 == 1:
-                total = Signal(width + 1, name=f"{name}{level}_{i}_sum")
-                count = Signal(width, name=f"{name}{level}_{i}")
-                m.d.comb += [
-                    total.eq(counts[i] + counts[(i // span) * span - 1]),
-                    count.eq(Mux(total > cap, cap, total)),
-                ]
-                updated[i] = count
-        counts = updated
+                total = Signal(width, name=f"{name}{level}_{i}")
+                m.d.comb += total.eq(sums[i] + sums[(i // span) * span - 1])
+                updated[i] = total
+        sums = updated
         span *= 2
         level += 1
-    return counts
-
+    return sums
 
 class Skid(wiring.Component):
     """Skid buffer: cuts a stream's combinational ``ready`` path, at no cost in throughput or

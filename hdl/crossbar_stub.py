@@ -146,46 +146,61 @@ class CrossbarStub(Block):
         held = Mux(read.bank, buffers[1], buffers[0]) if count == 2 else buffers[0]
         held_verify = Mux(read.bank, verifies[1], verifies[0]) if count == 2 else verifies[0]
 
-        # Column sums, registered: the comparators read a register, not the cell memories
-        # through an adder tree. Each cycle the stub sums, ahead, the group the comparators
-        # will read if the SAR moves on: the first group of a read being sampled (0, or the
-        # verify cell's group, which the SAR selects as it takes a verify read), else the
-        # group after the current one (with overlap, after the last group: the other buffer's
-        # first). A tag names the (group, buffer) of those sums; `current` keeps the sums in
-        # use while the SAR stays on a group. A read's first group always follows its sample,
-        # so stale sums (a pulse's cycle, a weight load) never match a conversion's tag.
+        # Column sums, registered: the comparators read a register, never the cell memories
+        # through an adder tree (docs/architecture.md section 11). The stub sums ahead the
+        # group the comparators will read next, chosen from the boundary's registers (section
+        # 8): a verify read's own group from its take on; on the last group (where `col_sel`
+        # also rests between conversions) the next read's first group from `row_en`; else the
+        # current read's next group. With `sum_stages` 2 this takes two cycles (partial sums
+        # over chunks of rows, then their total), which the SAR's timing leaves room for. A
+        # tag names the (group, buffer after the next flip) of the sums; `current` keeps the
+        # sums in use while the SAR stays on a group. Every conversion starts with a sample, so
+        # stale sums (a pulse's cycle, a weight load, a read not taken) never match its tag.
         value_width = (rows * top).bit_length()
         gwidth = index_shape(groups).width + 1  # holds col_sel + 1 without wrapping
         next_group = Signal(gwidth)
         next_rows = Signal(rows)
         next_bank = Signal()
-        first = Mux(read.verify, read.col_sel, 0) if programmable else 0
-        with m.If(read.sample):
-            m.d.comb += [next_group.eq(first), next_rows.eq(read.row_en),
-                         next_bank.eq(~read.bank if count == 2 else 0)]
-        if count == 2:
-            with m.Elif(read.col_sel == groups - 1):
-                m.d.comb += [next_group.eq(0), next_bank.eq(~read.bank),
-                             next_rows.eq(Mux(read.bank, buffers[0], buffers[1]))]
+        first = (read.col_sel == groups - 1) | (read.verify if programmable else 0)
+        with m.If(first):  # the next read: its first group, the buffer it will be sampled into
+            m.d.comb += [next_group.eq(Mux(read.verify, read.col_sel, 0) if programmable else 0),
+                         next_rows.eq(read.row_en), next_bank.eq(~read.bank)]
         with m.Else():
             m.d.comb += [next_group.eq(read.col_sel + 1), next_rows.eq(held),
-                         next_bank.eq(read.bank if count == 2 else 0)]
+                         next_bank.eq(read.bank)]
         m.d.comb += addr.eq(next_group)
+
+        def masked(a, lo, hi):
+            return [Mux(next_rows[r], memories[r][0].data[a], 0) for r in range(lo, hi)]
 
         ahead = [Signal(value_width, name=f"ahead{a}") for a in range(lanes)]
         ahead_tag = Signal(gwidth + 1)
-        current = [Signal(value_width, name=f"current{a}") for a in range(lanes)]
-        m.d.sync += ahead_tag.eq(Cat(next_group, next_bank))
+        if cfg.sum_stages == 1:
+            m.d.sync += ahead_tag.eq(Cat(next_group, next_bank))
+            for a in range(lanes):
+                m.d.sync += ahead[a].eq(adder_tree(masked(a, 0, rows)))
+        else:
+            # Chunks of about sqrt(rows) (rounded down): the first stage also holds the row
+            # selection and the memory read, so it gets the smaller share of the adder levels.
+            span = 1 << (rows - 1).bit_length() // 2
+            chunks = [(lo, min(lo + span, rows)) for lo in range(0, rows, span)]
+            partial_tag = Signal(gwidth + 1)
+            m.d.sync += [partial_tag.eq(Cat(next_group, next_bank)), ahead_tag.eq(partial_tag)]
+            for a in range(lanes):
+                partials = [Signal(((hi - lo) * top).bit_length(), name=f"partial{a}_{c}")
+                            for c, (lo, hi) in enumerate(chunks)]
+                for part, (lo, hi) in zip(partials, chunks, strict=True):
+                    m.d.sync += part.eq(adder_tree(masked(a, lo, hi)))
+                m.d.sync += ahead[a].eq(adder_tree(partials))
+
         selected = Signal(gwidth)
         m.d.comb += selected.eq(read.col_sel)
-        use_ahead = ahead_tag == Cat(selected, read.bank if count == 2 else 0)
+        use_ahead = ahead_tag == Cat(selected, read.bank)
+        current = [Signal(value_width, name=f"current{a}") for a in range(lanes)]
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
         for a in range(lanes):
-            states = [memories[r][0].data[a] for r in range(rows)]
-            m.d.sync += [ahead[a].eq(adder_tree(Mux(next_rows[r], states[r], 0)
-                                                for r in range(rows))),
-                         current[a].eq(column[a])]
             m.d.comb += column[a].eq(Mux(use_ahead, ahead[a], current[a]))
+            m.d.sync += current[a].eq(column[a])
         for a in range(lanes):
             dac, value = read.dac[a], column[a]
             if frac == 0 and not programmable:

@@ -11,14 +11,16 @@ never leaves the ADCs waiting.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Const, Mux, unsigned
+from amaranth.hdl import Cat, Const, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, index_shape, popcount, saturating_prefix_counts
+from .common import Block, index_shape, popcount, prefix_sums
 from .input_driver import plane_layout
 
 __all__ = ["RowScheduler", "read_layout"]
+
+CHUNK = 4  # zero_skip: rows per chunk, whose in-chunk counts are one LUT4 each (ECP5, iCE40)
 
 
 def read_layout(config):
@@ -59,17 +61,37 @@ class RowScheduler(Block):
         m = Module()
         rows, per_read = cfg.rows, cfg.rows_per_read
 
+        # Two plane registers: `waiting` takes a plane from the input, `plane` is the one whose
+        # reads are being formed. A plane moves on as the last read of the one before is
+        # registered, its per-plane sums (zero_skip) computed on the way from `waiting`.
+        waiting = Signal(plane_layout(cfg))
+        waiting_valid = Signal()
         plane = Signal(plane_layout(cfg))
-        active = Signal()  # a plane is held
-        take = Signal(rows)  # rows of the read on offer
-        final = Signal()  # the read on offer is the plane's last
-        emit = Signal()  # there is a command on offer (a zero plane mid-vector has none)
-        empty = Signal()  # zero_skip: no row of the plane is left
+        active = Signal()  # `plane` holds a plane with reads left
+        take = Signal(rows)  # rows of the read being formed
+        final = Signal()  # it is the plane's last
+        emit = Signal()  # there is a read (a zero plane mid-vector has none)
+        empty = Signal()  # zero_skip: the plane has no row set
         count = Signal(range(per_read + 1))  # rows in `take`
-        # The output register: `load` is the edge a formed command goes in (as the previous
-        # one leaves, or into an empty register).
+        # `load`: the edge a formed read goes into the output register (as the previous one
+        # leaves, or into an empty register). `advance`: `waiting` moves into `plane`.
         load = Signal()
-        m.d.comb += load.eq(~self.o.valid | self.o.ready)
+        advance = Signal()
+        finish = active & final & (~emit | load)
+        m.d.comb += [
+            load.eq(~self.o.valid | self.o.ready),
+            advance.eq(waiting_valid & (~active | finish)),
+            self.i.ready.eq(~waiting_valid | advance),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [waiting.eq(self.i.payload), waiting_valid.eq(1)]
+        with m.Elif(advance):
+            m.d.sync += waiting_valid.eq(0)
+        with m.If(advance):
+            m.d.sync += [plane.eq(waiting), active.eq(1)]
+        with m.Elif(finish):
+            m.d.sync += active.eq(0)
+        step = active & load & ~advance  # the loop moves to the plane's next read
 
         if cfg.schedule == "dense":
             groups = cfg.groups_per_plane
@@ -80,29 +102,14 @@ class RowScheduler(Block):
                         lo, hi = g * per_read, min((g + 1) * per_read, rows)
                         window = Const(((1 << (hi - lo)) - 1) << lo, rows)
                         m.d.comb += take.eq(plane.bits & window)
-            m.d.comb += [
-                final.eq(group == groups - 1),
-                emit.eq(1),
-                count.eq(popcount(take)),
-            ]
-            with m.If(self.i.valid & self.i.ready):
+            m.d.comb += [final.eq(group == groups - 1), emit.eq(1), count.eq(popcount(take))]
+            with m.If(advance):
                 m.d.sync += group.eq(0)
-            with m.Elif(active & load):
+            with m.Elif(step):
                 m.d.sync += group.eq(group + 1)
         else:
-            remaining = Signal(rows)
-            counts = saturating_prefix_counts(m, remaining, per_read + 1)
-            m.d.comb += [
-                take.eq(Cat(remaining[r] & (counts[r] <= per_read) for r in range(rows))),
-                empty.eq(remaining == 0),
-                final.eq(counts[-1] <= per_read),
-                emit.eq(~empty | plane.last),
-                count.eq(Mux(final, counts[-1], per_read)),  # no second adder tree
-            ]
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += remaining.eq(self.i.payload.bits)
-            with m.Elif(active & load):
-                m.d.sync += remaining.eq(remaining & ~take)
+            self._windows(m, plane, advance, step, take, final, empty, count)
+            m.d.comb += emit.eq(~empty | plane.last)
 
         with m.If(load):
             m.d.sync += [
@@ -114,10 +121,54 @@ class RowScheduler(Block):
                 self.o.payload.last.eq(plane.last & final),
                 self.o.payload.skip.eq(empty),
             ]
-        finish = active & final & load
-        m.d.comb += self.i.ready.eq(~active | finish)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [plane.eq(self.i.payload), active.eq(1)]
-        with m.Elif(finish):
-            m.d.sync += active.eq(0)
         return m
+
+    def _windows(self, m, plane, advance, step, take, final, empty, count):
+        """zero_skip: read k takes the set rows of rank kN+1 .. (k+1)N (rank: the row's place
+        among the plane's set rows, N = ``rows_per_read``), without a prefix count per read.
+
+        Rows go in chunks of four: a row's rank is its chunk's offset (set rows in the chunks
+        before) plus its count h inside the chunk (a function of four bits: one LUT). Chunk
+        totals are counted as a plane is taken, their prefix sums (the offsets) as it moves into
+        `plane`; per read, each chunk keeps ``d = offset - kN`` and takes the rows with
+        ``-d < h <= N - d``, a comparison of d with constants. A read then costs a subtraction
+        per chunk and a few LUTs per row, however many rows the tile has.
+        """
+        cfg = self.config
+        rows, per_read = cfg.rows, cfg.rows_per_read
+        chunks = [(lo, min(lo + CHUNK, rows)) for lo in range(0, rows, CHUNK)]
+        width = rows.bit_length() + 2  # signed: offset - kN for any k <= rows
+
+        totals = [Signal(range(hi - lo + 1), name=f"chunk{c}_total")
+                  for c, (lo, hi) in enumerate(chunks)]
+        with m.If(self.i.valid & self.i.ready):
+            for c, (lo, hi) in enumerate(chunks):
+                m.d.sync += totals[c].eq(popcount(self.i.payload.bits[lo:hi]))
+        inclusive = prefix_sums(m, totals, rows.bit_length(), name="chunk_offset")
+
+        distance = [Signal(signed(width), name=f"chunk{c}_d") for c in range(len(chunks))]
+        left = Signal(range(rows + 1))  # set rows not yet read
+        with m.If(advance):
+            for c in range(len(chunks)):
+                m.d.sync += distance[c].eq(inclusive[c - 1] if c else 0)
+            m.d.sync += left.eq(inclusive[-1])
+        with m.Elif(step):
+            for c in range(len(chunks)):
+                m.d.sync += distance[c].eq(distance[c] - per_read)
+            m.d.sync += left.eq(left - per_read)
+
+        bits = []
+        for c, (lo, hi) in enumerate(chunks):
+            d = distance[c]
+            # within[h]: a row whose in-chunk count is h (>= 1 when it is set) is in this read.
+            within = Cat(0, *((d >= 1 - h) & (d <= per_read - h) for h in range(1, hi - lo + 1)))
+            for r in range(lo, hi):
+                here = Signal(range(r - lo + 2), name=f"row{r}_count")
+                m.d.comb += here.eq(popcount(plane.bits[lo:r + 1]))
+                bits.append(plane.bits[r] & within.bit_select(here, 1))
+        m.d.comb += [
+            take.eq(Cat(*bits)),
+            final.eq(left <= per_read),
+            empty.eq(left == 0),
+            count.eq(Mux(final, left, per_read)),
+        ]

@@ -13,6 +13,11 @@ tile at its ``boundary``), so the tiles launch it on the same edge (``launch``).
 overlap the next command is taken in the last compare cycle and consecutive reads leave the
 ADCs idle for their sample cycle: ``1 + column_groups * adc_bits`` cycles per read.
 
+With two-stage column sums in the stub (``sum_stages``, docs/architecture.md section 11), a
+read's rows are applied a cycle before its sample: the next read is taken in the penultimate
+compare cycle and sampled in the last, at no cost; a read taken between conversions (a
+vector's first, a verify read) spends one presample cycle first.
+
 Everything this block drives across the analog boundary comes from registers, never from
 ``cmp`` combinationally, so a crossbar model may read the boundary after a clock edge and answer
 before the next one.
@@ -104,7 +109,7 @@ class SarAdcController(Block):
         lanes, groups, msb = cfg.adcs, cfg.column_groups, 1 << (cfg.adc_bits - 1)
 
         command = Signal(read_layout(cfg))  # the read converting (its tags go out with codes)
-        queued = Signal(read_layout(cfg))   # overlap: the read sampled during the last compare
+        queued = Signal(read_layout(cfg))   # the next read, taken before the last compare
         is_queued = Signal()
         between = Signal(init=1)  # the last command taken closed a vector (or none yet)
         code = Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes))  # bits decided so far
@@ -133,11 +138,14 @@ class SarAdcController(Block):
         # launch the vector on the same edge); the others are taken as soon as they can be.
         may_take = self.i.valid & (~between | self.go)
 
-        def sample(payload):
-            """Register the sample of a compute read: the crossbar fills buffer ~bank on the
-            next edge."""
-            m.d.sync += [xbar.row_en.eq(payload.rows), xbar.sample.eq(1),
-                         between.eq(payload.last)]
+        two = cfg.sum_stages == 2  # the stub sums a group over two cycles (presample)
+
+        def sample(payload, strobe=True):
+            """Apply a compute read's rows; with ``strobe``, sample it (the crossbar fills
+            buffer ~bank on the next edge), else the presample cycle comes first."""
+            m.d.sync += [xbar.row_en.eq(payload.rows), between.eq(payload.last)]
+            if strobe:
+                m.d.sync += xbar.sample.eq(1)
             if cfg.programmable:
                 m.d.sync += xbar.verify.eq(0)
             m.d.comb += self.launch.eq(between)
@@ -151,20 +159,24 @@ class SarAdcController(Block):
                     m.d.comb += self.launch.eq(between)
                     # With overlap a skip token costs a read's sample cycle too, like a skip
                     # taken early (whose first cycle overlaps the last read's last compare).
-                    m.next = "SKIP_HOLD" if cfg.overlap else "SKIP"
+                    # So does the presample cycle of two-stage sums.
+                    m.next = "SKIP_HOLD" if cfg.overlap or two else "SKIP"
                 with m.Else():
-                    sample(self.i.payload)
-                    m.next = "SAMPLE"
+                    sample(self.i.payload, strobe=not two)
+                    # Between conversions the stub sums a read's first group (0) from `row_en`
+                    # while `col_sel` shows the last group (hdl/analog.py).
+                    m.d.sync += xbar.col_sel.eq(groups - 1)
+                    m.next = "PRESAMPLE" if two else "SAMPLE"
             if cfg.programmable:  # a verify read only when no compute read waits
                 with m.Elif(~self.i.valid & self.vi.valid & ~self.vo.valid):
                     m.d.comb += self.vi.ready.eq(1)
                     m.d.sync += [
                         cell.eq(self.vi.payload), verifying.eq(1), xbar.verify.eq(1),
-                        xbar.row_en.eq(1 << self.vi.payload.row), xbar.sample.eq(1),
-                        # Selected from the sample on: the stub sums the group ahead.
+                        xbar.row_en.eq(1 << self.vi.payload.row), xbar.sample.eq(int(not two)),
+                        # Selected from the take on: the stub sums the group ahead.
                         xbar.col_sel.eq(self.vi.payload.group),
                     ]
-                    m.next = "SAMPLE"
+                    m.next = "PRESAMPLE" if two else "SAMPLE"
                 with m.Else():
                     m.next = "IDLE"
             else:
@@ -202,9 +214,13 @@ class SarAdcController(Block):
             with m.State("IDLE"):
                 m.d.comb += boundary.eq(between)
                 take_command()
-            if cfg.overlap:
+            if cfg.overlap or two:
                 with m.State("SKIP_HOLD"):
                     m.next = "SKIP"
+            if two:
+                with m.State("PRESAMPLE"):  # rows applied: the stub forms the partial sums
+                    m.d.sync += xbar.sample.eq(1)
+                    m.next = "SAMPLE"
             with m.State("SKIP"):
                 with m.If(out_free):
                     m.d.comb += boundary.eq(1)
@@ -225,6 +241,18 @@ class SarAdcController(Block):
                             m.d.comb += self.launch.eq(between)
                         with m.Else():
                             sample(self.i.payload)
+                elif two:
+                    # Take the next read one cycle before the last compare and apply its rows,
+                    # so the stub sums its first group during that compare: no presample.
+                    early = penultimate & ~is_queued & ~verifying
+                    with m.If(early & may_take):
+                        m.d.comb += self.i.ready.eq(1)
+                        m.d.sync += [queued.eq(self.i.payload), is_queued.eq(1)]
+                        with m.If(self.i.payload.skip):
+                            m.d.sync += between.eq(1)
+                            m.d.comb += self.launch.eq(between)
+                        with m.Else():
+                            sample(self.i.payload, strobe=False)
                 with m.If(~trial[0]):
                     m.d.sync += [code.eq(result), trial.eq(trial >> 1)]
                 if cfg.programmable:
@@ -239,8 +267,13 @@ class SarAdcController(Block):
                         m.d.sync += [command.eq(queued), is_queued.eq(0)]
                         with m.If(queued.skip):
                             m.next = "SKIP"
-                        with m.Else():
-                            start_conversion(0)
+                        if two:
+                            with m.Else():  # sampled now, its first group summed already
+                                m.d.sync += xbar.sample.eq(1)
+                                m.next = "SAMPLE"
+                        else:
+                            with m.Else():
+                                start_conversion(0)
                     with m.Else():
                         take_command()
         record_fsm("sar", fsm)
