@@ -79,12 +79,12 @@ async def check_read(dut, cfg, states, rows, rng, verify=False):
     """Sample ``rows`` (with overlap: into the buffer the comparators do not read, and check
     that they still answer the previous read), switch buffers, scramble the row enables and
     probe every lane around its expected code, driving the boundary as a SAR does (hdl/analog.py:
-    the rows applied a cycle before the sample with two-stage sums; `col_sel` on the last group,
-    or a verify read's first group, until the conversion starts). A verify read here walks every
+    the rows applied a cycle before the sample with two-stage sums; `col_sel` on the group
+    before the read's first, wrapping, until the conversion starts). A verify read here walks every
     group, which a SAR never does: `verify` drops after the sample so the stub sums them all."""
     bank = int(port(dut, "read__bank").value)
     port(dut, "read__row_en").value = rows
-    port(dut, "read__col_sel").value = 0 if verify else cfg.column_groups - 1
+    port(dut, "read__col_sel").value = cfg.column_groups - 1  # before group 0, wrapping
     if cfg.programmable:
         port(dut, "read__verify").value = int(verify)
     if cfg.sum_stages == 2:  # presample

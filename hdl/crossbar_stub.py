@@ -148,27 +148,27 @@ class CrossbarStub(Block):
 
         # Column sums, registered: the comparators read a register, never the cell memories
         # through an adder tree (docs/architecture.md section 11). The stub sums ahead the
-        # group the comparators will read next, chosen from the boundary's registers (section
-        # 8): a verify read's own group from its take on; on the last group (where `col_sel`
-        # also rests between conversions) the next read's first group from `row_en`; else the
-        # current read's next group. With `sum_stages` 2 this takes two cycles (partial sums
-        # over chunks of rows, then their total), which the SAR's timing leaves room for. A
+        # group after `col_sel` (wrapping), the one the comparators read next (section 8): of
+        # the next read, from `row_en`, on the last group (where `col_sel` rests between
+        # conversions) or with a verify read taken (`col_sel` then shows the group before
+        # its own); else of the current read. With `sum_stages` 2 this takes two cycles
+        # (partial sums over chunks of rows, then their total), which the SAR leaves room for. A
         # tag names the (group, buffer after the next flip) of the sums; `current` keeps the
         # sums in use while the SAR stays on a group. Every conversion starts with a sample, so
         # stale sums (a pulse's cycle, a weight load, a read not taken) never match its tag.
         value_width = (rows * top).bit_length()
-        gwidth = index_shape(groups).width + 1  # holds col_sel + 1 without wrapping
-        next_group = Signal(gwidth)
+        gwidth = index_shape(groups).width
+        next_group = Signal(gwidth)  # the group after col_sel: one LUT level to the memories
         next_rows = Signal(rows)
         next_bank = Signal()
         first = (read.col_sel == groups - 1) | (read.verify if programmable else 0)
-        with m.If(first):  # the next read: its first group, the buffer it will be sampled into
-            m.d.comb += [next_group.eq(Mux(read.verify, read.col_sel, 0) if programmable else 0),
-                         next_rows.eq(read.row_en), next_bank.eq(~read.bank)]
-        with m.Else():
-            m.d.comb += [next_group.eq(read.col_sel + 1), next_rows.eq(held),
-                         next_bank.eq(read.bank)]
-        m.d.comb += addr.eq(next_group)
+        m.d.comb += [
+            next_group.eq(Mux(read.col_sel == groups - 1, 0, read.col_sel + 1)),
+            # The next read (its rows, the buffer it will be sampled into), or this one's.
+            next_rows.eq(Mux(first, read.row_en, held)),
+            next_bank.eq(Mux(first, ~read.bank, read.bank)),
+            addr.eq(next_group),
+        ]
 
         def masked(a, lo, hi):
             return [Mux(next_rows[r], memories[r][0].data[a], 0) for r in range(lo, hi)]
@@ -193,9 +193,7 @@ class CrossbarStub(Block):
                     m.d.sync += part.eq(adder_tree(masked(a, lo, hi)))
                 m.d.sync += ahead[a].eq(adder_tree(partials))
 
-        selected = Signal(gwidth)
-        m.d.comb += selected.eq(read.col_sel)
-        use_ahead = ahead_tag == Cat(selected, read.bank)
+        use_ahead = ahead_tag == Cat(read.col_sel, read.bank)
         current = [Signal(value_width, name=f"current{a}") for a in range(lanes)]
         column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
         for a in range(lanes):

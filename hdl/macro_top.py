@@ -158,7 +158,11 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_plane_skid"] = skid = Skid(driver.o.payload.shape())
             wiring.connect(m, driver.o, skid.i)
             wiring.connect(m, skid.o, scheduler.i)
-            wiring.connect(m, scheduler.o, sar.i)
+            # And this one ends the ready path from the shift-and-add through the SAR, so the
+            # scheduler's output register and plane pipeline see a registered ready.
+            m.submodules[f"tile{t}_read_skid"] = read_skid = Skid(scheduler.o.payload.shape())
+            wiring.connect(m, scheduler.o, read_skid.i)
+            wiring.connect(m, read_skid.o, sar.i)
             wiring.connect(m, sar.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
             drivers.append(driver)

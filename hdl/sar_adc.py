@@ -173,8 +173,9 @@ class SarAdcController(Block):
                     m.d.sync += [
                         cell.eq(self.vi.payload), verifying.eq(1), xbar.verify.eq(1),
                         xbar.row_en.eq(1 << self.vi.payload.row), xbar.sample.eq(int(not two)),
-                        # Selected from the take on: the stub sums the group ahead.
-                        xbar.col_sel.eq(self.vi.payload.group),
+                        # The group before the cell's (wrapping): the stub sums the one after.
+                        xbar.col_sel.eq(Mux(self.vi.payload.group == 0, groups - 1,
+                                            self.vi.payload.group - 1)),
                     ]
                     m.next = "PRESAMPLE" if two else "SAMPLE"
                 with m.Else():
