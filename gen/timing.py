@@ -26,7 +26,7 @@ LATENCY = {
     "input_driver": 1,    # vector accepted -> its first plane offered to the scheduler
     "row_scheduler": 3,   # plane taken -> moved on (per-plane sums) -> its first read registered
     "sar_adc": 1,         # after the reads: the last group's codes registered on the output
-    "shift_add": 2,       # read value registered, then accumulated into the partial sum
+    "shift_add": 3,       # read value registered, scaled by its plane, accumulated
     "output_stage": 1,    # shift / ReLU / saturation registered, written into the FIFO
 }
 

@@ -237,7 +237,11 @@ class MacroTop(Block):
 
         # A new vector needs a FIFO slot for its result, besides one for each vector still
         # inside (whose result may be going in on this very edge).
-        room = (fifo.w_level + inside) < OUTPUT_FIFO_DEPTH
+        # Kept as a count of free slots (FIFO depth - results in it - vectors inside), so the
+        # accept path sees one register instead of an adder and a comparison.
+        free = Signal(range(OUTPUT_FIFO_DEPTH + 1), init=OUTPUT_FIFO_DEPTH)
+        room = free != 0
+        taken = self.o.valid & self.o.ready  # a result leaves the FIFO: its slot is free again
         tiles_ready = Cat(d.i.ready for d in drivers).all()
         bits = cfg.input_bits
         accept = Signal()
@@ -247,6 +251,10 @@ class MacroTop(Block):
                 driver.i.valid.eq(accept),
                 driver.i.payload.eq(self.i.payload.as_value()[lo:lo + cfg.rows * bits]),
             ]
+        with m.If(accept & ~taken):
+            m.d.sync += free.eq(free - 1)
+        with m.Elif(taken & ~accept):
+            m.d.sync += free.eq(free + 1)
         with m.If(accept & ~done):
             m.d.sync += inside.eq(inside + 1)
         with m.Elif(done & ~accept):

@@ -4,8 +4,9 @@ Codes of a read arrive one column group at a time; groups before the last wait i
 when the last group arrives a static tree forms each output's read value: slice k weighs
 2^(k*cell_bits), G- is subtracted from G+ (differential), or 2^(weight_bits-1) times the read's
 active-row count is subtracted (offset, ISAAC's correction: exact even when the read clipped).
-The next stage scales that value by the plane's significance (negated for the MSB plane of
-signed inputs) and accumulates; the vector's last read sends the sum out.
+The next stage scales that value by the plane's significance, the last adds it into the partial
+sum (subtracts it, for the MSB plane of signed inputs); the vector's last read sends the sum
+out.
 """
 
 from amaranth import Module, Signal
@@ -13,7 +14,7 @@ from amaranth.hdl import Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, adder_tree
+from .common import Block, adder_tree, index_shape
 from .sar_adc import code_layout
 
 __all__ = ["ShiftAdd", "psum_layout"]
@@ -78,27 +79,37 @@ class ShiftAdd(Block):
                 value = value - (item.count * cfg.weight_offset)
             m.d.comb += read_value[j].eq(value)
 
-        # Stage 1: the read's value per output, scaled by its plane's significance, registered
-        # when its last group arrives (the shift here, the sign in stage 2, so neither stage
-        # holds a shifter and an adder in a row after the other's).
+        # Stage 1: the read's value per output, registered when its last group arrives. Stage
+        # 2: scaled by its plane's significance. Stage 3: accumulated. Three stages, so no
+        # stage holds an adder tree, a shifter and an adder in a row (gen/timing.py).
+        value = Signal(data.ArrayLayout(signed(cfg.read_bits), cfg.outputs))
+        value_valid = Signal()
+        value_plane = Signal(index_shape(cfg.input_bits))
+        value_neg = Signal()
+        value_last = Signal()
         staged = Signal(data.ArrayLayout(signed(cfg.read_bits + cfg.input_bits - 1),
                                          cfg.outputs))
         staged_valid = Signal()
         staged_neg = Signal()
         staged_last = Signal()
-        # Stage 2 holds a vector's last read only while the previous result is still waiting
-        # (another tile is not done): otherwise a code is taken every cycle, so a vector may
-        # follow the last one's final read at once (ADC overlap).
+        # The last stage holds a vector's last read only while the previous result is still
+        # waiting (another tile is not done), and the stages before it with it: otherwise a
+        # code is taken every cycle, so a vector may follow the last one's final read at once
+        # (ADC overlap).
         hold = staged_valid & staged_last & self.o.valid & ~self.o.ready
         end_of_read = self.i.valid & self.i.ready & ((item.group == groups - 1) | item.skip)
         with m.If(~hold):
-            m.d.sync += staged_valid.eq(end_of_read)
-        with m.If(end_of_read):
-            m.d.sync += [staged_neg.eq(item.neg), staged_last.eq(item.last)]
+            m.d.sync += [value_valid.eq(end_of_read), staged_valid.eq(value_valid),
+                         staged_neg.eq(value_neg), staged_last.eq(value_last)]
             for j in range(cfg.outputs):
-                m.d.sync += staged[j].eq(Mux(item.skip, 0, read_value[j] << item.plane))
+                m.d.sync += staged[j].eq(value[j] << value_plane)
+        with m.If(end_of_read):
+            m.d.sync += [value_plane.eq(item.plane), value_neg.eq(item.neg),
+                         value_last.eq(item.last)]
+            for j in range(cfg.outputs):
+                m.d.sync += value[j].eq(Mux(item.skip, 0, read_value[j]))
 
-        # Stage 2: accumulate (subtract for the MSB plane of signed inputs).
+        # Stage 3: accumulate (subtract for the MSB plane of signed inputs).
         acc = Signal(psum_layout(cfg))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
