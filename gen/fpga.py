@@ -350,16 +350,21 @@ _HIERARCHY_MAP = {
 
 
 def _stat_script(family, top, stem, hierarchy):
-    """Yosys commands: a -noflatten synthesis for shares (state saved and restored around it)."""
+    """Yosys commands, run after the real (flattened) synthesis: a -noflatten synthesis of the
+    RTL saved as ``imcgen_rtl`` for the shares, the synthesized design saved and restored
+    around it. After, not before: the flat ABC9 mapping of some designs fails an assertion
+    (`GetSize(conn.first) == GetSize(conn.second)', rtlil.cc) when another synthesis ran
+    earlier in the same Yosys process, never on a fresh design."""
     if not hierarchy:
         return ""
     top_opt = f" -top {top}" if top else ""
     return "\n".join([
-        "design -save imcgen_rtl",
+        "design -save imcgen_synth",
+        "design -load imcgen_rtl",
         _HIERARCHY_PREP,
         *_HIERARCHY_MAP[family](top_opt),
         f"tee -q -o {stem}.hier.json stat -json",
-        "design -load imcgen_rtl",
+        "design -load imcgen_synth",
     ])
 
 
@@ -569,9 +574,10 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "verbose": True,
         "yosys_opts": f"-L {name}.yosys.log",  # line-buffered, complete: followed for progress
         "nextpnr_opts": " ".join(nextpnr_opts),
-        "script_after_read": _stat_script(spec.family, name, name, hierarchy)
-                             or "# no hierarchy statistics",
-        "script_after_synth": f"tee -q -o {name}.stat.json stat -json",
+        "script_after_read": "design -save imcgen_rtl" if hierarchy
+                             else "# no hierarchy statistics",
+        "script_after_synth": "\n".join([f"tee -q -o {name}.stat.json stat -json",
+                                         _stat_script(spec.family, name, name, hierarchy)]),
     }
     _emit(progress, f"elaborating {type(top).__name__} for {board} ({plat.device})")
     # do_build=False: the plan only (no tool check; the ULX3S's openFPGALoader is not needed).
@@ -783,12 +789,14 @@ def synth_only(design, family="ecp5", *, build_dir=None, name=None, progress=Non
     if not name:
         lines.append("hierarchy -auto-top")
     if hierarchy:
-        lines.append(_stat_script(family, name, stem, True))
+        lines.append("design -save imcgen_rtl")
     if fmax is not None and family != "ecp5":
         raise FpgaError(f"an out-of-context Fmax needs nextpnr-ecp5 (nextpnr-{family} places "
                         f"every port on a pin): build for a board instead")
     lines += [f"synth_{family} {top_opt}".strip(),
               f"tee -q -o {stem}.stat.json stat -json"]
+    if hierarchy:
+        lines.append(_stat_script(family, name, stem, True))
     if fmax is not None:
         lines.append(f"write_json {stem}.json")
     script.write_text("\n".join(lines) + "\n")

@@ -63,6 +63,17 @@ def status_layout(config):
     return data.StructLayout(fields)
 
 
+class _FIFO(SyncFIFOBuffered):
+    """The result and launch FIFOs: on iCE40, whose logic cells are scarce and which has no
+    LUT RAM, the storage goes into a block RAM instead of flip-flops (Yosys ``ram_style``)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        if getattr(platform, "family", None) == "iCE40":
+            m.submodules.storage.attrs["ram_style"] = "block"
+        return m
+
+
 class MacroTop(Block):
     """Top level of the macro periphery.
 
@@ -134,8 +145,7 @@ class MacroTop(Block):
         m.submodules.mapper = mapper = WeightMapper(config=cfg)
         m.submodules.adder = adder = AdderNetwork(config=cfg)
         m.submodules.output_stage = output = OutputStage(config=cfg)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(
-            width=result_layout(cfg).size, depth=OUTPUT_FIFO_DEPTH)
+        m.submodules.fifo = fifo = _FIFO(width=result_layout(cfg).size, depth=OUTPUT_FIFO_DEPTH)
         wv = None
         if cfg.programmable:
             from .write_verify import WriteVerify
@@ -214,8 +224,7 @@ class MacroTop(Block):
         # accept-to-launch edges of an idle macro (gen/timing.py).
         now = Signal(cfg.cycle_bits)
         m.d.sync += now.eq(now + 1)
-        m.submodules.launches = launches = SyncFIFOBuffered(width=cfg.cycle_bits,
-                                                            depth=OUTPUT_FIFO_DEPTH)
+        m.submodules.launches = launches = _FIFO(width=cfg.cycle_bits, depth=OUTPUT_FIFO_DEPTH)
         count = Signal(cfg.cycle_bits)
         m.d.comb += [
             launches.w_en.eq(sars[0].launch),
