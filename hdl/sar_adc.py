@@ -203,8 +203,8 @@ class SarAdcController(Block):
             m.next = "CONVERT"
 
         last_group = xbar.col_sel == groups - 1
-        if cfg.adc_bits >= 2:  # one compare cycle left after this one
-            penultimate = last_group & (trial == 2)
+        if cfg.adc_bits >= 2:  # one compare cycle left after this one (trial is one-hot)
+            penultimate = last_group & trial[1]
         else:
             penultimate = (xbar.col_sel == groups - 2) & trial[0]
         advancing = ~trial[0] | out_free  # this compare cycle completes on this edge
