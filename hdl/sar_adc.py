@@ -10,8 +10,9 @@ buffers: the next command is taken in the penultimate compare cycle and sampled,
 buffer the comparators do not read, during the last one, so the ADCs never idle:
 ``column_groups * adc_bits`` cycles per read. A vector's first command waits for ``go`` (every
 tile at its ``boundary``), so the tiles launch it on the same edge (``launch``). Without
-overlap the next command is taken in the last compare cycle and consecutive reads leave the
-ADCs idle for their sample cycle: ``1 + column_groups * adc_bits`` cycles per read.
+overlap the next command is taken in the last compare cycle (the penultimate one with two-stage
+sums, below) and consecutive reads leave the ADCs idle for their sample cycle:
+``1 + column_groups * adc_bits`` cycles per read.
 
 With two-stage column sums in the stub (``sum_stages``, docs/architecture.md section 11), a
 read's rows are applied a cycle before its sample: the next read is taken in the penultimate

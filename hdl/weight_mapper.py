@@ -106,13 +106,16 @@ class WeightMapper(Block):
         for c, (j, k, p) in enumerate(cfg.column_map):
             m.d.comb += levels[c].eq(stored[j, p][k * s:(k + 1) * s])
 
+        # The cell port comes from registers, a cycle after the group is formed: the write
+        # reaches every row memory of every tile, and its fan-out is the whole path.
+        row, tile = Signal.like(self.cell.row), Signal.like(self.tile)
         with m.Switch(group):
             for g in range(groups):
                 with m.Case(g):
                     for a in range(lanes):
-                        c = g * lanes + a
-                        if c < cfg.physical_columns:
-                            m.d.comb += self.cell.data[a].eq(levels[c])
+                        c = g * lanes + a  # lanes past the last column store level 0
+                        m.d.sync += self.cell.data[a].eq(levels[c] if c < cfg.physical_columns
+                                                         else 0)
 
         final = group == groups - 1
         payload = self.i.payload
@@ -126,9 +129,9 @@ class WeightMapper(Block):
                                           for j in range(cfg.outputs)).any())
         take = self.i.valid & self.i.ready
         writing = Signal()  # a loaded row is being written, one group per cycle
+        m.d.sync += [self.cell.we.eq(writing), self.cell.group.eq(group),
+                     self.cell.row.eq(row), self.tile.eq(tile)]
         m.d.comb += [
-            self.cell.we.eq(writing),
-            self.cell.group.eq(group),
             self.dropped.row.eq(take & bad_row),
             self.dropped.weight.eq(take & bad_weight),
         ]
@@ -137,7 +140,7 @@ class WeightMapper(Block):
             forwarding = self.program_row.valid
             m.d.comb += [
                 self.i.ready.eq((~writing | final) & ~forwarding),
-                self.busy.eq(writing | forwarding),
+                self.busy.eq(writing | self.cell.we | forwarding),
                 self.program_row.payload.row.eq(program_row),
             ]
             for c in range(cfg.physical_columns):
@@ -149,12 +152,12 @@ class WeightMapper(Block):
                              program_row.eq(payload.row)]
             good = good & ~self.i.payload.program
         else:
-            m.d.comb += [self.i.ready.eq(~writing | final), self.busy.eq(writing)]
+            m.d.comb += [self.i.ready.eq(~writing | final), self.busy.eq(writing | self.cell.we)]
         with m.If(good):
             m.d.sync += [weights.eq(payload.weights), group.eq(0), writing.eq(1)]
             for t in range(cfg.tiles):  # row -> (tile, local row) without a divider
                 with m.If((payload.row >= t * cfg.rows) & (payload.row < (t + 1) * cfg.rows)):
-                    m.d.sync += [self.tile.eq(t), self.cell.row.eq(payload.row - t * cfg.rows)]
+                    m.d.sync += [tile.eq(t), row.eq(payload.row - t * cfg.rows)]
         with m.Elif(writing & final):
             m.d.sync += writing.eq(0)
         with m.Elif(writing):
