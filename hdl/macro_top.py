@@ -226,9 +226,13 @@ class MacroTop(Block):
         m.d.sync += now.eq(now + 1)
         m.submodules.launches = launches = _FIFO(width=cfg.cycle_bits, depth=OUTPUT_FIFO_DEPTH)
         count = Signal(cfg.cycle_bits)
+        # Written a cycle late, from registers: the take that launches a vector sits at the end
+        # of the SAR's ready logic (a result is always many cycles after its launch).
+        launch, launch_now = Signal(), Signal.like(now)
+        m.d.sync += [launch.eq(sars[0].launch), launch_now.eq(now)]
         m.d.comb += [
-            launches.w_en.eq(sars[0].launch),
-            launches.w_data.eq(now),
+            launches.w_en.eq(launch),
+            launches.w_data.eq(launch_now),
             launches.r_en.eq(done),
             count.eq(now - launches.r_data + ACCEPT_TO_LAUNCH),
         ]
