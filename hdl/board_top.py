@@ -509,12 +509,8 @@ class BoardCore(wiring.Component):
 
         # The payload, as each stream wants it (the buffer holds it from the frame's end on).
         payload = buffer
-        # Vectors reach the macro through a skid: the executor sees a registered ready, not the
-        # macro's accept logic (which, one vector at a time, waits on the last result).
-        m.submodules.i_skid = i_skid = Skid(macro.i.payload.shape())
-        wiring.connect(m, i_skid.o, macro.i)
         m.d.comb += [macro.w.payload.eq(payload[:macro.w.payload.shape().size]),
-                     i_skid.i.payload.eq(payload[:macro.i.payload.shape().size])]
+                     macro.i.payload.eq(payload[:macro.i.payload.shape().size])]
         if cfg.programmable:
             m.d.comb += macro.p.payload.eq(payload[:macro.p.payload.shape().size])
 
@@ -653,8 +649,8 @@ class BoardCore(wiring.Component):
                     respond(Command.WEIGHTS.value | OK_BIT,
                             _Job.RESULTS if cfg.programmable else _Job.IDLE)
             with m.State("OFFER_I"):
-                m.d.comb += i_skid.i.valid.eq(1)
-                with m.If(i_skid.i.ready):
+                m.d.comb += macro.i.valid.eq(1)
+                with m.If(macro.i.ready):
                     respond(Command.MVM.value | OK_BIT, _Job.RESULT)
             if cfg.programmable:
                 with m.State("OFFER_P"):
