@@ -6,11 +6,12 @@ shared NumPy model in ``golden/``) is a drop-in replacement.
 
 Storage: one memory per row, a word per column group holding the state of each ADC lane's cell,
 with one write port and one combinational read port, so synthesis maps it to LUT RAM or block
-RAM instead of one port per cell bit. The comparator reads every row's word of the selected
-group and sums the states of the held rows. Each of the two sample-and-hold buffers keeps an
-active-row set (and whether the read is a verify read): the same as holding the column values,
-because states cannot change during a conversion, and far smaller than one register per
-column.
+RAM instead of one port per cell bit. The stub sums the states of the held rows in the group
+the comparators read next, into registers, one or two cycles ahead (docs/architecture.md
+section 11); the comparators compare those registers with the DAC codes. Each of the two
+sample-and-hold buffers keeps an active-row set (and whether the read is a verify read): the
+same as holding the column values, because states cannot change during a conversion, and far
+smaller than one register per column.
 
 Ideal devices hold levels. Programmable devices (``device.kind`` rram or pcm) hold states
 ``frac_bits`` finer than a level and take programming pulses: the noise of each pulse comes from
