@@ -314,29 +314,29 @@ def test_cycle_model_hand_cases():
     # default preset: 40 physical columns over 8 ADCs -> 5 groups of 5-bit conversions:
     # K = 5 * 5 = 25 cycles per read with ADC overlap (a vector's first sample is one fixed
     # cycle more), K = 1 + 25 = 26 without (with two-stage column sums: a vector's first read
-    # has a presample cycle, one fixed cycle more); two tiles -> one adder level; 9 fixed
+    # has a presample cycle, one fixed cycle more); two tiles -> one adder level; 10 fixed
     # stages.
     cfg = MacroConfig(adc_overlap=True)
     assert (cfg.column_groups, cfg.adc_bits, cfg.tiles, cfg.overlap) == (5, 5, 2, True)
     reads = np.array([[10, 10], [11, 10], [0, 0], [0, 3]])
-    np.testing.assert_array_equal(macro_top.cycles(cfg, reads), [10 + 1 + 250, 10 + 1 + 275,
-                                                                   10 + 1 + 1, 10 + 1 + 75])
+    np.testing.assert_array_equal(macro_top.cycles(cfg, reads), [11 + 1 + 250, 11 + 1 + 275,
+                                                                   11 + 1 + 1, 11 + 1 + 75])
     np.testing.assert_array_equal(timing.stream_cycles(cfg, reads), [250, 275, 1, 75])
     np.testing.assert_array_equal(timing.adc_bound(cfg, reads), [250, 275, 0, 75])
     plain = cfg.replace(adc_overlap=False)
     assert (cfg.sum_stages, plain.sum_stages) == (1, 2)
-    np.testing.assert_array_equal(macro_top.cycles(plain, reads), [10 + 1 + 260, 10 + 1 + 286,
-                                                                     10 + 1 + 1, 10 + 1 + 78])
+    np.testing.assert_array_equal(macro_top.cycles(plain, reads), [11 + 1 + 260, 11 + 1 + 286,
+                                                                     11 + 1 + 1, 11 + 1 + 78])
     np.testing.assert_array_equal(timing.stream_cycles(plain, reads),
                                   macro_top.cycles(plain, reads))
     # ISAAC: one ADC for 128 columns of 8 bits -> K = 1024; 16 planes x 2 groups = 32 reads.
     isaac = MacroConfig(**PRESETS["isaac"], adc_overlap=True)
-    assert macro_top.cycles(isaac, np.array([[32]]))[0] == 10 + 1 + 32 * 1024
+    assert macro_top.cycles(isaac, np.array([[32]]))[0] == 11 + 1 + 32 * 1024
     # Three tiles need two adder levels.
-    assert macro_top.cycles(cfg.replace(tiles=3, rows=20), np.array([[1, 2, 0]]))[0] == 10 + 2 + 50
+    assert macro_top.cycles(cfg.replace(tiles=3, rows=20), np.array([[1, 2, 0]]))[0] == 11 + 2 + 50
     # One compare per read (one group, 1-bit ADC): nothing to overlap, K = 2.
     one = MacroConfig(rows=4, tiles=1, outputs=1, weight_bits=1, cell_bits=1, adc_bits=1,
                       adcs=1, weight_mapping="offset", adc_overlap=True)
     assert (one.column_groups * one.adc_bits, one.overlap) == (1, False)
     assert one.sum_stages == 1  # one compare per group: no room for a second stage
-    assert macro_top.cycles(one, np.array([[3]]))[0] == 9 + 1 + 3 * 2
+    assert macro_top.cycles(one, np.array([[3]]))[0] == 10 + 1 + 3 * 2

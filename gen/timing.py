@@ -23,7 +23,7 @@ __all__ = ["LATENCY", "compare_cycles", "read_cycles", "presample_cycles", "veri
 # Cycles each block adds to a vector, besides the reads (see the functions below for those
 # that depend on the configuration).
 LATENCY = {
-    "input_driver": 1,    # vector accepted -> its first plane offered to the scheduler
+    "input_driver": 2,    # vector accepted -> its first plane offered, registered (plane pipe)
     "row_scheduler": 3,   # plane taken -> moved on (per-plane sums) -> its first read registered
     "sar_adc": 1,         # after the reads: the last group's codes registered on the output
     "shift_add": 3,       # read value registered, scaled by its plane, accumulated

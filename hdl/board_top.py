@@ -50,7 +50,6 @@ from ..protocol import (
     config_digest,
     nbytes,
 )
-from .common import Skid
 from .macro_top import MacroTop, result_layout
 from .macro_top import status_layout as macro_status_layout
 from .uart import DATA_BITS, Uart, baud_divisor
@@ -204,72 +203,80 @@ class SlipDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        byte = self.i.payload
+        # Registered on both sides, at a token per two cycles at most (a UART byte takes a
+        # hundred or more): the byte and its class come from the input register, the token
+        # goes into the output register when it is empty, so no decision reads the FIFO's
+        # block RAM output (slow on ECP5 and iCE40) or the consumer's ready.
+        have = Signal()               # a byte waits in the input register
+        byte = Signal(DATA_BITS)
+        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
+        take = Signal()               # the waiting byte is consumed this cycle
+        m.d.comb += self.i.ready.eq(~have)
+        with m.If(~have):
+            value = self.i.payload
+            m.d.sync += [have.eq(self.i.valid), byte.eq(value), is_end.eq(value == END),
+                         is_esc.eq(value == ESC), is_esc_end.eq(value == ESC_END),
+                         is_esc_esc.eq(value == ESC_ESC)]
+        with m.Elif(take):
+            m.d.sync += have.eq(0)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        free = ~self.o.valid  # a token may be registered
         started = Signal()  # a byte of the current frame was taken
         bad = Signal()      # it held a bad escape
         timer = Signal(range(self._timeout + 1), init=self._timeout)
 
         def emit(kind, value=0):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(kind),
-                         self.o.payload.data.eq(value), self.i.ready.eq(self.o.ready)]
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.kind.eq(kind),
+                         self.o.payload.data.eq(value)]
 
         def idle_count():  # inside a frame, nothing arriving, the consumer listening
-            with m.If(~self.i.valid & self.o.ready & started):
+            with m.If(~have & free & started):
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 1):
                     m.next = "TIMED_OUT"
 
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(have):  # a byte arrived: the frame is not idle
             m.d.sync += timer.eq(self._timeout)
 
         with m.FSM(init="HUNT", name="slip_rx"):
             with m.State("HUNT"):  # wait for a delimiter
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid & (byte == END)):
+                m.d.comb += take.eq(1)
+                with m.If(have & is_end):
                     m.d.sync += [started.eq(0), bad.eq(0)]
                     m.next = "FRAME"
             with m.State("FRAME"):
-                with m.If(self.i.valid):
-                    with m.If(byte == END):
+                with m.If(have & free):
+                    m.d.comb += take.eq(1)
+                    with m.If(is_end):
                         with m.If(started):
                             emit(Mux(bad, Token.BAD_END, Token.END))
-                            with m.If(self.o.ready):
-                                m.d.sync += [started.eq(0), bad.eq(0)]
-                        with m.Else():  # an empty frame: a delimiter only
-                            m.d.comb += self.i.ready.eq(1)
-                    with m.Elif(byte == ESC):
-                        m.d.comb += self.i.ready.eq(1)
+                            m.d.sync += [started.eq(0), bad.eq(0)]
+                        # else: an empty frame, a delimiter only
+                    with m.Elif(is_esc):
                         m.d.sync += started.eq(1)
                         m.next = "ESCAPED"
                     with m.Else():
                         emit(Token.DATA, byte)
-                        with m.If(self.o.ready):
-                            m.d.sync += started.eq(1)
+                        m.d.sync += started.eq(1)
                 idle_count()
             with m.State("ESCAPED"):
-                with m.If(self.i.valid):
-                    with m.If(byte == ESC_END):
+                with m.If(have & free):
+                    m.d.comb += take.eq(1)
+                    m.next = "FRAME"
+                    with m.If(is_esc_end):
                         emit(Token.DATA, END)
-                        with m.If(self.o.ready):
-                            m.next = "FRAME"
-                    with m.Elif(byte == ESC_ESC):
+                    with m.Elif(is_esc_esc):
                         emit(Token.DATA, ESC)
-                        with m.If(self.o.ready):
-                            m.next = "FRAME"
-                    with m.Elif(byte == END):  # the frame ends inside an escape
+                    with m.Elif(is_end):  # the frame ends inside an escape
                         emit(Token.BAD_END)
-                        with m.If(self.o.ready):
-                            m.d.sync += [started.eq(0), bad.eq(0)]
-                            m.next = "FRAME"
+                        m.d.sync += [started.eq(0), bad.eq(0)]
                     with m.Else():
-                        m.d.comb += self.i.ready.eq(1)
                         m.d.sync += bad.eq(1)
-                        m.next = "FRAME"
                 idle_count()
-            with m.State("TIMED_OUT"):
-                emit(Token.TIMEOUT)
-                m.d.comb += self.i.ready.eq(0)  # the line waits until the token is taken
-                with m.If(self.o.ready):
+            with m.State("TIMED_OUT"):  # the line waits until the token is registered
+                with m.If(free):
+                    emit(Token.TIMEOUT)
                     m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout)]
                     m.next = "HUNT"
         return m
@@ -298,39 +305,56 @@ class SlipEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.tx_crc = check = CRC(data_width=DATA_BITS).create()
+        # Registered on both sides like the decoder: the token and whether its byte needs
+        # stuffing come from the input register, line bytes go into the output register.
+        have = Signal()
+        token = Signal(raw_layout)
+        special = Signal()  # the token's byte is END or ESC
+        take = Signal()
+        m.d.comb += self.i.ready.eq(~have)
+        with m.If(~have):
+            value = self.i.payload.data
+            m.d.sync += [have.eq(self.i.valid), token.eq(self.i.payload),
+                         special.eq((value == END) | (value == ESC))]
+        with m.Elif(take):
+            m.d.sync += have.eq(0)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        free = ~self.o.valid
         second = Signal()  # the second byte of an escape is due
 
-        def send(value, done):
+        def put(value):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(value)]
+
+        def send(value, is_special, done):
             """Send ``value`` stuffed; call ``done()`` in the cycle its last byte goes."""
-            special = (value == END) | (value == ESC)
-            m.d.comb += self.o.valid.eq(1)
-            with m.If(~second):
-                m.d.comb += self.o.payload.eq(Mux(special, ESC, value))
-                with m.If(self.o.ready):
-                    with m.If(special):
+            with m.If(free):
+                with m.If(~second):
+                    put(Mux(is_special, ESC, value))
+                    with m.If(is_special):
                         m.d.sync += second.eq(1)
                     with m.Else():
                         done()
-            with m.Else():
-                m.d.comb += self.o.payload.eq(Mux(value == END, ESC_END, ESC_ESC))
-                with m.If(self.o.ready):
+                with m.Else():
+                    put(Mux(value == END, ESC_END, ESC_ESC))
                     m.d.sync += second.eq(0)
                     done()
 
+        def crc_byte(value):
+            return value, (value == END) | (value == ESC)
+
         with m.FSM(init="IDLE", name="slip_tx"):
             with m.State("IDLE"):
-                with m.If(self.i.valid):
-                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(END)]
-                    with m.If(self.o.ready):
-                        m.d.comb += check.start.eq(1)
-                        m.next = "BODY"
+                with m.If(have & free):
+                    put(END)
+                    m.d.comb += check.start.eq(1)
+                    m.next = "BODY"
             with m.State("BODY"):
-                with m.If(self.i.valid & ~self.i.payload.end):
-                    def take():
-                        m.d.comb += [self.i.ready.eq(1), check.valid.eq(1),
-                                     check.data.eq(self.i.payload.data)]
-                    send(self.i.payload.data, take)
-                with m.Elif(self.i.valid):
+                with m.If(have & ~token.end):
+                    def consume():
+                        m.d.comb += [take.eq(1), check.valid.eq(1), check.data.eq(token.data)]
+                    send(token.data, special, consume)
+                with m.Elif(have):
                     m.next = "CRC_HI"
 
             def after(state):
@@ -339,13 +363,13 @@ class SlipEncoder(wiring.Component):
                 return go
 
             with m.State("CRC_HI"):
-                send(check.crc[8:16], after("CRC_LO"))
+                send(*crc_byte(check.crc[8:16]), after("CRC_LO"))
             with m.State("CRC_LO"):
-                send(check.crc[0:8], after("CLOSE"))
+                send(*crc_byte(check.crc[0:8]), after("CLOSE"))
             with m.State("CLOSE"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(END)]
-                with m.If(self.o.ready):
-                    m.d.comb += self.i.ready.eq(1)  # the end token
+                with m.If(free):
+                    put(END)
+                    m.d.comb += take.eq(1)  # the end token
                     m.next = "IDLE"
         return m
 
@@ -435,19 +459,11 @@ class BoardCore(wiring.Component):
         m.submodules.rx_crc = check = CRC(data_width=DATA_BITS).create()
         m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
         wiring.connect(m, uart.o, fifo.w_stream)
-        # The FIFO's block RAM answers late in the cycle (ECP5 DP16KD: about 6 ns clock to
-        # output without its output register): a register stage before the decoder.
-        rx_byte, rx_valid = Signal(DATA_BITS), Signal()
-        m.d.comb += [fifo.r_stream.ready.eq(~rx_valid | decoder.i.ready),
-                     decoder.i.valid.eq(rx_valid), decoder.i.payload.eq(rx_byte)]
-        with m.If(fifo.r_stream.ready):
-            m.d.sync += [rx_valid.eq(fifo.r_stream.valid), rx_byte.eq(fifo.r_stream.payload)]
-        # The executor sees a registered ready: the encoder's (which waits on the UART
-        # transmitter) ends in the skid.
-        m.submodules.tx_skid = tx_skid = Skid(raw_layout)
-        wiring.connect(m, tx_skid.o, encoder.i)
+        wiring.connect(m, fifo.r_stream, decoder.i)
         wiring.connect(m, encoder.o, uart.i)
-        tx = tx_skid.i
+        # The decoder and the encoder register both sides of their streams (docs/architecture.md
+        # section 11): the executor's decisions, theirs and the UART's never meet in a cycle.
+        tok, tx = decoder.o, encoder.i
 
         requests = request_layouts(cfg, macro)
         responses = response_layouts(cfg, macro)
@@ -464,8 +480,15 @@ class BoardCore(wiring.Component):
         seq = Signal(8)
         count = Signal(range(max_frame + 2))  # frame bytes, saturating past the longest
         buffer = Signal(8 * buffer_bytes)     # payload bytes, little-endian
-        at = Signal(range(max(2, buffer_bytes)))  # where the next payload byte goes
-        m.d.comb += at.eq(count - 2)
+        # Where the next data byte goes, one-hot: command, sequence, payload bytes 0, 1, ...
+        slot = Signal(2 + buffer_bytes, init=1)
+        # The command decoded as it arrives, so the frame's end only reads flags.
+        is_command = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
+        is_known = Signal()
+        is_supported = Signal()
+        frame_bytes = Signal.like(count)      # the command's exact frame length
+        # The frame's checks, registered when its END arrives (CHECK), decided on (DISPATCH).
+        short, crc_bad, length_bad = Signal(), Signal(), Signal()
 
         # -- the response ----------------------------------------------------------------
         info = info_layout().const({
@@ -478,12 +501,14 @@ class BoardCore(wiring.Component):
                          Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width)
         code = Signal(8)         # response code
         job = Signal(_Job)
-        word = Signal(fixed_bits)  # the FIXED job's item
         word_bytes = Signal(range((fixed_bits + 7) // 8 + 1))
+        word_empty = Signal()    # word_bytes == 0
         items = Signal(8)        # items left (FIXED, RESULT, TRNG)
+        items_zero = Signal()    # items == 0
         index = Signal(range(max(8, (fixed_bits + 7) // 8, *(size(v) for v in
                                                              responses.values())) + 1))
         timer = Signal(range(self._timeout + 1))
+        timer_zero = Signal(init=1)  # timer == 0
 
         # -- counters (STATUS) -------------------------------------------------------------
         commands = Signal(16)
@@ -509,19 +534,21 @@ class BoardCore(wiring.Component):
 
         # The payload, as each stream wants it (the buffer holds it from the frame's end on).
         payload = buffer
+        offer_w, offer_i, offer_p = Signal(), Signal(), Signal()
         m.d.comb += [macro.w.payload.eq(payload[:macro.w.payload.shape().size]),
-                     macro.i.payload.eq(payload[:macro.i.payload.shape().size])]
+                     macro.i.payload.eq(payload[:macro.i.payload.shape().size]),
+                     macro.w.valid.eq(offer_w), macro.i.valid.eq(offer_i)]
         if cfg.programmable:
-            m.d.comb += macro.p.payload.eq(payload[:macro.p.payload.shape().size])
+            m.d.comb += [macro.p.payload.eq(payload[:macro.p.payload.shape().size]),
+                         macro.p.valid.eq(offer_p)]
 
         # The item being sent and its length in bytes.
         def padded(value, width):
             value = Value.cast(value)
             return Cat(value, Const(0, 8 * size(width) - len(value)))
 
-        sources = {_Job.FIXED: (padded(word, fixed_bits), word_bytes, 1)}
-        sources[_Job.RESULT] = (padded(macro.o.payload, result_layout(cfg)),
-                                size(result_layout(cfg)), macro.o.valid)
+        sources = {_Job.RESULT: (padded(macro.o.payload, result_layout(cfg)),
+                                 size(result_layout(cfg)), macro.o.valid)}
         if cfg.programmable:
             r_layout = macro.r.payload.shape()
             sources[_Job.RESULTS] = (padded(macro.r.payload, r_layout), size(r_layout),
@@ -530,7 +557,9 @@ class BoardCore(wiring.Component):
             sources[_Job.TRNG] = (Value.cast(macro.t.payload), 1, macro.t.valid)
         # An item goes out from a shift register, a byte per handshake; its stream is taken
         # as it is loaded, so no byte multiplexer and no ready path reach the macro's FIFO.
-        item_bits = max(len(value) for value, _, _ in sources.values())
+        # The FIXED job's word is loaded into it when the command runs.
+        item_bits = max(8 * ((fixed_bits + 7) // 8),
+                        *(len(value) for value, _, _ in sources.values()))
         shifter = Signal(item_bits)
         item_bytes = Signal.like(index)
         item_valid = Signal()
@@ -542,7 +571,8 @@ class BoardCore(wiring.Component):
                                  item_valid.eq(valid)]
 
         def consume_item():
-            """The item is loaded into the shift register: take it from its stream."""
+            """Ready for the job's stream: an item is loaded into the shift register when
+            its valid is set."""
             with m.Switch(job):
                 with m.Case(_Job.RESULT):
                     m.d.comb += macro.o.ready.eq(1)
@@ -555,12 +585,20 @@ class BoardCore(wiring.Component):
 
         def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
             m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
-                         index.eq(0)]
+                         items_zero.eq(count_items == 0), index.eq(0),
+                         word_empty.eq(value_bytes == 0)]
             if value is not None:
-                m.d.sync += [word.eq(value), word_bytes.eq(value_bytes)]
+                m.d.sync += [shifter.eq(value), word_bytes.eq(value_bytes)]
             else:
                 m.d.sync += word_bytes.eq(0)
             m.next = "HEADER"
+
+        # The response of an offered command, kept while the macro has not taken it yet.
+        offer_code, offer_job = Signal(8), Signal(_Job)
+
+        def offer(valid, response_code, kind):
+            m.d.sync += [valid.eq(1), offer_code.eq(response_code), offer_job.eq(kind)]
+            m.next = "OFFER"
 
         refused = Signal(error_layout())
         m.d.comb += refused.command.eq(command)
@@ -571,21 +609,30 @@ class BoardCore(wiring.Component):
             respond(ERROR, _Job.FIXED, refused, size(error_layout()))
 
         # -- the executor --------------------------------------------------------------------
-        token = decoder.o.payload
+        # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
+        # logic starts there); the command's own count is then cleared with the rest.
+        m.d.sync += [clear.eq(0), trng_clear.eq(0)]
         with m.FSM(init="RECEIVE", name="link"):
             with m.State("RECEIVE"):
-                m.d.comb += decoder.o.ready.eq(1)
-                with m.If(decoder.o.valid):
-                    with m.Switch(token.kind):
+                m.d.comb += tok.ready.eq(1)
+                with m.If(tok.valid):
+                    with m.Switch(tok.payload.kind):
                         with m.Case(Token.DATA):
-                            m.d.comb += [check.valid.eq(1), check.data.eq(token.data),
-                                         check.start.eq(count == 0)]
-                            with m.If(count == 0):
-                                m.d.sync += command.eq(token.data)
-                            with m.If(count == 1):
-                                m.d.sync += seq.eq(token.data)
-                            with m.If((count >= 2) & (count < 2 + buffer_bytes)):
-                                m.d.sync += buffer.word_select(at, 8).eq(token.data)
+                            byte = tok.payload.data
+                            m.d.comb += [check.valid.eq(1), check.data.eq(byte),
+                                         check.start.eq(slot[0])]
+                            m.d.sync += slot.eq(slot << 1)
+                            with m.If(slot[0]):
+                                m.d.sync += [command.eq(byte), frame_bytes.eq(max_frame + 1)]
+                                for c, flag in is_command.items():
+                                    m.d.sync += flag.eq(byte == c.value)
+                                    with m.If(byte == c.value):
+                                        m.d.sync += frame_bytes.eq(4 + lengths[c])
+                            with m.If(slot[1]):
+                                m.d.sync += seq.eq(byte)
+                            for k in range(buffer_bytes):
+                                with m.If(slot[2 + k]):
+                                    m.d.sync += buffer.word_select(k, 8).eq(byte)
                             with m.If(count != max_frame + 1):
                                 m.d.sync += count.eq(count + 1)
                         with m.Case(Token.END):
@@ -594,69 +641,64 @@ class BoardCore(wiring.Component):
                             refuse(LinkError.ESCAPE)
                         with m.Case(Token.TIMEOUT):
                             refuse(LinkError.TIMEOUT)
-            with m.State("CHECK"):  # the whole frame is in, its CRC checked
-                length_ok = Signal()
-                with m.Switch(command):
-                    for c in Command:
-                        with m.Case(c.value):
-                            m.d.comb += length_ok.eq(count == 4 + lengths[c])
-                known_code = Cat(command == c.value for c in Command).any()
-                supported_code = Cat(command == c.value for c in known).any()
-                with m.If(count < 4):
+            with m.State("CHECK"):  # the whole frame is in, its CRC processed
+                m.d.sync += [short.eq(count < 4), crc_bad.eq(~check.match_detected),
+                             length_bad.eq(count != frame_bytes),
+                             is_known.eq(Cat(is_command.values()).any()),
+                             is_supported.eq(Cat(is_command[c] for c in known).any())]
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.If(short):
                     refuse(LinkError.SHORT)
-                with m.Elif(~check.match_detected):
+                with m.Elif(crc_bad):
                     refuse(LinkError.CRC)
-                with m.Elif(~known_code):
+                with m.Elif(~is_known):
                     refuse(LinkError.COMMAND)
-                with m.Elif(~supported_code):
+                with m.Elif(~is_supported):
                     refuse(LinkError.UNSUPPORTED)
-                with m.Elif(~length_ok):
+                with m.Elif(length_bad):
                     refuse(LinkError.LENGTH)
                 with m.Else():
                     m.d.sync += commands.eq(commands + 1)
                     ok = command | OK_BIT
-                    with m.Switch(command):
-                        with m.Case(Command.INFO.value):
-                            respond(ok, _Job.FIXED, info, size(info_layout()))
-                        with m.Case(Command.STATUS.value):
-                            respond(ok, _Job.FIXED, status, size(status_layout(cfg)))
-                        with m.Case(Command.CLEAR.value):
-                            m.d.comb += clear.eq(1)
+                    with m.If(is_command[Command.INFO]):
+                        respond(ok, _Job.FIXED, info, size(info_layout()))
+                    with m.If(is_command[Command.STATUS]):
+                        respond(ok, _Job.FIXED, status, size(status_layout(cfg)))
+                    with m.If(is_command[Command.CLEAR]):
+                        m.d.sync += clear.eq(1)
+                        respond(ok, _Job.FIXED, count_items=0)
+                    # The offers' valid bits are registers: the macro's accept logic starts
+                    # at them.
+                    with m.If(is_command[Command.WEIGHTS]):
+                        offer(offer_w, ok, _Job.RESULTS if cfg.programmable else _Job.IDLE)
+                    with m.If(is_command[Command.MVM]):
+                        offer(offer_i, ok, _Job.RESULT)
+                    if cfg.programmable:
+                        with m.If(is_command[Command.PROGRAM]):
+                            offer(offer_p, ok, _Job.RESULTS)
+                    if trng:
+                        with m.If(is_command[Command.TRNG_READ]):
+                            m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]
+                            respond(ok, _Job.TRNG, count_items=buffer[:8])
+                        with m.If(is_command[Command.TRNG_STATUS]):
+                            layout = responses[Command.TRNG_STATUS]
+                            respond(ok, _Job.FIXED, macro.trng_status, size(layout))
+                        with m.If(is_command[Command.TRNG_CLEAR]):
+                            m.d.sync += trng_clear.eq(1)
                             respond(ok, _Job.FIXED, count_items=0)
-                        with m.Case(Command.WEIGHTS.value):
-                            m.next = "OFFER_W"
-                        with m.Case(Command.MVM.value):
-                            m.next = "OFFER_I"
-                        if cfg.programmable:
-                            with m.Case(Command.PROGRAM.value):
-                                m.next = "OFFER_P"
-                        if trng:
-                            with m.Case(Command.TRNG_READ.value):
-                                m.d.sync += timer.eq(self._timeout)
-                                respond(ok, _Job.TRNG, count_items=buffer[:8])
-                            with m.Case(Command.TRNG_STATUS.value):
-                                layout = responses[Command.TRNG_STATUS]
-                                respond(ok, _Job.FIXED, macro.trng_status, size(layout))
-                            with m.Case(Command.TRNG_CLEAR.value):
-                                m.d.comb += trng_clear.eq(1)
-                                respond(ok, _Job.FIXED, count_items=0)
-                            with m.Case(Command.TRNG_ENABLE.value):
-                                m.d.sync += trng_enable.eq(buffer[0])
-                                respond(ok, _Job.FIXED, count_items=0)
-            with m.State("OFFER_W"):
-                m.d.comb += macro.w.valid.eq(1)
-                with m.If(macro.w.ready):
-                    respond(Command.WEIGHTS.value | OK_BIT,
-                            _Job.RESULTS if cfg.programmable else _Job.IDLE)
-            with m.State("OFFER_I"):
-                m.d.comb += macro.i.valid.eq(1)
-                with m.If(macro.i.ready):
-                    respond(Command.MVM.value | OK_BIT, _Job.RESULT)
-            if cfg.programmable:
-                with m.State("OFFER_P"):
-                    m.d.comb += macro.p.valid.eq(1)
-                    with m.If(macro.p.ready):
-                        respond(Command.PROGRAM.value | OK_BIT, _Job.RESULTS)
+                        with m.If(is_command[Command.TRNG_ENABLE]):
+                            m.d.sync += trng_enable.eq(buffer[0])
+                            respond(ok, _Job.FIXED, count_items=0)
+            with m.State("OFFER"):  # the payload is offered to the macro until it takes it
+                accepted = (offer_w & macro.w.ready) | (offer_i & macro.i.ready)
+                if cfg.programmable:
+                    accepted |= offer_p & macro.p.ready
+                with m.If(accepted):
+                    m.d.sync += [offer_w.eq(0), offer_i.eq(0), offer_p.eq(0)]
+                    m.next = "OFFERED"
+            with m.State("OFFERED"):  # a cycle later: the response starts from registers
+                respond(offer_code, offer_job)
             with m.State("HEADER"):  # response code
                 m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]
                 with m.If(tx.ready):
@@ -670,31 +712,39 @@ class BoardCore(wiring.Component):
                 drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~macro.busy
                 with m.If(job == _Job.TRNG):
                     with m.If(item_valid):
-                        m.d.sync += timer.eq(self._timeout)
-                    with m.Elif(timer != 0):
-                        m.d.sync += timer.eq(timer - 1)
-                with m.If(bounded & (items == 0)):
+                        m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]
+                    with m.Elif(~timer_zero):
+                        m.d.sync += [timer.eq(timer - 1), timer_zero.eq(timer == 1)]
+                with m.If(bounded & items_zero):
                     m.next = "CLOSE"
-                with m.Elif(item_valid & (item_bytes != 0)):
+                with m.Elif(job == _Job.FIXED):  # its word is in the shift register
+                    with m.If(word_empty):
+                        m.next = "CLOSE"
+                    with m.Else():
+                        m.d.sync += index.eq(word_bytes)
+                        m.next = "BYTES"
+                with m.Else():
+                    # Ready from registers alone (the stream's valid does not decide it), so
+                    # no path runs from the macro's FIFO through this logic and back.
                     consume_item()
-                    m.d.sync += [shifter.eq(item_value), index.eq(item_bytes)]
-                    m.next = "BYTES"
-                with m.Elif(drained | ((job == _Job.FIXED) & (item_bytes == 0)) |
-                            ((job == _Job.TRNG) & (timer == 0))):
-                    m.next = "CLOSE"
+                    with m.If(item_valid):
+                        m.d.sync += [shifter.eq(item_value), index.eq(item_bytes)]
+                        m.next = "BYTES"
+                    with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
+                        m.next = "CLOSE"
             with m.State("BYTES"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(shifter[:8])]
                 with m.If(tx.ready):  # index: the item's bytes left
                     m.d.sync += [index.eq(index - 1), shifter.eq(shifter >> 8)]
                     with m.If(index == 1):
-                        m.d.sync += items.eq(items - 1)
+                        m.d.sync += [items.eq(items - 1), items_zero.eq(items == 1)]
                         m.next = "ITEM"
             with m.State("CLOSE"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.end.eq(1)]
                 with m.If(tx.ready):
-                    m.d.sync += [count.eq(0), command.eq(0), seq.eq(0)]
+                    m.d.sync += [count.eq(0), command.eq(0), seq.eq(0), slot.eq(1)]
                     m.next = "RECEIVE"
-        with m.If(clear):  # after the FSM: wins over the count of the CLEAR itself
+        with m.If(clear):  # the cycle after DISPATCH counted the CLEAR itself
             m.d.sync += [commands.eq(0), bad_frames.eq(0)]
         return m
 

@@ -121,3 +121,39 @@ class Skid(wiring.Component):
         with m.Elif(self.i.valid & ~self.o.ready):
             m.d.sync += [full.eq(1), held.eq(self.i.payload)]
         return m
+
+
+class Pipe(wiring.Component):
+    """Register slice: cuts both a stream's ``valid``/``payload`` path and its ``ready`` path,
+    at one cycle of latency and no loss of throughput.
+
+    ``o.valid`` and ``o.payload`` come from the output register, ``i.ready`` from a register
+    (the spare slot is empty), so the logic in front of ``i`` and the logic behind ``o`` never
+    meet in one cycle. An item that arrives while ``o`` is stalled waits in the spare slot and
+    moves to the output register when it frees; order is kept and nothing is dropped.
+
+    For control streams whose extra cycle costs nothing (the board's byte links); the macro's
+    data path uses :class:`Skid`, whose latency the timing model would have to count.
+
+    Parameters
+    ----------
+    shape : shape-like
+        The payload.
+    """
+
+    def __init__(self, shape):
+        super().__init__({"i": wiring.In(stream.Signature(shape)),
+                          "o": wiring.Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare_full = Signal()
+        spare = Signal.like(self.i.payload)
+        m.d.comb += self.i.ready.eq(~spare_full)
+        with m.If(~self.o.valid | self.o.ready):  # the output register frees this cycle
+            m.d.sync += [self.o.valid.eq(spare_full | self.i.valid),
+                         self.o.payload.eq(Mux(spare_full, spare, self.i.payload)),
+                         spare_full.eq(0)]
+        with m.Elif(self.i.valid & ~spare_full):
+            m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
+        return m

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from ..timing import ACCEPT_TO_LAUNCH
 from .adder_network import AdderNetwork
 from .analog import AnalogSignature, EntropySignature
-from .common import Block, Skid, record_fsm
+from .common import Block, Pipe, Skid, record_fsm
 from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
@@ -163,17 +163,22 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_scheduler"] = scheduler
             m.submodules[f"tile{t}_sar"] = sar
             m.submodules[f"tile{t}_shift_add"] = shift_add
-            # The skid ends the ready path that runs from the SAR back through the scheduler;
-            # without it the input driver's (and the macro's) i.ready would wait on it.
-            m.submodules[f"tile{t}_plane_skid"] = skid = Skid(driver.o.payload.shape())
-            wiring.connect(m, driver.o, skid.i)
-            wiring.connect(m, skid.o, scheduler.i)
+            # A register slice between the driver and the scheduler (gen/timing.py counts its
+            # cycle): it ends the ready path that runs from the SAR back through the
+            # scheduler, and the plane multiplexer's path into the scheduler's chunk counts.
+            m.submodules[f"tile{t}_plane_pipe"] = pipe = Pipe(driver.o.payload.shape())
+            wiring.connect(m, driver.o, pipe.i)
+            wiring.connect(m, pipe.o, scheduler.i)
             # And this one ends the ready path from the shift-and-add through the SAR, so the
             # scheduler's output register and plane pipeline see a registered ready.
             m.submodules[f"tile{t}_read_skid"] = read_skid = Skid(scheduler.o.payload.shape())
             wiring.connect(m, scheduler.o, read_skid.i)
             wiring.connect(m, read_skid.o, sar.i)
-            wiring.connect(m, sar.o, shift_add.i)
+            # And this one the ready path from the adder network's join (every tile's partial
+            # sum) through the shift-and-add's hold into the SAR's take.
+            m.submodules[f"tile{t}_code_skid"] = code_skid = Skid(sar.o.payload.shape())
+            wiring.connect(m, sar.o, code_skid.i)
+            wiring.connect(m, code_skid.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
             drivers.append(driver)
             sars.append(sar)
@@ -250,11 +255,14 @@ class MacroTop(Block):
 
         # A new vector needs a FIFO slot for its result, besides one for each vector still
         # inside (whose result may be going in on this very edge).
-        # Kept as a count of free slots (FIFO depth - results in it - vectors inside), so the
-        # accept path sees one register instead of an adder and a comparison.
-        free = Signal(range(OUTPUT_FIFO_DEPTH + 1), init=OUTPUT_FIFO_DEPTH)
-        room = free != 0
-        taken = self.o.valid & self.o.ready  # a result leaves the FIFO: its slot is free again
+        # Kept as the count of free slots (FIFO depth - results in it - vectors inside) less
+        # one, so the accept path reads one register bit: its sign.
+        free = Signal(range(-1, OUTPUT_FIFO_DEPTH), init=OUTPUT_FIFO_DEPTH - 1)
+        room = ~free[-1]
+        # A result leaves the FIFO: its slot is free again, counted a cycle late (the host's
+        # ready decides `taken` late in the cycle; the accept path stays off it).
+        taken = Signal()
+        m.d.sync += taken.eq(self.o.valid & self.o.ready)
         tiles_ready = Cat(d.i.ready for d in drivers).all()
         bits = cfg.input_bits
         accept = Signal()

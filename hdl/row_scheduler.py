@@ -148,14 +148,20 @@ class RowScheduler(Block):
 
         distance = [Signal(signed(width), name=f"chunk{c}_d") for c in range(len(chunks))]
         left = Signal(range(rows + 1))  # set rows not yet read
+        # Registered with `left`, so the hand-over (finish, advance, i.ready) reads flags.
+        is_final = Signal()  # left <= N
+        is_empty = Signal()  # left == 0
         with m.If(advance):
             for c in range(len(chunks)):
                 m.d.sync += distance[c].eq(inclusive[c - 1] if c else 0)
-            m.d.sync += left.eq(inclusive[-1])
+            m.d.sync += [left.eq(inclusive[-1]), is_final.eq(inclusive[-1] <= per_read),
+                         is_empty.eq(inclusive[-1] == 0)]
         with m.Elif(step):
             for c in range(len(chunks)):
                 m.d.sync += distance[c].eq(distance[c] - per_read)
-            m.d.sync += left.eq(left - per_read)
+            # A step leaves a plane with reads left (left > N), or ends it (finish).
+            m.d.sync += [left.eq(left - per_read), is_final.eq(left <= 2 * per_read),
+                         is_empty.eq(left <= per_read)]
 
         bits = []
         for c, (lo, hi) in enumerate(chunks):
@@ -168,7 +174,7 @@ class RowScheduler(Block):
                 bits.append(plane.bits[r] & within.bit_select(here, 1))
         m.d.comb += [
             take.eq(Cat(*bits)),
-            final.eq(left <= per_read),
-            empty.eq(left == 0),
+            final.eq(is_final),
+            empty.eq(is_empty),
             count.eq(Mux(final, left, per_read)),
         ]
