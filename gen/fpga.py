@@ -572,8 +572,9 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         nextpnr_opts.append(f"--seed {int(seed)}")
     if spec.family == "ice40":
         # HeAP's legaliser may try up to cells^2/8 placements per cell (3 million on a full
-        # UP5K), and on designs near 90 % of its logic cells it then stalls for many minutes;
-        # /64 places them in about two.
+        # UP5K); near 90 % of its logic cells some netlists then stall it for many minutes.
+        # /64 bounds that (docs/architecture.md section 11: it does not cure every such
+        # netlist).
         nextpnr_opts.append("--placer-heap-cell-placement-timeout 64")
     overrides = {
         "verbose": True,
@@ -584,10 +585,6 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "script_after_synth": "\n".join([f"tee -q -o {name}.stat.json stat -json",
                                          _stat_script(spec.family, name, name, hierarchy)]),
     }
-    if spec.family == "ice40" and plat.device.startswith("iCE40UP"):
-        # ABC9 maps for the UltraPlus's delays (Yosys defaults to the HX's, whose LUTs and
-        # carries are about twice as fast).
-        overrides["synth_opts"] = "-device u"
     _emit(progress, f"elaborating {type(top).__name__} for {board} ({plat.device})")
     # do_build=False: the plan only (no tool check; the ULX3S's openFPGALoader is not needed).
     plan = plat.build(top, name=name, build_dir=str(build_dir), do_build=False,

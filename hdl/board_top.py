@@ -204,19 +204,25 @@ class SlipDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # Registered on both sides, at a token per two cycles at most (a UART byte takes a
-        # hundred or more): the byte and its class come from the input register, the token
-        # goes into the output register when it is empty, so no decision reads the FIFO's
-        # block RAM output (slow on ECP5 and iCE40) or the consumer's ready.
-        have = Signal()               # a byte waits in the input register
+        # hundred or more): the byte and its class come from input registers, the token goes
+        # into the output register when it is empty, so no decision reads the FIFO's block
+        # RAM output (ECP5 DP16KD: about 6 ns clock to output) or the consumer's ready. Two
+        # input registers: the line byte as it leaves the block RAM, then the byte and its class.
+        line = Signal(DATA_BITS)
+        line_valid = Signal()
+        have = Signal()               # a byte waits, classed
         byte = Signal(DATA_BITS)
         is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
         take = Signal()               # the waiting byte is consumed this cycle
-        m.d.comb += self.i.ready.eq(~have)
+        m.d.comb += self.i.ready.eq(~line_valid)
+        with m.If(~line_valid):
+            m.d.sync += [line_valid.eq(self.i.valid), line.eq(self.i.payload)]
+        with m.Elif(~have):
+            m.d.sync += line_valid.eq(0)
         with m.If(~have):
-            value = self.i.payload
-            m.d.sync += [have.eq(self.i.valid), byte.eq(value), is_end.eq(value == END),
-                         is_esc.eq(value == ESC), is_esc_end.eq(value == ESC_END),
-                         is_esc_esc.eq(value == ESC_ESC)]
+            m.d.sync += [have.eq(line_valid), byte.eq(line), is_end.eq(line == END),
+                         is_esc.eq(line == ESC), is_esc_end.eq(line == ESC_END),
+                         is_esc_esc.eq(line == ESC_ESC)]
         with m.Elif(take):
             m.d.sync += have.eq(0)
         with m.If(self.o.valid & self.o.ready):
@@ -224,7 +230,10 @@ class SlipDecoder(wiring.Component):
         free = ~self.o.valid  # a token may be registered
         started = Signal()  # a byte of the current frame was taken
         bad = Signal()      # it held a bad escape
-        timer = Signal(range(self._timeout + 1), init=self._timeout)
+        # Idle cycles left less one: the frame has timed out when it goes negative, a
+        # register bit read on the next cycle instead of a comparison of the whole count.
+        timer = Signal(range(-1, self._timeout), init=self._timeout - 1)
+        expired = timer[-1]
 
         def emit(kind, value=0):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.kind.eq(kind),
@@ -233,11 +242,9 @@ class SlipDecoder(wiring.Component):
         def idle_count():  # inside a frame, nothing arriving, the consumer listening
             with m.If(~have & free & started):
                 m.d.sync += timer.eq(timer - 1)
-                with m.If(timer == 1):
-                    m.next = "TIMED_OUT"
 
         with m.If(have):  # a byte arrived: the frame is not idle
-            m.d.sync += timer.eq(self._timeout)
+            m.d.sync += timer.eq(self._timeout - 1)
 
         with m.FSM(init="HUNT", name="slip_rx"):
             with m.State("HUNT"):  # wait for a delimiter
@@ -246,7 +253,9 @@ class SlipDecoder(wiring.Component):
                     m.d.sync += [started.eq(0), bad.eq(0)]
                     m.next = "FRAME"
             with m.State("FRAME"):
-                with m.If(have & free):
+                with m.If(expired):
+                    m.next = "TIMED_OUT"
+                with m.Elif(have & free):
                     m.d.comb += take.eq(1)
                     with m.If(is_end):
                         with m.If(started):
@@ -261,7 +270,9 @@ class SlipDecoder(wiring.Component):
                         m.d.sync += started.eq(1)
                 idle_count()
             with m.State("ESCAPED"):
-                with m.If(have & free):
+                with m.If(expired):
+                    m.next = "TIMED_OUT"
+                with m.Elif(have & free):
                     m.d.comb += take.eq(1)
                     m.next = "FRAME"
                     with m.If(is_esc_end):
@@ -277,7 +288,7 @@ class SlipDecoder(wiring.Component):
             with m.State("TIMED_OUT"):  # the line waits until the token is registered
                 with m.If(free):
                     emit(Token.TIMEOUT)
-                    m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout)]
+                    m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout - 1)]
                     m.next = "HUNT"
         return m
 
@@ -310,12 +321,13 @@ class SlipEncoder(wiring.Component):
         have = Signal()
         token = Signal(raw_layout)
         special = Signal()  # the token's byte is END or ESC
+        token_end = Signal()  # it is END
         take = Signal()
         m.d.comb += self.i.ready.eq(~have)
         with m.If(~have):
             value = self.i.payload.data
             m.d.sync += [have.eq(self.i.valid), token.eq(self.i.payload),
-                         special.eq((value == END) | (value == ESC))]
+                         special.eq((value == END) | (value == ESC)), token_end.eq(value == END)]
         with m.Elif(take):
             m.d.sync += have.eq(0)
         with m.If(self.o.valid & self.o.ready):
@@ -326,7 +338,7 @@ class SlipEncoder(wiring.Component):
         def put(value):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(value)]
 
-        def send(value, is_special, done):
+        def send(value, is_special, is_end, done):
             """Send ``value`` stuffed; call ``done()`` in the cycle its last byte goes."""
             with m.If(free):
                 with m.If(~second):
@@ -336,12 +348,17 @@ class SlipEncoder(wiring.Component):
                     with m.Else():
                         done()
                 with m.Else():
-                    put(Mux(value == END, ESC_END, ESC_ESC))
+                    put(Mux(is_end, ESC_END, ESC_ESC))
                     m.d.sync += second.eq(0)
                     done()
 
-        def crc_byte(value):
-            return value, (value == END) | (value == ESC)
+        # The CRC's bytes are classed a cycle ahead: it settles two cycles before CRC_HI
+        # (the last byte is taken, then the end token loaded).
+        crc_flags = Signal(4)  # high byte END, high byte END or ESC, then the low byte's
+
+        for n, half in enumerate((check.crc[8:16], check.crc[0:8])):
+            m.d.sync += [crc_flags[2 * n].eq(half == END),
+                         crc_flags[2 * n + 1].eq((half == END) | (half == ESC))]
 
         with m.FSM(init="IDLE", name="slip_tx"):
             with m.State("IDLE"):
@@ -353,7 +370,7 @@ class SlipEncoder(wiring.Component):
                 with m.If(have & ~token.end):
                     def consume():
                         m.d.comb += [take.eq(1), check.valid.eq(1), check.data.eq(token.data)]
-                    send(token.data, special, consume)
+                    send(token.data, special, token_end, consume)
                 with m.Elif(have):
                     m.next = "CRC_HI"
 
@@ -363,9 +380,9 @@ class SlipEncoder(wiring.Component):
                 return go
 
             with m.State("CRC_HI"):
-                send(*crc_byte(check.crc[8:16]), after("CRC_LO"))
+                send(check.crc[8:16], crc_flags[1], crc_flags[0], after("CRC_LO"))
             with m.State("CRC_LO"):
-                send(*crc_byte(check.crc[0:8]), after("CLOSE"))
+                send(check.crc[0:8], crc_flags[3], crc_flags[2], after("CLOSE"))
             with m.State("CLOSE"):
                 with m.If(free):
                     put(END)
@@ -487,8 +504,11 @@ class BoardCore(wiring.Component):
         is_known = Signal()
         is_supported = Signal()
         frame_bytes = Signal.like(count)      # the command's exact frame length
-        # The frame's checks, registered when its END arrives (CHECK), decided on (DISPATCH).
+        # The frame's checks, registered when its END arrives (CHECK), the first that fails
+        # (VERDICT), acted on (DISPATCH): a cycle each, from registers.
         short, crc_bad, length_bad = Signal(), Signal(), Signal()
+        verdict = Signal(8)   # the LinkError of a refused frame (VERDICT)
+        refusing = Signal()
 
         # -- the response ----------------------------------------------------------------
         info = info_layout().const({
@@ -496,12 +516,15 @@ class BoardCore(wiring.Component):
             "trng": int(trng), "config_digest": config_digest(cfg),
             "rx_fifo_depth": self._depth, "divisor": self._divisor, "clk_hz": self._clk_hz,
         }).as_value()
+        info_bytes = size(info_layout())
+        from_info = Signal()     # the FIXED word is INFO: its bytes come from a constant table
         status = Signal(status_layout(cfg))
-        fixed_bits = max(len(info), status.shape().size, error_layout().size,
+        # The shift register holds the other FIXED words (INFO, the longest, would double it).
+        fixed_bits = max(status.shape().size, error_layout().size,
                          Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width)
         code = Signal(8)         # response code
         job = Signal(_Job)
-        word_bytes = Signal(range((fixed_bits + 7) // 8 + 1))
+        word_bytes = Signal(range(max(info_bytes, (fixed_bits + 7) // 8) + 1))
         word_empty = Signal()    # word_bytes == 0
         items = Signal(8)        # items left (FIXED, RESULT, TRNG)
         items_zero = Signal()    # items == 0
@@ -586,8 +609,10 @@ class BoardCore(wiring.Component):
         def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
             m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
                          items_zero.eq(count_items == 0), index.eq(0),
-                         word_empty.eq(value_bytes == 0)]
-            if value is not None:
+                         word_empty.eq(value_bytes == 0), from_info.eq(value is info)]
+            if value is info:
+                m.d.sync += word_bytes.eq(value_bytes)
+            elif value is not None:
                 m.d.sync += [shifter.eq(value), word_bytes.eq(value_bytes)]
             else:
                 m.d.sync += word_bytes.eq(0)
@@ -604,7 +629,8 @@ class BoardCore(wiring.Component):
         m.d.comb += refused.command.eq(command)
 
         def refuse(reason):
-            m.d.comb += refused.error.eq(reason.value)
+            m.d.comb += refused.error.eq(reason.value if isinstance(reason, LinkError)
+                                         else reason)
             m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
             respond(ERROR, _Job.FIXED, refused, size(error_layout()))
 
@@ -646,18 +672,24 @@ class BoardCore(wiring.Component):
                              length_bad.eq(count != frame_bytes),
                              is_known.eq(Cat(is_command.values()).any()),
                              is_supported.eq(Cat(is_command[c] for c in known).any())]
+                m.next = "VERDICT"
+            with m.State("VERDICT"):  # the first check that fails, if any
+                m.d.sync += verdict.eq(0)
+                with m.If(short):
+                    m.d.sync += verdict.eq(LinkError.SHORT.value)
+                with m.Elif(crc_bad):
+                    m.d.sync += verdict.eq(LinkError.CRC.value)
+                with m.Elif(~is_known):
+                    m.d.sync += verdict.eq(LinkError.COMMAND.value)
+                with m.Elif(~is_supported):
+                    m.d.sync += verdict.eq(LinkError.UNSUPPORTED.value)
+                with m.Elif(length_bad):
+                    m.d.sync += verdict.eq(LinkError.LENGTH.value)
+                m.d.sync += refusing.eq(short | crc_bad | ~is_known | ~is_supported | length_bad)
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                with m.If(short):
-                    refuse(LinkError.SHORT)
-                with m.Elif(crc_bad):
-                    refuse(LinkError.CRC)
-                with m.Elif(~is_known):
-                    refuse(LinkError.COMMAND)
-                with m.Elif(~is_supported):
-                    refuse(LinkError.UNSUPPORTED)
-                with m.Elif(length_bad):
-                    refuse(LinkError.LENGTH)
+                with m.If(refusing):
+                    refuse(verdict)
                 with m.Else():
                     m.d.sync += commands.eq(commands + 1)
                     ok = command | OK_BIT
@@ -733,7 +765,14 @@ class BoardCore(wiring.Component):
                     with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
                         m.next = "CLOSE"
             with m.State("BYTES"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(shifter[:8])]
+                info_byte = Signal(8)  # INFO's byte, by bytes left: a LUT per bit
+                with m.Switch(index):
+                    for left in range(1, info_bytes + 1):
+                        with m.Case(left):
+                            k = info_bytes - left
+                            m.d.comb += info_byte.eq(info[8 * k:8 * k + 8])
+                m.d.comb += [tx.valid.eq(1),
+                             tx.payload.data.eq(Mux(from_info, info_byte, shifter[:8]))]
                 with m.If(tx.ready):  # index: the item's bytes left
                     m.d.sync += [index.eq(index - 1), shifter.eq(shifter >> 8)]
                     with m.If(index == 1):

@@ -196,20 +196,25 @@ class CrossbarStub(Block):
 
         use_ahead = ahead_tag == Cat(read.col_sel, read.bank)
         current = [Signal(value_width, name=f"current{a}") for a in range(lanes)]
-        column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]
+        column = [Signal(value_width, name=f"column{a}") for a in range(lanes)]  # in use
         for a in range(lanes):
             m.d.comb += column[a].eq(Mux(use_ahead, ahead[a], current[a]))
             m.d.sync += current[a].eq(column[a])
-        for a in range(lanes):
-            dac, value = read.dac[a], column[a]
+
+        def compare(value, dac):
             if frac == 0 and not programmable:
-                m.d.comb += read.cmp[a].eq(value >= dac)
-                continue
+                return value >= dac
             # Compute reads round the state sum to levels (threshold half a level below the
             # code); verify reads scale one cell's state range onto the codes.
             compute = (value << 1) + (1 << frac) >= (dac << (frac + 1))
             verify = (value * (2 * cfg.adc_max)) + top >= dac * (2 * top)
-            m.d.comb += read.cmp[a].eq(Mux(held_verify, verify, compute))
+            return Mux(held_verify, verify, compute)
+
+        # Both sums compared, the tag choosing between the answers: the tag comparison runs
+        # beside the comparators' carry chains instead of in front of them.
+        for a in range(lanes):
+            m.d.comb += read.cmp[a].eq(Mux(use_ahead, compare(ahead[a], read.dac[a]),
+                                           compare(current[a], read.dac[a])))
 
         if programmable:
             self._pulses(m, memories, addr, healthy, stuck_port if stuck else None)

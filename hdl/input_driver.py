@@ -76,10 +76,11 @@ class InputDriver(Block):
             return Cat(source[r][b] for r in range(cfg.rows))
 
         last = (pending & ~lowest) == 0
-        with m.Switch(index):
-            for b in range(bits):
-                with m.Case(b):
-                    m.d.comb += self.o.payload.bits.eq(plane(vector, b))
+        # The plane as an AND-OR over the one-hot `lowest`: a function of the pending bits and
+        # one row's element (two LUT levels), not of a decoded index.
+        m.d.comb += self.o.payload.bits.eq(
+            Cat(Cat(vector[r][b] & lowest[b] for b in range(bits)).any()
+                for r in range(cfg.rows)))
         m.d.comb += [
             self.o.valid.eq(pending != 0),
             self.o.payload.index.eq(index),

@@ -174,11 +174,7 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_read_skid"] = read_skid = Skid(scheduler.o.payload.shape())
             wiring.connect(m, scheduler.o, read_skid.i)
             wiring.connect(m, read_skid.o, sar.i)
-            # And this one the ready path from the adder network's join (every tile's partial
-            # sum) through the shift-and-add's hold into the SAR's take.
-            m.submodules[f"tile{t}_code_skid"] = code_skid = Skid(sar.o.payload.shape())
-            wiring.connect(m, sar.o, code_skid.i)
-            wiring.connect(m, code_skid.o, shift_add.i)
+            wiring.connect(m, sar.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
             drivers.append(driver)
             sars.append(sar)
@@ -263,7 +259,10 @@ class MacroTop(Block):
         # ready decides `taken` late in the cycle; the accept path stays off it).
         taken = Signal()
         m.d.sync += taken.eq(self.o.valid & self.o.ready)
-        tiles_ready = Cat(d.i.ready for d in drivers).all()
+        # Without overlap a vector enters only into an idle macro or as the one before writes
+        # its result, long after the drivers sent its last plane: they are always ready then,
+        # and the accept path need not wait on their plane logic.
+        tiles_ready = Cat(d.i.ready for d in drivers).all() if cfg.overlap else 1
         bits = cfg.input_bits
         accept = Signal()
         for t, driver in enumerate(drivers):

@@ -148,20 +148,28 @@ class RowScheduler(Block):
 
         distance = [Signal(signed(width), name=f"chunk{c}_d") for c in range(len(chunks))]
         left = Signal(range(rows + 1))  # set rows not yet read
-        # Registered with `left`, so the hand-over (finish, advance, i.ready) reads flags.
-        is_final = Signal()  # left <= N
-        is_empty = Signal()  # left == 0
         with m.If(advance):
             for c in range(len(chunks)):
                 m.d.sync += distance[c].eq(inclusive[c - 1] if c else 0)
-            m.d.sync += [left.eq(inclusive[-1]), is_final.eq(inclusive[-1] <= per_read),
-                         is_empty.eq(inclusive[-1] == 0)]
+            m.d.sync += left.eq(inclusive[-1])
         with m.Elif(step):
             for c in range(len(chunks)):
                 m.d.sync += distance[c].eq(distance[c] - per_read)
-            # A step leaves a plane with reads left (left > N), or ends it (finish).
-            m.d.sync += [left.eq(left - per_read), is_final.eq(left <= 2 * per_read),
-                         is_empty.eq(left <= per_read)]
+            m.d.sync += left.eq(left - per_read)
+        # Up to four chunks (16 rows: the plane's total two adder levels from the chunk
+        # totals) the flags are registered with `left`, so the hand-over (finish, advance,
+        # i.ready) reads flags (the iCE40's small tiles); more chunks put the plane's total
+        # deeper than comparing `left` where it is used, which their ECP5 budget allows.
+        if len(chunks) <= 4:
+            is_final = Signal()  # left <= N
+            is_empty = Signal()  # left == 0
+            with m.If(advance):
+                m.d.sync += [is_final.eq(inclusive[-1] <= per_read),
+                             is_empty.eq(inclusive[-1] == 0)]
+            with m.Elif(step):  # it leaves a plane with reads left (left > N), or ends it
+                m.d.sync += [is_final.eq(left <= 2 * per_read), is_empty.eq(left <= per_read)]
+        else:
+            is_final, is_empty = left <= per_read, left == 0
 
         bits = []
         for c, (lo, hi) in enumerate(chunks):
