@@ -1,5 +1,5 @@
 """Small structural helpers shared by the blocks: index shapes, adder trees, prefix sums, skid
-buffers."""
+buffers and register slices."""
 
 from amaranth import Module
 from amaranth.hdl import Const, Mux, Signal, unsigned
@@ -132,8 +132,9 @@ class Pipe(wiring.Component):
     meet in one cycle. An item that arrives while ``o`` is stalled waits in the spare slot and
     moves to the output register when it frees; order is kept and nothing is dropped.
 
-    For control streams whose extra cycle costs nothing (the board's byte links); the macro's
-    data path uses :class:`Skid`, whose latency the timing model would have to count.
+    Where the valid and payload path must end too (the input driver's plane multiplexer into
+    the row scheduler); its cycle goes through the timing model (gen/timing.py), where a
+    :class:`Skid` costs none.
 
     Parameters
     ----------
