@@ -87,7 +87,16 @@ def prefix_sums(m, terms, width, name="prefix"):
         level += 1
     return sums
 
-class Skid(wiring.Component):
+
+class _Stage(wiring.Component):
+    """A stream stage: ``i`` in, ``o`` out, the same payload ``shape``."""
+
+    def __init__(self, shape):
+        super().__init__({"i": wiring.In(stream.Signature(shape)),
+                          "o": wiring.Out(stream.Signature(shape))})
+
+
+class Skid(_Stage):
     """Skid buffer: cuts a stream's combinational ``ready`` path, at no cost in throughput or
     latency.
 
@@ -101,10 +110,6 @@ class Skid(wiring.Component):
     shape : shape-like
         The payload.
     """
-
-    def __init__(self, shape):
-        super().__init__({"i": wiring.In(stream.Signature(shape)),
-                          "o": wiring.Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
@@ -123,7 +128,7 @@ class Skid(wiring.Component):
         return m
 
 
-class Pipe(wiring.Component):
+class Pipe(_Stage):
     """Register slice: cuts both a stream's ``valid``/``payload`` path and its ``ready`` path,
     at one cycle of latency and no loss of throughput.
 
@@ -141,10 +146,6 @@ class Pipe(wiring.Component):
     shape : shape-like
         The payload.
     """
-
-    def __init__(self, shape):
-        super().__init__({"i": wiring.In(stream.Signature(shape)),
-                          "o": wiring.Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
