@@ -33,6 +33,12 @@ CONFIGS = {
                                     adcs=3, adc_bits=5, adc_overlap=True,
                                     tables={"device": {"kind": "rram", "stuck_fraction": 0.2,
                                                        "noise": 1.0}}),
+    # Cells in block RAM, read a cycle late: two-stage sums (dwell 3 > 2) and overlap (one).
+    "bram-r8-a4-s2": MacroConfig(rows=8, tiles=1, outputs=3, weight_bits=4, cell_bits=2, adcs=4,
+                                 adc_bits=4, tables={"stub": {"cells": "block_ram"}}),
+    "bram-r6-a2-overlap": MacroConfig(rows=6, tiles=1, outputs=2, weight_bits=3, cell_bits=1,
+                                      adcs=2, adc_bits=2, adc_overlap=True,
+                                      tables={"stub": {"cells": "block_ram"}}),
     "pcm-r4-a2-s3": MacroConfig(rows=4, tiles=1, outputs=2, weight_bits=7, cell_bits=3, adcs=2,
                                 adc_bits=7,
                                 tables={"device": {"kind": "pcm", "stuck_fraction": 0.1,
@@ -70,6 +76,8 @@ async def write_cells(dut, cfg, cells):
             port(dut, "cell__data").value = encode(levels_layout(cfg), levels)
             await RisingEdge(dut.clk)
     port(dut, "cell__we").value = 0
+    if cfg.stub_block_ram:  # read a cycle late: a read's rows follow a cycle later
+        await RisingEdge(dut.clk)
 
 
 _previous = {}  # the last read checked: (rows, verify), in the buffer the comparators read
@@ -137,6 +145,7 @@ async def start(dut):
         names += ["read__verify", "prog__pulse"]
     for name in names:
         port(dut, name).value = 0
+    port(dut, "read__col_sel").value = cfg.column_groups - 1  # where a SAR rests from reset
     await reset_dut(dut)
     _previous.clear()
     columns = cfg.adcs * cfg.column_groups

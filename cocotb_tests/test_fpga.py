@@ -38,10 +38,11 @@ def one_fpga_test_at_a_time():
 
 def uart_ffs(divisor):
     """Register bits of imcgen.hdl.uart.Uart per module, counted by hand from its source."""
-    timer = (divisor - 1).bit_length()  # Signal(range(divisor))
+    timer = 1 + (divisor - 3).bit_length()  # Signal(range(-1, divisor - 1)): signed
     # receiver: synchroniser 2, timer, bit 3, shift 8, 5-state FSM 3, o.valid 1, o.payload 8,
-    # two 8-bit error counters; transmitter: tx 1, timer, bit 3, shift 8, 4-state FSM 2.
-    return {"receiver": 2 + timer + 3 + 8 + 3 + 1 + 8 + 2 * 8, "receiver_rx_sync": 2,
+    # two error events 2, two 8-bit error counters; transmitter: tx 1, timer, bit 3, shift 8,
+    # 4-state FSM 2.
+    return {"receiver": 2 + timer + 3 + 8 + 3 + 1 + 8 + 2 + 2 * 8, "receiver_rx_sync": 2,
             "transmitter": 1 + timer + 3 + 8 + 2}
 
 
@@ -102,7 +103,7 @@ def test_synth_only_counts_every_register(family, tmp_path):
     report = fpga.synth_only(Uart(divisor=16), family, build_dir=tmp_path)
     expected = uart_ffs(16)
     assert report["top"] == "top"
-    assert report["resources"]["ffs"] == expected["receiver"] + expected["transmitter"] == 63
+    assert report["resources"]["ffs"] == expected["receiver"] + expected["transmitter"] == 67
     # clk, rst, rx, tx, two 10-bit streams, clear, two flags, two 8-bit counters, busy
     assert report["resources"]["io"] == 2 + 2 + 2 * 10 + 1 + 2 + 2 * 8 + 1
     assert report["resources"]["brams"] == report["resources"]["dsps"] == 0
@@ -175,8 +176,9 @@ def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
     placed, totals = report["placed"], report["device_totals"]
     assert report["resources"]["io"] == placed["io"] == 5  # clock, rx, tx, two LEDs
     # The RX FIFO (1); on iCE40, where logic cells are scarce, the result FIFO (56 bits: 4
-    # block RAMs 16 bits wide) and the launch FIFO (8 bits: 1) too.
-    assert placed["brams"] == report["resources"]["brams"] == 6
+    # block RAMs 16 bits wide) and the launch FIFO (8 bits: 1) too; and each tile's crossbar
+    # stub's cells (stub.cells = block_ram: 8 rows x 4 lanes x 2 bits, 4 block RAMs).
+    assert placed["brams"] == report["resources"]["brams"] == 6 + 2 * 4
     assert placed["dsps"] == 0 and 0 < placed["luts"] <= totals["luts"] == 5280
     assert report["configuration"] == load_config("small").to_dict()
     assert report["command"] == \

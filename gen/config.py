@@ -511,6 +511,23 @@ class MacroConfig:
         return 2 if self.adc_bits >= 2 and not self.overlap else 1
 
     @property
+    def stub_registers_why(self):
+        """Why the stub cannot keep its cells in block RAM (``None`` when it can)."""
+        if self.crossbar != "stub":
+            return "crossbar = 'external' (no stub)"
+        if self.programmable:
+            return "programmable devices read and update a pulsed cell in one cycle"
+        if self.column_groups > 1 and self.adc_bits <= self.sum_stages:
+            return (f"the SAR dwells {self.adc_bits} cycle(s) on a column group; a read a cycle "
+                    f"late ahead of {self.sum_stages} sum stage(s) needs {self.sum_stages + 1}")
+        return None
+
+    @property
+    def stub_block_ram(self):
+        """The crossbar stub keeps its cells in block RAM (``stub.cells``, where it can)."""
+        return self.stub.cells == "block_ram" and self.stub_registers_why is None
+
+    @property
     def groups_per_plane(self):
         """Reads per plane and tile of the dense schedule (and the zero-skip worst case)."""
         return math.ceil(self.rows / self.rows_per_read)
@@ -992,6 +1009,35 @@ class TrngConfig(Table):
                 "median_delay_cycles": round(self.delay_median_at(self.voltage), 3)}
 
 
+
+@table("stub")
+@dataclass(frozen=True)
+class StubConfig(Table):
+    """How the synthesizable crossbar stub stores its cells (docs/architecture.md section 11).
+
+    ``registers``: a memory per row read combinationally, which synthesis maps to LUT RAM or
+    flip-flops. ``block_ram``: one block RAM word per column group holding every row, read a
+    cycle late (the stub addresses the next group while the SAR dwells on one), which frees a
+    logic cell per cell bit on parts without LUT RAM (iCE40). A preference: the stub keeps
+    registers where block RAM cannot work, and ``config show`` says which it uses
+    (``block_ram_in_use``, :attr:`MacroConfig.stub_block_ram`).
+    """
+
+    FIELDS = {
+        "cells": Field(str, "cell storage of the crossbar stub: registers (LUT RAM or "
+                            "flip-flops) or block_ram where it can (one word per column group)",
+                       choices=("registers", "block_ram")),
+    }
+
+    cells: str = "registers"
+
+    def derived(self, cfg):
+        if self.cells != "block_ram":
+            return {}
+        return {"block_ram_in_use": cfg.stub_block_ram,
+                **({} if cfg.stub_block_ram else {"registers_because": cfg.stub_registers_why})}
+
+
 def _critbinom(n, p, target):
     """Smallest k with P(Binomial(n, p) <= k) >= target (Excel's CRITBINOM), i.e. the
     smallest k whose upper tail P(X > k) is at most 1 - target; the tail is summed in log
@@ -1031,8 +1077,10 @@ PRESETS = {
                   adcs=16, schedule="zero_skip"),
     # Sized for the iCEBreaker (iCE40 UP5K, 5280 logic cells) with the UART board top: two
     # 8-row tiles, 4 outputs, 4-bit inputs and weights over 2-bit cells, four 4-bit ADCs.
+    # Its cells live in block RAM: the UP5K has no LUT RAM, and 512 cell bits in flip-flops
+    # take a tenth of its logic cells (docs/architecture.md section 11).
     "small": dict(rows=8, tiles=2, outputs=4, input_bits=4, weight_bits=4, cell_bits=2,
-                  adc_bits=4, adcs=4),
+                  adc_bits=4, adcs=4, stub={"cells": "block_ram"}),
 }
 
 

@@ -50,6 +50,7 @@ from ..protocol import (
     config_digest,
     nbytes,
 )
+from .common import one_hot
 from .macro_top import MacroTop, result_layout
 from .macro_top import status_layout as macro_status_layout
 from .uart import DATA_BITS, Uart, baud_divisor
@@ -246,7 +247,7 @@ class SlipDecoder(wiring.Component):
         with m.If(have):  # a byte arrived: the frame is not idle
             m.d.sync += timer.eq(self._timeout - 1)
 
-        with m.FSM(init="HUNT", name="slip_rx"):
+        with m.FSM(init="HUNT", name="slip_rx") as fsm:
             with m.State("HUNT"):  # wait for a delimiter
                 m.d.comb += take.eq(1)
                 with m.If(have & is_end):
@@ -290,6 +291,7 @@ class SlipDecoder(wiring.Component):
                     emit(Token.TIMEOUT)
                     m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout - 1)]
                     m.next = "HUNT"
+        one_hot(fsm)
         return m
 
 
@@ -360,7 +362,7 @@ class SlipEncoder(wiring.Component):
             m.d.sync += [crc_flags[2 * n].eq(half == END),
                          crc_flags[2 * n + 1].eq((half == END) | (half == ESC))]
 
-        with m.FSM(init="IDLE", name="slip_tx"):
+        with m.FSM(init="IDLE", name="slip_tx") as fsm:
             with m.State("IDLE"):
                 with m.If(have & free):
                     put(END)
@@ -388,6 +390,7 @@ class SlipEncoder(wiring.Component):
                     put(END)
                     m.d.comb += take.eq(1)  # the end token
                     m.next = "IDLE"
+        one_hot(fsm)
         return m
 
 
@@ -565,6 +568,13 @@ class BoardCore(wiring.Component):
             m.d.comb += [macro.p.payload.eq(payload[:macro.p.payload.shape().size]),
                          macro.p.valid.eq(offer_p)]
 
+        streams = [(offer_w, macro.w), (offer_i, macro.i)]
+        if cfg.programmable:
+            streams.append((offer_p, macro.p))
+        for valid, port in streams:
+            with m.If(port.ready):
+                m.d.sync += valid.eq(0)
+
         # The item being sent and its length in bytes.
         def padded(value, width):
             value = Value.cast(value)
@@ -593,25 +603,28 @@ class BoardCore(wiring.Component):
                     m.d.comb += [item_value.eq(value), item_bytes.eq(length),
                                  item_valid.eq(valid)]
 
-        def consume_item():
-            """Ready for the job's stream: an item is loaded into the shift register when
-            its valid is set."""
-            with m.Switch(job):
-                with m.Case(_Job.RESULT):
-                    m.d.comb += macro.o.ready.eq(1)
-                if cfg.programmable:
-                    with m.Case(_Job.RESULTS):
-                        m.d.comb += macro.r.ready.eq(1)
-                if trng:
-                    with m.Case(_Job.TRNG):
-                        m.d.comb += macro.t.ready.eq(1)
+        # Ready for the job's stream, from a register: set as the executor enters ITEM with
+        # an item to take, cleared as it leaves, so the macro's FIFO logic starts at a
+        # register instead of the state decode.
+        pull = Signal()
+        m.d.comb += macro.o.ready.eq(pull & (job == _Job.RESULT))
+        if cfg.programmable:
+            m.d.comb += macro.r.ready.eq(pull & (job == _Job.RESULTS))
+        if trng:
+            m.d.comb += macro.t.ready.eq(pull & (job == _Job.TRNG))
+
+        def enter_item(items_left_zero):
+            """Go to ITEM; ``pull`` there unless the job takes no stream or nothing is left."""
+            bounded_job = (job == _Job.RESULT) | (job == _Job.TRNG)
+            m.d.sync += pull.eq((job != _Job.FIXED) & ~(bounded_job & items_left_zero))
+            m.next = "ITEM"
 
         def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
             m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
                          items_zero.eq(count_items == 0), index.eq(0),
                          word_empty.eq(value_bytes == 0), from_info.eq(value is info)]
-            if value is info:
-                m.d.sync += word_bytes.eq(value_bytes)
+            if value is info:  # its first byte; BYTES loads each next one from the table
+                m.d.sync += [shifter.eq(info[:8]), word_bytes.eq(value_bytes)]
             elif value is not None:
                 m.d.sync += [shifter.eq(value), word_bytes.eq(value_bytes)]
             else:
@@ -638,7 +651,7 @@ class BoardCore(wiring.Component):
         # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
         # logic starts there); the command's own count is then cleared with the rest.
         m.d.sync += [clear.eq(0), trng_clear.eq(0)]
-        with m.FSM(init="RECEIVE", name="link"):
+        with m.FSM(init="RECEIVE", name="link") as link_fsm:
             with m.State("RECEIVE"):
                 m.d.comb += tok.ready.eq(1)
                 with m.If(tok.valid):
@@ -723,11 +736,9 @@ class BoardCore(wiring.Component):
                             m.d.sync += trng_enable.eq(buffer[0])
                             respond(ok, _Job.FIXED, count_items=0)
             with m.State("OFFER"):  # the payload is offered to the macro until it takes it
-                accepted = (offer_w & macro.w.ready) | (offer_i & macro.i.ready)
-                if cfg.programmable:
-                    accepted |= offer_p & macro.p.ready
-                with m.If(accepted):
-                    m.d.sync += [offer_w.eq(0), offer_i.eq(0), offer_p.eq(0)]
+                # A taken offer clears its own valid bit (below); the state follows those
+                # registers, so the macro's accept logic ends at them.
+                with m.If(~(offer_w | offer_i | offer_p)):
                     m.next = "OFFERED"
             with m.State("OFFERED"):  # a cycle later: the response starts from registers
                 respond(offer_code, offer_job)
@@ -738,7 +749,7 @@ class BoardCore(wiring.Component):
             with m.State("SEQ"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(seq)]
                 with m.If(tx.ready):
-                    m.next = "ITEM"
+                    enter_item(items_zero)
             with m.State("ITEM"):  # the next item, or the end of the response
                 bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
                 drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~macro.busy
@@ -756,33 +767,41 @@ class BoardCore(wiring.Component):
                         m.d.sync += index.eq(word_bytes)
                         m.next = "BYTES"
                 with m.Else():
-                    # Ready from registers alone (the stream's valid does not decide it), so
-                    # no path runs from the macro's FIFO through this logic and back.
-                    consume_item()
+                    # `pull` is set here: the stream's item is taken when its valid is set.
                     with m.If(item_valid):
-                        m.d.sync += [shifter.eq(item_value), index.eq(item_bytes)]
+                        m.d.sync += [shifter.eq(item_value), index.eq(item_bytes), pull.eq(0)]
                         m.next = "BYTES"
                     with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
+                        m.d.sync += pull.eq(0)
                         m.next = "CLOSE"
             with m.State("BYTES"):
-                info_byte = Signal(8)  # INFO's byte, by bytes left: a LUT per bit
+                # The byte going out is the shift register's low byte, a register (the
+                # encoder classes it as it arrives); INFO's next byte comes from a constant
+                # table by the bytes left (a LUT per bit), the other words' by shifting.
+                info_next = Signal(8)
                 with m.Switch(index):
-                    for left in range(1, info_bytes + 1):
+                    for left in range(2, info_bytes + 1):
                         with m.Case(left):
-                            k = info_bytes - left
-                            m.d.comb += info_byte.eq(info[8 * k:8 * k + 8])
-                m.d.comb += [tx.valid.eq(1),
-                             tx.payload.data.eq(Mux(from_info, info_byte, shifter[:8]))]
-                with m.If(tx.ready):  # index: the item's bytes left
-                    m.d.sync += [index.eq(index - 1), shifter.eq(shifter >> 8)]
+                            k = info_bytes - left + 1
+                            m.d.comb += info_next.eq(info[8 * k:8 * k + 8])
+                # A byte taken shifts on the next cycle, from a register (the encoder takes
+                # at most every other cycle): the shift register's enable is not the
+                # encoder's ready.
+                sent = Signal()
+                m.d.comb += [tx.valid.eq(~sent), tx.payload.data.eq(shifter[:8])]
+                m.d.sync += sent.eq(~sent & tx.ready)
+                with m.If(sent):  # index: the item's bytes left
+                    m.d.sync += [index.eq(index - 1),
+                                 shifter.eq(Mux(from_info, info_next, shifter >> 8))]
                     with m.If(index == 1):
                         m.d.sync += [items.eq(items - 1), items_zero.eq(items == 1)]
-                        m.next = "ITEM"
+                        enter_item(items == 1)
             with m.State("CLOSE"):
                 m.d.comb += [tx.valid.eq(1), tx.payload.end.eq(1)]
                 with m.If(tx.ready):
                     m.d.sync += [count.eq(0), command.eq(0), seq.eq(0), slot.eq(1)]
                     m.next = "RECEIVE"
+        one_hot(link_fsm)
         with m.If(clear):  # the cycle after DISPATCH counted the CLEAR itself
             m.d.sync += [commands.eq(0), bad_frames.eq(0)]
         return m

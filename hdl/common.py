@@ -1,5 +1,5 @@
-"""Small structural helpers shared by the blocks: index shapes, adder trees, prefix sums, skid
-buffers and register slices."""
+"""Small structural helpers shared by the blocks: index shapes, adder trees, prefix sums, the
+register slice, FSM encodings."""
 
 from amaranth import Module
 from amaranth.hdl import Const, Mux, Signal, unsigned
@@ -14,8 +14,17 @@ FSM_STATES = {}
 
 
 def record_fsm(name, fsm):
-    """Remember the state encoding of ``fsm`` (whose register reads ``<name>_state``)."""
+    """Remember the state encoding of ``fsm`` (whose register reads ``<name>_state``), and ask
+    synthesis to encode it one-hot (:func:`one_hot`)."""
     FSM_STATES[name] = dict(fsm.encoding)
+    one_hot(fsm)
+
+
+def one_hot(fsm):
+    """Ask synthesis to encode ``fsm`` one-hot (Yosys ``fsm_encoding``): a flip-flop per
+    state, so each state's transitions are decoded from one bit instead of the whole state
+    number. Simulation and waves keep Amaranth's encoding."""
+    fsm.state.attrs["fsm_encoding"] = "one-hot"
 
 
 def check_config(config):
@@ -88,47 +97,7 @@ def prefix_sums(m, terms, width, name="prefix"):
     return sums
 
 
-class _Stage(wiring.Component):
-    """A stream stage: ``i`` in, ``o`` out, the same payload ``shape``."""
-
-    def __init__(self, shape):
-        super().__init__({"i": wiring.In(stream.Signature(shape)),
-                          "o": wiring.Out(stream.Signature(shape))})
-
-
-class Skid(_Stage):
-    """Skid buffer: cuts a stream's combinational ``ready`` path, at no cost in throughput or
-    latency.
-
-    ``i.ready`` comes from a register (the skid is empty), so however deep the logic behind
-    ``o.ready`` is, it stops here. An item passes straight through while ``o`` takes it; one
-    that ``o`` refuses waits in the skid register and goes out first. The downstream side sees
-    every item no later than without the buffer.
-
-    Parameters
-    ----------
-    shape : shape-like
-        The payload.
-    """
-
-    def elaborate(self, platform):
-        m = Module()
-        full = Signal()
-        held = Signal.like(self.i.payload)
-        m.d.comb += [
-            self.i.ready.eq(~full),
-            self.o.valid.eq(full | self.i.valid),
-            self.o.payload.eq(Mux(full, held, self.i.payload)),
-        ]
-        with m.If(full):
-            with m.If(self.o.ready):
-                m.d.sync += full.eq(0)
-        with m.Elif(self.i.valid & ~self.o.ready):
-            m.d.sync += [full.eq(1), held.eq(self.i.payload)]
-        return m
-
-
-class Pipe(_Stage):
+class Pipe(wiring.Component):
     """Register slice: cuts both a stream's ``valid``/``payload`` path and its ``ready`` path,
     at one cycle of latency and no loss of throughput.
 
@@ -137,9 +106,10 @@ class Pipe(_Stage):
     meet in one cycle. An item that arrives while ``o`` is stalled waits in the spare slot and
     moves to the output register when it frees; order is kept and nothing is dropped.
 
-    Where the valid and payload path must end too (the input driver's plane multiplexer into
-    the row scheduler); its cycle goes through the timing model (gen/timing.py), where a
-    :class:`Skid` costs none.
+    Used between the input driver and the row scheduler (its cycle goes through the timing
+    model, gen/timing.py), and as the output register of the row scheduler and of the SAR,
+    where it replaces a plain output register at the same latency: the block offers an item
+    combinationally and decides its stall from ``i.ready``, one register bit.
 
     Parameters
     ----------
@@ -147,15 +117,21 @@ class Pipe(_Stage):
         The payload.
     """
 
+    def __init__(self, shape):
+        super().__init__({"i": wiring.In(stream.Signature(shape)),
+                          "o": wiring.Out(stream.Signature(shape))})
+
     def elaborate(self, platform):
         m = Module()
         spare_full = Signal()
         spare = Signal.like(self.i.payload)
         m.d.comb += self.i.ready.eq(~spare_full)
+        with m.If(~spare_full):  # loads while empty, read only once full: no enable from o.ready
+            m.d.sync += spare.eq(self.i.payload)
         with m.If(~self.o.valid | self.o.ready):  # the output register frees this cycle
             m.d.sync += [self.o.valid.eq(spare_full | self.i.valid),
                          self.o.payload.eq(Mux(spare_full, spare, self.i.payload)),
                          spare_full.eq(0)]
         with m.Elif(self.i.valid & ~spare_full):
-            m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
+            m.d.sync += spare_full.eq(1)
         return m

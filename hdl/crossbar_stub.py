@@ -87,24 +87,44 @@ class CrossbarStub(Block):
         frac, top = cfg.state_frac, cfg.state_max
         programmable = cfg.programmable
         stuck = stuck_cells(cfg, self.tile)
+        block_ram = cfg.stub_block_ram  # where it can (gen/config.py StubConfig)
         word = data.ArrayLayout(unsigned(cfg.state_bits), lanes)
 
         def column_of(group, lane):
             return group * lanes + lane
 
-        # -- storage: one memory per row -------------------------------------------------
-        # Address: the selected column group; during the edge that ends a pulse, the pulsed
-        # cell's group (no conversion runs then).
+        # -- storage ---------------------------------------------------------------------
+        # Address: the group after the selected one; during the edge that ends a pulse, the
+        # pulsed cell's group (no conversion runs then).
         addr = Signal(index_shape(groups))
-        memories = []
-        for r in range(rows):
-            init = [[top if stuck.get((r, column_of(g, a))) else 0 for a in range(lanes)]
-                    for g in range(groups)]
-            mem = Memory(shape=word, depth=groups, init=init)
-            m.submodules[f"row{r}"] = mem
-            port = mem.write_port(granularity=1 if programmable else None)  # per lane
-            memories.append((mem.read_port(domain="comb"), port))
-            m.d.comb += memories[r][0].addr.eq(addr)
+        if block_ram:
+            # One block RAM word per column group holding every row's cells, read a cycle
+            # late: the group after `col_sel` is addressed while `col_sel` dwells on its own
+            # (docs/architecture.md section 8), so the word is out before the sums need it.
+            mem = Memory(shape=data.ArrayLayout(word, rows), depth=groups, init=[],
+                         attrs={"ram_style": "block"})
+            m.submodules.cells = mem
+            read_port = mem.read_port()
+            write_port = mem.write_port(granularity=1)  # per row
+            m.d.comb += [read_port.addr.eq(addr), write_port.addr.eq(cell.group),
+                         write_port.en.eq(Cat(cell.we & (cell.row == r) for r in range(rows)))]
+            for r in range(rows):
+                for a in range(lanes):
+                    m.d.comb += write_port.data[r][a].eq(cell.data[a] << frac)
+            words = [read_port.data[r] for r in range(rows)]
+            memories = None
+        else:
+            # One memory per row, read combinationally (LUT RAM or flip-flops).
+            memories = []
+            for r in range(rows):
+                init = [[top if stuck.get((r, column_of(g, a))) else 0 for a in range(lanes)]
+                        for g in range(groups)]
+                mem = Memory(shape=word, depth=groups, init=init)
+                m.submodules[f"row{r}"] = mem
+                port = mem.write_port(granularity=1 if programmable else None)  # per lane
+                memories.append((mem.read_port(domain="comb"), port))
+                m.d.comb += memories[r][0].addr.eq(addr)
+            words = [memories[r][0].data for r in range(rows)]
 
         # Stuck cells of every (row, group), as a ROM: writes and pulses leave them alone.
         healthy = Signal(lanes)  # lanes of the written or pulsed word that may change
@@ -121,7 +141,7 @@ class CrossbarStub(Block):
             m.d.comb += healthy.eq(-1)
 
         # -- ideal weight port -------------------------------------------------------------
-        for r in range(rows):
+        for r in range(rows if memories else 0):
             port = memories[r][1]
             m.d.comb += port.addr.eq(cell.group)
             for a in range(lanes):
@@ -163,6 +183,14 @@ class CrossbarStub(Block):
         next_rows = Signal(rows)
         next_bank = Signal()
         first = (read.col_sel == groups - 1) | (read.verify if programmable else 0)
+        if block_ram:
+            # The cells come a cycle after `col_sel` moves; so may the choice of rows, from
+            # a register (`col_sel` rests on the last group from reset). Sums formed in the
+            # cycle between mix two groups, under a tag no comparison reads: the dwell that
+            # the configuration demands covers it (docs/architecture.md section 11).
+            first_q = Signal(init=1)
+            m.d.sync += first_q.eq(first)
+            first = first_q
         m.d.comb += [
             next_group.eq(Mux(read.col_sel == groups - 1, 0, read.col_sel + 1)),
             # The next read (its rows, the buffer it will be sampled into), or this one's.
@@ -172,7 +200,7 @@ class CrossbarStub(Block):
         ]
 
         def masked(a, lo, hi):
-            return [Mux(next_rows[r], memories[r][0].data[a], 0) for r in range(lo, hi)]
+            return [Mux(next_rows[r], words[r][a], 0) for r in range(lo, hi)]
 
         ahead = [Signal(value_width, name=f"ahead{a}") for a in range(lanes)]
         ahead_tag = Signal(gwidth + 1)

@@ -9,7 +9,7 @@ emits one empty plane flagged ``last`` so that downstream blocks close the vecto
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Const, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -97,8 +97,11 @@ class InputDriver(Block):
         else:
             first = Const((1 << bits) - 1, bits)  # dense: every plane, zero or not
 
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [vector.eq(incoming), pending.eq(first)]
-        with m.Elif(self.o.valid & self.o.ready):
+        # The vector register loads whenever the driver may take one, offered or not; the
+        # offer's valid decides only whether its planes become pending (the last LUT level),
+        # so the macro's accept logic reaches no enable.
+        with m.If(self.i.ready):
+            m.d.sync += [vector.eq(incoming), pending.eq(Mux(self.i.valid, first, 0))]
+        with m.Elif(self.o.ready):  # o.valid: some plane is pending (i.ready is low)
             m.d.sync += pending.eq(pending & ~lowest)
         return m

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from ..timing import ACCEPT_TO_LAUNCH
 from .adder_network import AdderNetwork
 from .analog import AnalogSignature, EntropySignature
-from .common import Block, Pipe, Skid, record_fsm
+from .common import Block, Pipe, record_fsm
 from .crossbar_stub import CrossbarStub
 from .input_driver import InputDriver, vector_layout
 from .output_stage import OutputStage, output_layout
@@ -169,11 +169,9 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_plane_pipe"] = pipe = Pipe(driver.o.payload.shape())
             wiring.connect(m, driver.o, pipe.i)
             wiring.connect(m, pipe.o, scheduler.i)
-            # And this one ends the ready path from the shift-and-add through the SAR, so the
-            # scheduler's output register and plane pipeline see a registered ready.
-            m.submodules[f"tile{t}_read_skid"] = read_skid = Skid(scheduler.o.payload.shape())
-            wiring.connect(m, scheduler.o, read_skid.i)
-            wiring.connect(m, read_skid.o, sar.i)
+            # The scheduler's and the SAR's output registers are register slices too (their
+            # files): no ready path crosses a block boundary.
+            wiring.connect(m, scheduler.o, sar.i)
             wiring.connect(m, sar.o, shift_add.i)
             wiring.connect(m, shift_add.o, adder.i[t])
             drivers.append(driver)

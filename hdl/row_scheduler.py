@@ -12,10 +12,10 @@ never leaves the ADCs waiting.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Cat, Const, Mux, signed, unsigned
-from amaranth.lib import data, stream
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, index_shape, popcount, prefix_sums
+from .common import Block, Pipe, index_shape, popcount, prefix_sums
 from .input_driver import plane_layout
 
 __all__ = ["RowScheduler", "read_layout"]
@@ -78,8 +78,13 @@ class RowScheduler(Block):
         load = Signal()
         advance = Signal()
         finish = active & final & (~emit | load)
+        # The output register is a register slice (hdl/common.py Pipe): a read goes in when
+        # its ready, a register, says there is room, so the hand-over logic starts at one
+        # bit and no ready path from the SAR reaches it.
+        m.submodules.out = out = Pipe(read_layout(cfg))
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         m.d.comb += [
-            load.eq(~self.o.valid | self.o.ready),
+            load.eq(out.i.ready),
             advance.eq(waiting_valid & (~active | finish)),
             self.i.ready.eq(~waiting_valid | advance),
         ]
@@ -111,16 +116,15 @@ class RowScheduler(Block):
             self._windows(m, plane, advance, step, take, final, empty, count)
             m.d.comb += emit.eq(~empty | plane.last)
 
-        with m.If(load):
-            m.d.sync += [
-                self.o.valid.eq(active & emit),
-                self.o.payload.rows.eq(take),
-                self.o.payload.count.eq(count),
-                self.o.payload.plane.eq(plane.index),
-                self.o.payload.neg.eq(plane.neg),
-                self.o.payload.last.eq(plane.last & final),
-                self.o.payload.skip.eq(empty),
-            ]
+        m.d.comb += [
+            out.i.valid.eq(active & emit),
+            out.i.payload.rows.eq(take),
+            out.i.payload.count.eq(count),
+            out.i.payload.plane.eq(plane.index),
+            out.i.payload.neg.eq(plane.neg),
+            out.i.payload.last.eq(plane.last & final),
+            out.i.payload.skip.eq(empty),
+        ]
         return m
 
     def _windows(self, m, plane, advance, step, take, final, empty, count):

@@ -31,11 +31,11 @@ reads, one column group with the verify reference, ``1 + adc_bits`` cycles each.
 
 from amaranth import Module, Signal
 from amaranth.hdl import Mux, unsigned
-from amaranth.lib import data, stream
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .analog import ReadPortSignature
-from .common import Block, index_shape, record_fsm
+from .common import Block, Pipe, index_shape, record_fsm
 from .row_scheduler import read_layout
 
 __all__ = ["SarAdcController", "code_layout", "verify_layout"]
@@ -126,9 +126,12 @@ class SarAdcController(Block):
             ]
         m.d.sync += xbar.sample.eq(0)  # a one-cycle strobe unless set again below
 
-        out_free = ~self.o.valid | self.o.ready
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+        # The output register is a register slice (hdl/common.py Pipe): its ready is a
+        # register, so the stall decision reads one bit, and no ready path from behind `o`
+        # (the shift-and-add's hold, the adder network's join) reaches the compare logic.
+        m.submodules.out = out = Pipe(code_layout(cfg))
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        out_free = out.i.ready
         verifying = Signal()  # the conversion under way is a verify read
         cell = Signal(verify_layout(cfg)) if cfg.programmable else None
         if cfg.programmable:
@@ -165,8 +168,10 @@ class SarAdcController(Block):
                 with m.Else():
                     sample(self.i.payload, strobe=not two)
                     # Between conversions the stub sums a read's first group (0) from `row_en`
-                    # while `col_sel` shows the last group (hdl/analog.py).
-                    m.d.sync += xbar.col_sel.eq(groups - 1)
+                    # while `col_sel` shows the last group (hdl/analog.py). Only a verify read
+                    # leaves it elsewhere; without them it rests there already.
+                    if cfg.programmable:
+                        m.d.sync += xbar.col_sel.eq(groups - 1)
                     m.next = "PRESAMPLE" if two else "SAMPLE"
             if cfg.programmable:  # a verify read only when no compute read waits
                 with m.Elif(~self.i.valid & self.vi.valid & ~self.vo.valid):
@@ -186,24 +191,29 @@ class SarAdcController(Block):
                     m.next = "IDLE"
 
         def emit(codes, group, last, skip):
-            m.d.sync += [
-                self.o.valid.eq(1),
-                self.o.payload.codes.eq(codes),
-                self.o.payload.group.eq(group),
-                self.o.payload.count.eq(command.count),
-                self.o.payload.plane.eq(command.plane),
-                self.o.payload.neg.eq(command.neg),
-                self.o.payload.last.eq(last),
-                self.o.payload.skip.eq(skip),
+            m.d.comb += [
+                out.i.valid.eq(1),
+                out.i.payload.codes.eq(codes),
+                out.i.payload.group.eq(group),
+                out.i.payload.count.eq(command.count),
+                out.i.payload.plane.eq(command.plane),
+                out.i.payload.neg.eq(command.neg),
+                out.i.payload.last.eq(last),
+                out.i.payload.skip.eq(skip),
             ]
 
-        def start_conversion(group):
-            """The held read (buffer ~bank, sampled on this edge) starts converting."""
-            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0), code.eq(0),
-                         trial.eq(msb), xbar.col_sel.eq(group)]
-            m.next = "CONVERT"
-
         last_group = xbar.col_sel == groups - 1
+        # The group after `col_sel`, wrapping: a compute read's first group too, since
+        # `col_sel` shows the last one until its conversion starts. Both moves of `col_sel`
+        # then load the same value (no multiplexer behind the enable).
+        next_col = Mux(last_group, 0, xbar.col_sel + 1)
+
+        def start_conversion(group=None):
+            """The held read (buffer ~bank, sampled on this edge) starts converting: at
+            ``group``, or (a compute read) at the group after `col_sel`, its first."""
+            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0), code.eq(0),
+                         trial.eq(msb), xbar.col_sel.eq(next_col if group is None else group)]
+            m.next = "CONVERT"
         if cfg.adc_bits >= 2:  # one compare cycle left after this one (trial is one-hot)
             penultimate = last_group & trial[1]
         else:
@@ -229,7 +239,7 @@ class SarAdcController(Block):
                     emit(0, groups - 1, command.last, 1)
                     take_command()
             with m.State("SAMPLE"):  # the crossbar samples at the end of this cycle
-                start_conversion(Mux(verifying, cell.group, 0) if cfg.programmable else 0)
+                start_conversion(Mux(verifying, cell.group, 0) if cfg.programmable else None)
             with m.State("CONVERT"):
                 if cfg.overlap:
                     # Sample the next read during the last compare cycle (the second buffer).
@@ -261,10 +271,10 @@ class SarAdcController(Block):
                     with m.Elif(verifying):  # one group; the addressed lane's code goes out
                         m.d.sync += [self.vo.valid.eq(1), self.vo.payload.eq(result[cell.lane])]
                         m.next = "IDLE"
-                with m.Elif(out_free):  # group converted; a full output register stalls here
+                with m.Elif(out_free):  # group converted; no room for its codes stalls here
                     emit(result, xbar.col_sel, command.last & last_group, 0)
                     with m.If(~last_group):
-                        m.d.sync += [xbar.col_sel.eq(xbar.col_sel + 1), code.eq(0), trial.eq(msb)]
+                        m.d.sync += [xbar.col_sel.eq(next_col), code.eq(0), trial.eq(msb)]
                     with m.Elif(is_queued):
                         m.d.sync += [command.eq(queued), is_queued.eq(0)]
                         with m.If(queued.skip):
@@ -275,7 +285,7 @@ class SarAdcController(Block):
                                 m.next = "SAMPLE"
                         else:
                             with m.Else():
-                                start_conversion(0)
+                                start_conversion()  # `col_sel` is on the last group
                     with m.Else():
                         take_command()
         record_fsm("sar", fsm)

@@ -102,20 +102,23 @@ class ShiftAdd(Block):
             m.d.sync += [value_valid.eq(end_of_read), staged_valid.eq(value_valid),
                          staged_neg.eq(value_neg), staged_last.eq(value_last)]
             for j in range(cfg.outputs):
-                m.d.sync += staged[j].eq(value[j] << value_plane)
+                # Subtracting is adding the complement and a carry in (stage 3): the
+                # complement here, beside the shift, leaves stage 3 one adder.
+                m.d.sync += staged[j].eq((value[j] << value_plane) ^ -value_neg)
         with m.If(end_of_read):
             m.d.sync += [value_plane.eq(item.plane), value_neg.eq(item.neg),
                          value_last.eq(item.last)]
             for j in range(cfg.outputs):
                 m.d.sync += value[j].eq(Mux(item.skip, 0, read_value[j]))
 
-        # Stage 3: accumulate (subtract for the MSB plane of signed inputs).
+        # Stage 3: accumulate (subtract for the MSB plane of signed inputs: the stage before
+        # complemented the value).
         acc = Signal(psum_layout(cfg))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(staged_valid & ~hold):
             for j in range(cfg.outputs):
-                total = Mux(staged_neg, acc[j] - staged[j], acc[j] + staged[j])
+                total = acc[j] + staged[j] + staged_neg
                 with m.If(staged_last):
                     m.d.sync += [self.o.payload[j].eq(total), acc[j].eq(0)]
                 with m.Else():

@@ -26,7 +26,7 @@ Transmitter (:class:`UartTx`)
     no glitches.
 """
 
-from amaranth import Elaboratable, Module, Signal
+from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import cdc, io, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -148,38 +148,41 @@ class UartRx(wiring.Component):
         line = Signal(init=1)  # rx after the synchroniser
         m.submodules.rx_sync = cdc.FFSynchronizer(self.rx, line, init=1, stages=2)
 
-        timer = Signal(range(divisor))  # cycles left until the next sample point
+        # Cycles left until the next sample point, less one: the point is reached when the
+        # count goes negative, a register bit instead of a comparison of the whole count.
+        timer = Signal(range(-1, divisor - 1), init=-1)
+        expired = timer[-1]
         bit = Signal(range(DATA_BITS))  # data bit being received
         shift = Signal(DATA_BITS)  # data bits so far, LSB first: each enters at the top
         byte_done = Signal()  # stop bit high: a byte to deliver this cycle
         frame_bad = Signal()  # stop bit low
 
-        with m.If(timer != 0):
+        with m.If(~expired):
             m.d.sync += timer.eq(timer - 1)
 
         with m.FSM(init="IDLE", name="rx"):
             with m.State("IDLE"):
                 with m.If(~line):
-                    m.d.sync += timer.eq(half - 1)
+                    m.d.sync += timer.eq(half - 2)
                     m.next = "START"
             with m.State("START"):  # mid start bit: still low, or it was a glitch
-                with m.If(timer == 0):
+                with m.If(expired):
                     with m.If(line):
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [timer.eq(divisor - 1), bit.eq(0)]
+                        m.d.sync += [timer.eq(divisor - 2), bit.eq(0)]
                         m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer == 0):
+                with m.If(expired):
                     m.d.sync += [
                         shift.eq((line << (DATA_BITS - 1)) | (shift >> 1)),
-                        timer.eq(divisor - 1),
+                        timer.eq(divisor - 2),
                         bit.eq(bit + 1),
                     ]
                     with m.If(bit == DATA_BITS - 1):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer == 0):
+                with m.If(expired):
                     with m.If(line):
                         m.d.comb += byte_done.eq(1)
                         m.next = "IDLE"
@@ -201,8 +204,12 @@ class UartRx(wiring.Component):
             with m.Else():
                 m.d.comb += dropped.eq(1)
 
+        # Counted a cycle later, from registers: the drop decision ends at the consumer's
+        # ready (a FIFO's level comparison), the counters' logic starts at a register.
+        events = Signal(2)
+        m.d.sync += events.eq(Cat(frame_bad, dropped))
         top = (1 << self._counter_bits) - 1
-        for count, event in ((self.framing_errors, frame_bad), (self.overruns, dropped)):
+        for count, event in ((self.framing_errors, events[0]), (self.overruns, events[1])):
             with m.If(self.clear):
                 m.d.sync += count.eq(0)
             with m.Elif(event & (count != top)):
@@ -248,39 +255,40 @@ class UartTx(wiring.Component):
         m = Module()
         divisor = self._divisor
 
-        timer = Signal(range(divisor))  # cycles left in the current bit
+        timer = Signal(range(-1, divisor - 1), init=-1)  # cycles left in the bit, less one
+        expired = timer[-1]
         bit = Signal(range(DATA_BITS))
         shift = Signal(DATA_BITS)  # data bits not yet sent, next one at bit 0
 
-        with m.If(timer != 0):
+        with m.If(~expired):
             m.d.sync += timer.eq(timer - 1)
 
         def take():
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
-                m.d.sync += [self.tx.eq(0), shift.eq(self.i.payload), timer.eq(divisor - 1)]
+                m.d.sync += [self.tx.eq(0), shift.eq(self.i.payload), timer.eq(divisor - 2)]
                 m.next = "START"
 
         with m.FSM(init="IDLE", name="tx") as fsm:
             with m.State("IDLE"):
                 take()
             with m.State("START"):
-                with m.If(timer == 0):
+                with m.If(expired):
                     m.d.sync += [
                         self.tx.eq(shift[0]), shift.eq(shift >> 1),
-                        bit.eq(0), timer.eq(divisor - 1),
+                        bit.eq(0), timer.eq(divisor - 2),
                     ]
                     m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer == 0):
-                    m.d.sync += [timer.eq(divisor - 1), bit.eq(bit + 1)]
+                with m.If(expired):
+                    m.d.sync += [timer.eq(divisor - 2), bit.eq(bit + 1)]
                     with m.If(bit == DATA_BITS - 1):
                         m.d.sync += self.tx.eq(1)
                         m.next = "STOP"
                     with m.Else():
                         m.d.sync += [self.tx.eq(shift[0]), shift.eq(shift >> 1)]
             with m.State("STOP"):
-                with m.If(timer == 0):  # last cycle of the stop bit: next frame may start
+                with m.If(expired):  # last cycle of the stop bit: next frame may start
                     m.next = "IDLE"
                     take()
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))

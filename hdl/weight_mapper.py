@@ -148,18 +148,18 @@ class WeightMapper(Block):
             with m.If(self.program_row.ready):
                 m.d.sync += forwarding.eq(0)
             with m.If(good & self.i.payload.program):
-                m.d.sync += [weights.eq(payload.weights), forwarding.eq(1),
-                             program_row.eq(payload.row)]
+                m.d.sync += [forwarding.eq(1), program_row.eq(payload.row)]
             good = good & ~self.i.payload.program
         else:
             m.d.comb += [self.i.ready.eq(~writing | final), self.busy.eq(writing | self.cell.we)]
-        with m.If(good):
-            m.d.sync += [weights.eq(payload.weights), group.eq(0), writing.eq(1)]
+        # The row registers load whenever a row may be taken, offered or not; whether a write
+        # starts (`good`: offered, taken and valid) decides only `writing`'s next value, so
+        # the offer's handshake reaches no enable.
+        with m.If(self.i.ready):
+            m.d.sync += [weights.eq(payload.weights), group.eq(0), writing.eq(good)]
             for t in range(cfg.tiles):  # row -> (tile, local row) without a divider
                 with m.If((payload.row >= t * cfg.rows) & (payload.row < (t + 1) * cfg.rows)):
                     m.d.sync += [tile.eq(t), row.eq(payload.row - t * cfg.rows)]
-        with m.Elif(writing & final):
-            m.d.sync += writing.eq(0)
-        with m.Elif(writing):
+        with m.Elif(writing):  # not the final group (that one makes i.ready)
             m.d.sync += group.eq(group + 1)
         return m
