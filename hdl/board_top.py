@@ -251,7 +251,6 @@ class SlipDecoder(wiring.Component):
             with m.State("HUNT"):  # wait for a delimiter
                 m.d.comb += take.eq(1)
                 with m.If(have & is_end):
-                    m.d.sync += [started.eq(0), bad.eq(0)]
                     m.next = "FRAME"
             with m.State("FRAME"):
                 with m.If(expired):
@@ -261,14 +260,11 @@ class SlipDecoder(wiring.Component):
                     with m.If(is_end):
                         with m.If(started):
                             emit(Mux(bad, Token.BAD_END, Token.END))
-                            m.d.sync += [started.eq(0), bad.eq(0)]
                         # else: an empty frame, a delimiter only
                     with m.Elif(is_esc):
-                        m.d.sync += started.eq(1)
                         m.next = "ESCAPED"
                     with m.Else():
                         emit(Token.DATA, byte)
-                        m.d.sync += started.eq(1)
                 idle_count()
             with m.State("ESCAPED"):
                 with m.If(expired):
@@ -282,15 +278,24 @@ class SlipDecoder(wiring.Component):
                         emit(Token.DATA, ESC)
                     with m.Elif(is_end):  # the frame ends inside an escape
                         emit(Token.BAD_END)
-                        m.d.sync += [started.eq(0), bad.eq(0)]
-                    with m.Else():
-                        m.d.sync += bad.eq(1)
                 idle_count()
             with m.State("TIMED_OUT"):  # the line waits until the token is registered
                 with m.If(free):
                     emit(Token.TIMEOUT)
-                    m.d.sync += [started.eq(0), bad.eq(0), timer.eq(self._timeout - 1)]
+                    m.d.sync += timer.eq(self._timeout - 1)
                     m.next = "HUNT"
+        # The frame's flags as sums of products of registers (no enable logic): cleared as a
+        # frame opens, ends or times out; `started` set by its first byte (or escape), `bad`
+        # by an escape followed by anything but ESC_END, ESC_ESC or END.
+        go = have & free
+        in_frame = fsm.ongoing("FRAME") & ~expired & go
+        escaped = fsm.ongoing("ESCAPED") & ~expired & go
+        clear = ((fsm.ongoing("HUNT") & have & is_end) | ((in_frame | escaped) & is_end)
+                 | (fsm.ongoing("TIMED_OUT") & free))
+        m.d.sync += [
+            started.eq(~clear & (started | (in_frame & ~is_end))),
+            bad.eq(~clear & (bad | (escaped & ~is_esc_end & ~is_esc_esc))),
+        ]
         one_hot(fsm)
         return m
 
@@ -647,6 +652,11 @@ class BoardCore(wiring.Component):
             m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
             respond(ERROR, _Job.FIXED, refused, size(error_layout()))
 
+        # The macro's busy flag a cycle late, from a register (a count compared in the macro):
+        # a WEIGHTS or PROGRAM response waits for it several cycles after the offer is taken.
+        busy = Signal()
+        m.d.sync += busy.eq(macro.busy)
+
         # -- the executor --------------------------------------------------------------------
         # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
         # logic starts there); the command's own count is then cleared with the rest.
@@ -752,7 +762,7 @@ class BoardCore(wiring.Component):
                     enter_item(items_zero)
             with m.State("ITEM"):  # the next item, or the end of the response
                 bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
-                drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~macro.busy
+                drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~busy
                 with m.If(job == _Job.TRNG):
                     with m.If(item_valid):
                         m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]

@@ -126,12 +126,12 @@ class Pipe(wiring.Component):
         spare_full = Signal()
         spare = Signal.like(self.i.payload)
         m.d.comb += self.i.ready.eq(~spare_full)
+        free = ~self.o.valid | self.o.ready  # the output register frees this cycle
         with m.If(~spare_full):  # loads while empty, read only once full: no enable from o.ready
             m.d.sync += spare.eq(self.i.payload)
-        with m.If(~self.o.valid | self.o.ready):  # the output register frees this cycle
-            m.d.sync += [self.o.valid.eq(spare_full | self.i.valid),
-                         self.o.payload.eq(Mux(spare_full, spare, self.i.payload)),
-                         spare_full.eq(0)]
-        with m.Elif(self.i.valid & ~spare_full):
-            m.d.sync += spare_full.eq(1)
+        with m.If(free):
+            m.d.sync += self.o.payload.eq(Mux(spare_full, spare, self.i.payload))
+        # The two flags as one LUT each of (o.valid, o.ready, spare_full, i.valid).
+        m.d.sync += [self.o.valid.eq(Mux(free, spare_full | self.i.valid, 1)),
+                     spare_full.eq(~free & (spare_full | self.i.valid))]
         return m

@@ -30,7 +30,7 @@ reads, one column group with the verify reference, ``1 + adc_bits`` cycles each.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Mux, unsigned
+from amaranth.hdl import Cat, Mux, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -119,11 +119,22 @@ class SarAdcController(Block):
 
         xbar = self.xbar
         for a in range(lanes):
-            m.d.comb += [
-                xbar.dac[a].eq(code[a] | trial),
-                # Keep the bit under test when the column is at least the trial code.
-                result[a].eq(code[a] | Mux(xbar.cmp[a], trial, 0)),
-            ]
+            # Keep the bit under test when the column is at least the trial code.
+            m.d.comb += result[a].eq(code[a] | Mux(xbar.cmp[a], trial, 0))
+
+        # The codes of the last compare (trial = 1): the bits decided so far, from the code
+        # register, and the comparator's answer as the LSB; no logic but the comparator's.
+        final = Signal.like(result)
+        for a in range(lanes):
+            m.d.comb += final[a].eq(Cat(xbar.cmp[a], code[a][1:]))
+
+        def search(new_code, new_trial):
+            """The next compare: its code so far and trial bit, and the DAC code `code |
+            trial` as a register (the comparators' carry chains start at a register)."""
+            m.d.sync += [code.eq(new_code), trial.eq(new_trial)]
+            for a in range(lanes):
+                lane_code = 0 if isinstance(new_code, int) else new_code[a]
+                m.d.sync += xbar.dac[a].eq(lane_code | new_trial)
         m.d.sync += xbar.sample.eq(0)  # a one-cycle strobe unless set again below
 
         # The output register is a register slice (hdl/common.py Pipe): its ready is a
@@ -211,8 +222,9 @@ class SarAdcController(Block):
         def start_conversion(group=None):
             """The held read (buffer ~bank, sampled on this edge) starts converting: at
             ``group``, or (a compute read) at the group after `col_sel`, its first."""
-            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0), code.eq(0),
-                         trial.eq(msb), xbar.col_sel.eq(next_col if group is None else group)]
+            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0),
+                         xbar.col_sel.eq(next_col if group is None else group)]
+            search(0, msb)
             m.next = "CONVERT"
         if cfg.adc_bits >= 2:  # one compare cycle left after this one (trial is one-hot)
             penultimate = last_group & trial[1]
@@ -266,15 +278,16 @@ class SarAdcController(Block):
                         with m.Else():
                             sample(self.i.payload, strobe=False)
                 with m.If(~trial[0]):
-                    m.d.sync += [code.eq(result), trial.eq(trial >> 1)]
+                    search(result, trial >> 1)
                 if cfg.programmable:
                     with m.Elif(verifying):  # one group; the addressed lane's code goes out
                         m.d.sync += [self.vo.valid.eq(1), self.vo.payload.eq(result[cell.lane])]
                         m.next = "IDLE"
                 with m.Elif(out_free):  # group converted; no room for its codes stalls here
-                    emit(result, xbar.col_sel, command.last & last_group, 0)
+                    emit(final, xbar.col_sel, command.last & last_group, 0)
                     with m.If(~last_group):
-                        m.d.sync += [xbar.col_sel.eq(next_col), code.eq(0), trial.eq(msb)]
+                        m.d.sync += xbar.col_sel.eq(next_col)
+                        search(0, msb)
                     with m.Elif(is_queued):
                         m.d.sync += [command.eq(queued), is_queued.eq(0)]
                         with m.If(queued.skip):
