@@ -176,21 +176,25 @@ class RowScheduler(Block):
             is_final, is_empty = left <= per_read, left == 0
 
         # within[h]: a row whose in-chunk count is h (>= 1 when it is set) is in this read, that
-        # is -d < h <= N - d. Registered with the distances: at a step the new distance is
-        # d - N, so its window compares the current d with constants shifted by N (no
-        # subtraction), and the read's rows start at registers.
+        # is -d < h <= N - d. Up to four chunks (as the flags above) registered with the
+        # distances: at a step the new distance is d - N, so its window compares the current d
+        # with constants shifted by N (no subtraction), and the read's rows start at
+        # registers. More chunks would put the prefix sums and a comparison in one cycle.
         def window(d, shift, size):
             return Cat(0, *((d >= 1 - h + shift) & (d <= per_read - h + shift)
                             for h in range(1, size + 1)))
 
-        windows = [Signal(hi - lo + 1, name=f"chunk{c}_window") for c, (lo, hi) in
-                   enumerate(chunks)]
-        with m.If(advance):
-            for c, (lo, hi) in enumerate(chunks):
-                m.d.sync += windows[c].eq(window(inclusive[c - 1] if c else 0, 0, hi - lo))
-        with m.Elif(step):
-            for c, (lo, hi) in enumerate(chunks):
-                m.d.sync += windows[c].eq(window(distance[c], per_read, hi - lo))
+        if len(chunks) <= 4:
+            windows = [Signal(hi - lo + 1, name=f"chunk{c}_window") for c, (lo, hi) in
+                       enumerate(chunks)]
+            with m.If(advance):
+                for c, (lo, hi) in enumerate(chunks):
+                    m.d.sync += windows[c].eq(window(inclusive[c - 1] if c else 0, 0, hi - lo))
+            with m.Elif(step):
+                for c, (lo, hi) in enumerate(chunks):
+                    m.d.sync += windows[c].eq(window(distance[c], per_read, hi - lo))
+        else:
+            windows = [window(distance[c], 0, hi - lo) for c, (lo, hi) in enumerate(chunks)]
 
         bits = []
         for c, (lo, hi) in enumerate(chunks):
