@@ -65,6 +65,9 @@ CRC = crc.catalog.CRC16_IBM_3740
 RX_FIFO_DEPTH = 512
 
 
+_TIMER_LOW_BITS = 8  # SlipDecoder: the low part of the split timeout count
+
+
 class Token(enum.Enum, shape=2):
     """What the SLIP decoder passes on."""
 
@@ -233,19 +236,31 @@ class SlipDecoder(wiring.Component):
         bad = Signal()      # it held a bad escape
         # Idle cycles left less one: the frame has timed out when it goes negative, a
         # register bit read on the next cycle instead of a comparison of the whole count.
-        timer = Signal(range(-1, self._timeout), init=self._timeout - 1)
-        expired = timer[-1]
+        # The count is split so that no carry chain spans it (50 ms is 20 bits at 12 MHz):
+        # `low`, its low bits, and `high`, the rest (signed, its sign the timeout), which
+        # counts down as `low` wraps, told by a register (`low_zero`) instead of a borrow.
+        reload = self._timeout - 1
+        low = Signal(_TIMER_LOW_BITS, init=reload % (1 << _TIMER_LOW_BITS))
+        low_zero = Signal(init=low.init == 0)
+        high = Signal(range(-1, (reload >> _TIMER_LOW_BITS) + 1),
+                      init=reload >> _TIMER_LOW_BITS)
+        expired = high[-1]
 
-        def emit(kind, value=0):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.kind.eq(kind),
-                         self.o.payload.data.eq(value)]
+        def restart_timer():
+            m.d.sync += [low.eq(low.init), low_zero.eq(low_zero.init), high.eq(high.init)]
+
+        def emit():
+            """Offer the token the payload register holds (below)."""
+            m.d.sync += self.o.valid.eq(1)
 
         def idle_count():  # inside a frame, nothing arriving, the consumer listening
             with m.If(~have & free & started):
-                m.d.sync += timer.eq(timer - 1)
+                m.d.sync += [low.eq(low - 1), low_zero.eq(low == 1)]
+                with m.If(low_zero):
+                    m.d.sync += high.eq(high - 1)
 
         with m.If(have):  # a byte arrived: the frame is not idle
-            m.d.sync += timer.eq(self._timeout - 1)
+            restart_timer()
 
         with m.FSM(init="HUNT", name="slip_rx") as fsm:
             with m.State("HUNT"):  # wait for a delimiter
@@ -259,12 +274,12 @@ class SlipDecoder(wiring.Component):
                     m.d.comb += take.eq(1)
                     with m.If(is_end):
                         with m.If(started):
-                            emit(Mux(bad, Token.BAD_END, Token.END))
+                            emit()  # END, or BAD_END after a bad escape
                         # else: an empty frame, a delimiter only
                     with m.Elif(is_esc):
                         m.next = "ESCAPED"
                     with m.Else():
-                        emit(Token.DATA, byte)
+                        emit()  # DATA: the byte
                 idle_count()
             with m.State("ESCAPED"):
                 with m.If(expired):
@@ -272,18 +287,29 @@ class SlipDecoder(wiring.Component):
                 with m.Elif(have & free):
                     m.d.comb += take.eq(1)
                     m.next = "FRAME"
-                    with m.If(is_esc_end):
-                        emit(Token.DATA, END)
-                    with m.Elif(is_esc_esc):
-                        emit(Token.DATA, ESC)
-                    with m.Elif(is_end):  # the frame ends inside an escape
-                        emit(Token.BAD_END)
+                    with m.If(is_esc_end | is_esc_esc | is_end):
+                        # DATA END or DATA ESC; BAD_END if the frame ends inside the escape
+                        emit()
                 idle_count()
             with m.State("TIMED_OUT"):  # the line waits until the token is registered
                 with m.If(free):
-                    emit(Token.TIMEOUT)
-                    m.d.sync += timer.eq(self._timeout - 1)
+                    emit()  # TIMEOUT
+                    restart_timer()
                     m.next = "HUNT"
+        # The token's payload loads while the output is empty: the token the state emits for
+        # the byte waiting (or TIMEOUT), so the payload's enable is one register bit and the
+        # FSM decides only `valid`.
+        escaped_state = fsm.ongoing("ESCAPED")
+        with m.If(free):
+            with m.If(fsm.ongoing("TIMED_OUT")):
+                m.d.sync += self.o.payload.kind.eq(Token.TIMEOUT)
+            with m.Elif(is_end):
+                m.d.sync += self.o.payload.kind.eq(Mux(bad | escaped_state, Token.BAD_END,
+                                                       Token.END))
+            with m.Else():
+                m.d.sync += self.o.payload.kind.eq(Token.DATA)
+            m.d.sync += self.o.payload.data.eq(
+                Mux(escaped_state, Mux(is_esc_end, END, ESC), byte))
         # The frame's flags as sums of products of registers (no enable logic): cleared as a
         # frame opens, ends or times out; `started` set by its first byte (or escape), `bad`
         # by an escape followed by anything but ESC_END, ESC_ESC or END.

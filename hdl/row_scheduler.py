@@ -72,6 +72,7 @@ class RowScheduler(Block):
         final = Signal()  # it is the plane's last
         emit = Signal()  # there is a read (a zero plane mid-vector has none)
         empty = Signal()  # zero_skip: the plane has no row set
+        silent = Signal()  # zero_skip: no read left to emit (empty, and not the vector's last)
         count = Signal(range(per_read + 1))  # rows in `take`
         # `load`: the edge a formed read goes into the output register (as the previous one
         # leaves, or into an empty register). `advance`: `waiting` moves into `plane`.
@@ -85,7 +86,6 @@ class RowScheduler(Block):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         m.d.comb += [
             load.eq(out.i.ready),
-            advance.eq(waiting_valid & (~active | finish)),
             self.i.ready.eq(~waiting_valid | advance),
         ]
         with m.If(self.i.valid & self.i.ready):
@@ -98,6 +98,7 @@ class RowScheduler(Block):
             m.d.sync += active.eq(0)
         step = active & load & ~advance  # the loop moves to the plane's next read
 
+        flags = None  # zero_skip's registered flags, as they will be (below)
         if cfg.schedule == "dense":
             groups = cfg.groups_per_plane
             group = Signal(index_shape(groups))
@@ -113,8 +114,25 @@ class RowScheduler(Block):
             with m.Elif(step):
                 m.d.sync += group.eq(group + 1)
         else:
-            self._windows(m, plane, advance, step, take, final, empty, count)
-            m.d.comb += emit.eq(~empty | plane.last)
+            flags = self._windows(m, waiting, plane, advance, step, take, final, empty, silent,
+                                  count)
+            m.d.comb += emit.eq(~silent)
+        if flags is not None:
+            # The hand-over as one LUT of registers: `hand` (~active, or a plane ending without
+            # a read) and `hand_load` (active and final: it ends as its last read is loaded),
+            # formed with the flags they read.
+            (adv_final, adv_silent), (step_final, step_silent) = flags
+            hand = Signal(init=1)
+            hand_load = Signal()
+            with m.If(advance):
+                m.d.sync += [hand.eq(adv_silent), hand_load.eq(adv_final)]
+            with m.Elif(finish):
+                m.d.sync += [hand.eq(1), hand_load.eq(0)]
+            with m.Elif(step):
+                m.d.sync += [hand.eq(step_silent), hand_load.eq(step_final)]
+            m.d.comb += advance.eq(waiting_valid & (hand | (hand_load & load)))
+        else:
+            m.d.comb += advance.eq(waiting_valid & (~active | finish))
 
         m.d.comb += [
             out.i.valid.eq(active & emit),
@@ -127,7 +145,7 @@ class RowScheduler(Block):
         ]
         return m
 
-    def _windows(self, m, plane, advance, step, take, final, empty, count):
+    def _windows(self, m, waiting, plane, advance, step, take, final, empty, silent, count):
         """zero_skip: read k takes the set rows of rank kN+1 .. (k+1)N (rank: the row's place
         among the plane's set rows, N = ``rows_per_read``), without a prefix count per read.
 
@@ -167,13 +185,21 @@ class RowScheduler(Block):
         if len(chunks) <= 4:
             is_final = Signal()  # left <= N
             is_empty = Signal()  # left == 0
+            is_silent = Signal()  # is_empty, not the vector's last plane (one register bit)
+            # Their values after an advance and after a step (which leaves a plane with reads
+            # left, left > N, or ends it).
+            flags = ((inclusive[-1] <= per_read, (inclusive[-1] == 0) & ~waiting.last),
+                     (left <= 2 * per_read, (left <= per_read) & ~plane.last))
             with m.If(advance):
-                m.d.sync += [is_final.eq(inclusive[-1] <= per_read),
-                             is_empty.eq(inclusive[-1] == 0)]
-            with m.Elif(step):  # it leaves a plane with reads left (left > N), or ends it
-                m.d.sync += [is_final.eq(left <= 2 * per_read), is_empty.eq(left <= per_read)]
+                m.d.sync += [is_final.eq(flags[0][0]), is_empty.eq(inclusive[-1] == 0),
+                             is_silent.eq(flags[0][1])]
+            with m.Elif(step):
+                m.d.sync += [is_final.eq(flags[1][0]), is_empty.eq(left <= per_read),
+                             is_silent.eq(flags[1][1])]
         else:
             is_final, is_empty = left <= per_read, left == 0
+            is_silent = is_empty & ~plane.last
+            flags = None
 
         # within[h]: a row whose in-chunk count is h (>= 1 when it is set) is in this read, that
         # is -d < h <= N - d. Up to four chunks (as the flags above) registered with the
@@ -207,5 +233,7 @@ class RowScheduler(Block):
             take.eq(Cat(*bits)),
             final.eq(is_final),
             empty.eq(is_empty),
+            silent.eq(is_silent),
             count.eq(Mux(final, left, per_read)),
         ]
+        return flags

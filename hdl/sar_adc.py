@@ -30,8 +30,8 @@ reads, one column group with the verify reference, ``1 + adc_bits`` cycles each.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, Mux, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Mux, unsigned
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from .analog import ReadPortSignature
@@ -141,7 +141,11 @@ class SarAdcController(Block):
         # register, so the stall decision reads one bit, and no ready path from behind `o`
         # (the shift-and-add's hold, the adder network's join) reaches the compare logic.
         m.submodules.out = out = Pipe(code_layout(cfg))
-        wiring.connect(m, out.o, wiring.flipped(self.o))
+        # A skip token's codes are zeroed behind the slice, where the shift-and-add's own
+        # skip multiplexer absorbs it, not between the comparators and the slice.
+        m.d.comb += [self.o.valid.eq(out.o.valid), out.o.ready.eq(self.o.ready),
+                     self.o.payload.eq(out.o.payload),
+                     self.o.payload.codes.eq(Mux(out.o.payload.skip, 0, out.o.payload.codes))]
         out_free = out.i.ready
         verifying = Signal()  # the conversion under way is a verify read
         cell = Signal(verify_layout(cfg)) if cfg.programmable else None
@@ -152,6 +156,27 @@ class SarAdcController(Block):
         # A vector's first command waits for `go` (every tile at its boundary, so the tiles
         # launch the vector on the same edge); the others are taken as soon as they can be.
         may_take = self.i.valid & (~between | self.go)
+
+        # The take windows as registers, formed with the next state, so the ready the SAR gives
+        # the scheduler's register slice is one LUT of registers, and the FSM's take branches
+        # test a window instead of decoding the trial bit, the group and the queue
+        # (docs/architecture.md section 11). `win`: a command is taken if one is offered (IDLE,
+        # the early take of an overlapped or two-stage read). If the output slice has room too:
+        # `win_last` (SKIP, the last compare of a read with nothing queued) and `win_pen`
+        # (overlap with 1-bit ADCs: the early take, in the last group but one).
+        win = Signal(init=1)
+        win_last = Signal()
+        win_pen = Signal() if cfg.overlap and cfg.adc_bits == 1 else Const(0)
+        m.d.comb += self.i.ready.eq(may_take & (win | ((win_last | win_pen) & out_free)))
+
+        def set_windows(now, last, pen=0):
+            m.d.sync += [win.eq(now), win_last.eq(last)]
+            if isinstance(win_pen, Signal):
+                m.d.sync += win_pen.eq(pen)
+
+        def goto(state):
+            m.next = state
+            set_windows(state == "IDLE", state == "SKIP")
 
         two = cfg.sum_stages == 2  # the stub sums a group over two cycles (presample)
 
@@ -166,7 +191,6 @@ class SarAdcController(Block):
             m.d.comb += self.launch.eq(between)
 
         def take_command():
-            m.d.comb += self.i.ready.eq(may_take)
             with m.If(may_take):
                 m.d.sync += [command.eq(self.i.payload), verifying.eq(0)]
                 with m.If(self.i.payload.skip):
@@ -175,15 +199,16 @@ class SarAdcController(Block):
                     # With overlap a skip token costs a read's sample cycle too, like a skip
                     # taken early (whose first cycle overlaps the last read's last compare).
                     # So does the presample cycle of two-stage sums.
-                    m.next = "SKIP_HOLD" if cfg.overlap or two else "SKIP"
+                    goto("SKIP_HOLD" if cfg.overlap or two else "SKIP")
                 with m.Else():
                     sample(self.i.payload, strobe=not two)
-                    # Between conversions the stub sums a read's first group (0) from `row_en`
-                    # while `col_sel` shows the last group (hdl/analog.py). Only a verify read
-                    # leaves it elsewhere; without them it rests there already.
-                    if cfg.programmable:
-                        m.d.sync += xbar.col_sel.eq(groups - 1)
-                    m.next = "PRESAMPLE" if two else "SAMPLE"
+                    goto("PRESAMPLE" if two else "SAMPLE")
+                # Between conversions the stub sums a read's first group (0) from `row_en`
+                # while `col_sel` shows the last group (hdl/analog.py), which a skip token's
+                # codes name too. Only a verify read leaves it elsewhere; without them it
+                # rests there already.
+                if cfg.programmable:
+                    m.d.sync += xbar.col_sel.eq(groups - 1)
             if cfg.programmable:  # a verify read only when no compute read waits
                 with m.Elif(~self.i.valid & self.vi.valid & ~self.vo.valid):
                     m.d.comb += self.vi.ready.eq(1)
@@ -194,30 +219,37 @@ class SarAdcController(Block):
                         xbar.col_sel.eq(Mux(self.vi.payload.group == 0, groups - 1,
                                             self.vi.payload.group - 1)),
                     ]
-                    m.next = "PRESAMPLE" if two else "SAMPLE"
+                    goto("PRESAMPLE" if two else "SAMPLE")
                 with m.Else():
-                    m.next = "IDLE"
+                    goto("IDLE")
             else:
                 with m.Else():
-                    m.next = "IDLE"
+                    goto("IDLE")
 
-        def emit(codes, group, last, skip):
-            m.d.comb += [
-                out.i.valid.eq(1),
-                out.i.payload.codes.eq(codes),
-                out.i.payload.group.eq(group),
-                out.i.payload.count.eq(command.count),
-                out.i.payload.plane.eq(command.plane),
-                out.i.payload.neg.eq(command.neg),
-                out.i.payload.last.eq(last),
-                out.i.payload.skip.eq(skip),
-            ]
+        def emit():
+            """Offer the codes (the payload below)."""
+            m.d.comb += out.i.valid.eq(1)
 
-        last_group = xbar.col_sel == groups - 1
+        def at_group(k):
+            return xbar.col_sel == k if k >= 0 else 0
+
+        last_group = at_group(groups - 1)
         # The group after `col_sel`, wrapping: a compute read's first group too, since
         # `col_sel` shows the last one until its conversion starts. Both moves of `col_sel`
         # then load the same value (no multiplexer behind the enable).
         next_col = Mux(last_group, 0, xbar.col_sel + 1)
+
+        def convert_window(new_trial, last, before_last, queued_after):
+            """The take windows of the compare after this edge: its trial bit, whether its
+            group is the last or the one before, and whether a read is queued by then."""
+            bits = Const(new_trial, cfg.adc_bits) if isinstance(new_trial, int) else new_trial
+            free_of_reads = ~queued_after & ~verifying
+            early = pen = 0
+            if (cfg.overlap or two) and cfg.adc_bits >= 2:  # penultimate compare (advancing)
+                early = last & bits[1] & free_of_reads
+            if cfg.overlap and cfg.adc_bits == 1:  # penultimate: the last group's neighbour
+                pen = before_last & free_of_reads
+            set_windows(early, last & bits[0] & free_of_reads, pen)
 
         def start_conversion(group=None):
             """The held read (buffer ~bank, sampled on this edge) starts converting: at
@@ -226,11 +258,9 @@ class SarAdcController(Block):
                          xbar.col_sel.eq(next_col if group is None else group)]
             search(0, msb)
             m.next = "CONVERT"
-        if cfg.adc_bits >= 2:  # one compare cycle left after this one (trial is one-hot)
-            penultimate = last_group & trial[1]
-        else:
-            penultimate = (xbar.col_sel == groups - 2) & trial[0]
-        advancing = ~trial[0] | out_free  # this compare cycle completes on this edge
+            # A compute read's first group is 0 (a verify read takes no command meanwhile).
+            convert_window(msb, groups == 1, groups == 2, 0)
+
         boundary = Signal()
         m.d.comb += self.boundary.eq(boundary)
 
@@ -240,66 +270,79 @@ class SarAdcController(Block):
                 take_command()
             if cfg.overlap or two:
                 with m.State("SKIP_HOLD"):
-                    m.next = "SKIP"
+                    goto("SKIP")
             if two:
                 with m.State("PRESAMPLE"):  # rows applied: the stub forms the partial sums
                     m.d.sync += xbar.sample.eq(1)
-                    m.next = "SAMPLE"
+                    goto("SAMPLE")
             with m.State("SKIP"):
                 with m.If(out_free):
                     m.d.comb += boundary.eq(1)
-                    emit(0, groups - 1, command.last, 1)
+                    emit()  # a skip token: no codes, the last group
                     take_command()
             with m.State("SAMPLE"):  # the crossbar samples at the end of this cycle
                 start_conversion(Mux(verifying, cell.group, 0) if cfg.programmable else None)
             with m.State("CONVERT"):
-                if cfg.overlap:
-                    # Sample the next read during the last compare cycle (the second buffer).
-                    early = penultimate & advancing & ~is_queued & ~verifying
-                    m.d.comb += boundary.eq(early & command.last)
+                # With overlap, sample the next read during the last compare cycle (the second
+                # buffer). With two-stage sums, take it one cycle before the last compare and
+                # apply its rows, so the stub sums its first group during that compare: no
+                # presample.
+                taking_early = Signal()
+                if cfg.overlap or two:
+                    # The penultimate compare, nothing queued, not a verify read (and with
+                    # 1-bit ADCs, completing on this edge).
+                    early = win | (win_pen & out_free)
+                    if cfg.overlap:
+                        m.d.comb += boundary.eq(early & command.last)
                     with m.If(early & may_take):
-                        m.d.comb += self.i.ready.eq(1)
+                        m.d.comb += taking_early.eq(1)
                         m.d.sync += [queued.eq(self.i.payload), is_queued.eq(1)]
                         with m.If(self.i.payload.skip):  # no read: a skip token follows
                             m.d.sync += between.eq(1)
                             m.d.comb += self.launch.eq(between)
                         with m.Else():
-                            sample(self.i.payload)
-                elif two:
-                    # Take the next read one cycle before the last compare and apply its rows,
-                    # so the stub sums its first group during that compare: no presample.
-                    early = penultimate & ~is_queued & ~verifying
-                    with m.If(early & may_take):
-                        m.d.comb += self.i.ready.eq(1)
-                        m.d.sync += [queued.eq(self.i.payload), is_queued.eq(1)]
-                        with m.If(self.i.payload.skip):
-                            m.d.sync += between.eq(1)
-                            m.d.comb += self.launch.eq(between)
-                        with m.Else():
-                            sample(self.i.payload, strobe=False)
-                with m.If(~trial[0]):
+                            sample(self.i.payload, strobe=not two)
+                queued_after = is_queued | taking_early
+                with m.If(win_last & out_free):  # the last compare, nothing queued: take the next
+                    emit()
+                    take_command()
+                with m.Elif(~trial[0]):
                     search(result, trial >> 1)
+                    convert_window(trial >> 1, last_group, at_group(groups - 2), queued_after)
                 if cfg.programmable:
                     with m.Elif(verifying):  # one group; the addressed lane's code goes out
                         m.d.sync += [self.vo.valid.eq(1), self.vo.payload.eq(result[cell.lane])]
-                        m.next = "IDLE"
+                        goto("IDLE")
                 with m.Elif(out_free):  # group converted; no room for its codes stalls here
-                    emit(final, xbar.col_sel, command.last & last_group, 0)
+                    emit()
                     with m.If(~last_group):
                         m.d.sync += xbar.col_sel.eq(next_col)
                         search(0, msb)
-                    with m.Elif(is_queued):
+                        convert_window(msb, at_group(groups - 2), at_group(groups - 3),
+                                       queued_after)
+                    with m.Else():  # a read is queued (else the first branch took the next)
                         m.d.sync += [command.eq(queued), is_queued.eq(0)]
                         with m.If(queued.skip):
-                            m.next = "SKIP"
+                            goto("SKIP")
                         if two:
                             with m.Else():  # sampled now, its first group summed already
                                 m.d.sync += xbar.sample.eq(1)
-                                m.next = "SAMPLE"
+                                goto("SAMPLE")
                         else:
                             with m.Else():
                                 start_conversion()  # `col_sel` is on the last group
-                    with m.Else():
-                        take_command()
         record_fsm("sar", fsm)
+        # The payload offered, whatever the state, so only `valid` waits on the FSM's
+        # decisions: a group's codes, or in SKIP a skip token (its codes zeroed behind the
+        # slice, above; `col_sel` rests on the last group there, as between conversions).
+        skipping = fsm.ongoing("SKIP")
+        m.d.comb += [
+            out.i.payload.codes.eq(final),
+            out.i.payload.group.eq(xbar.col_sel),
+            out.i.payload.count.eq(command.count),
+            out.i.payload.plane.eq(command.plane),
+            out.i.payload.neg.eq(command.neg),
+            out.i.payload.last.eq(command.last & last_group),
+            out.i.payload.skip.eq(skipping),
+        ]
         return m
