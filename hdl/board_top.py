@@ -541,7 +541,7 @@ class BoardCore(wiring.Component):
         # The frame's checks, registered when its END arrives (CHECK), the first that fails
         # (VERDICT), acted on (DISPATCH): a cycle each, from registers.
         short, crc_bad, length_bad = Signal(), Signal(), Signal()
-        verdict = Signal(8)   # the LinkError of a refused frame (VERDICT)
+        verdict = Signal(8)   # the LinkError of a refused frame (VERDICT, or its token)
         refusing = Signal()
 
         # -- the response ----------------------------------------------------------------
@@ -672,9 +672,8 @@ class BoardCore(wiring.Component):
         refused = Signal(error_layout())
         m.d.comb += refused.command.eq(command)
 
-        def refuse(reason):
-            m.d.comb += refused.error.eq(reason.value if isinstance(reason, LinkError)
-                                         else reason)
+        def refuse():  # the frame, with the verdict's error
+            m.d.comb += refused.error.eq(verdict)
             m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
             respond(ERROR, _Job.FIXED, refused, size(error_layout()))
 
@@ -712,10 +711,14 @@ class BoardCore(wiring.Component):
                                 m.d.sync += count.eq(count + 1)
                         with m.Case(Token.END):
                             m.next = "CHECK"
+                        # A broken frame is refused from DISPATCH, like a failed check: the
+                        # response logic starts at registers, not at the token.
                         with m.Case(Token.BAD_END):
-                            refuse(LinkError.ESCAPE)
+                            m.d.sync += [verdict.eq(LinkError.ESCAPE.value), refusing.eq(1)]
+                            m.next = "DISPATCH"
                         with m.Case(Token.TIMEOUT):
-                            refuse(LinkError.TIMEOUT)
+                            m.d.sync += [verdict.eq(LinkError.TIMEOUT.value), refusing.eq(1)]
+                            m.next = "DISPATCH"
             with m.State("CHECK"):  # the whole frame is in, its CRC processed
                 m.d.sync += [short.eq(count < 4), crc_bad.eq(~check.match_detected),
                              length_bad.eq(count != frame_bytes),
@@ -738,7 +741,7 @@ class BoardCore(wiring.Component):
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(refusing):
-                    refuse(verdict)
+                    refuse()
                 with m.Else():
                     m.d.sync += commands.eq(commands + 1)
                     ok = command | OK_BIT
