@@ -155,6 +155,9 @@ class RowScheduler(Block):
         `plane`; per read, each chunk keeps ``d = offset - kN`` and takes the rows with
         ``-d < h <= N - d``, a comparison of d with constants. A read then costs a subtraction
         per chunk and a few LUTs per row, however many rows the tile has.
+
+        Returns the values the registered flags (final, silent) take after an advance and
+        after a step, for the hand-over's own flags; ``None`` when they are not registered.
         """
         cfg = self.config
         rows, per_read = cfg.rows, cfg.rows_per_read
