@@ -1009,7 +1009,6 @@ class TrngConfig(Table):
                 "median_delay_cycles": round(self.delay_median_at(self.voltage), 3)}
 
 
-
 @table("stub")
 @dataclass(frozen=True)
 class StubConfig(Table):
