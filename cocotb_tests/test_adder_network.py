@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.adder_network import add_tiles
 from imcgen.hdl.adder_network import AdderNetwork, sum_layout
 from imcgen.hdl.shift_add import psum_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import (
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
     StreamSink,
     StreamSource,
     config_from_env,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from imcgen import golden, simulate
-from imcgen.config import MacroConfig, load_config
+from imcgen.apps.soak import random_config, stimulus
+from imcgen.core.config import MacroConfig, load_config
 from imcgen.golden import analog, device
-from imcgen.soak import random_config, stimulus
 
 
 def analog_config(device_, **analog_changes):
@@ -164,7 +164,7 @@ def test_rtl_with_the_noisy_crossbar_equals_golden(name, seed, tmp_path):
 
 
 def test_physical_model_with_the_stub_is_refused(tmp_path):
-    from imcgen.errors import ImcError
+    from imcgen.core.errors import ImcError
 
     cfg = MacroConfig(rows=4, tiles=1, outputs=1, adcs=1, tables={"analog": {"device": "pcm"}})
     with pytest.raises(ImcError, match='set crossbar = "external"'):
@@ -178,8 +178,9 @@ ACCURACY_SETS = ["rows=16", "tiles=2", "outputs=3", "input_bits=4", "weight_bits
 
 
 def test_accuracy_cli_reports_and_plots(tmp_path, capsys):
-    from imcgen import accuracy, cli
-    from imcgen.config import load_config
+    from imcgen import cli
+    from imcgen.apps import accuracy
+    from imcgen.core.config import load_config
 
     plots = tmp_path / "plots"
     args = ["accuracy", "--device", "pcm", "--time", "20s,1d", "--sweep", "adc_bits=4..5",
@@ -209,10 +210,10 @@ def test_accuracy_cli_reports_and_plots(tmp_path, capsys):
 def test_accuracy_of_write_verify_programmed_rram():
     # Write-verify on: the computation and the programming error use the verified states
     # (fractional levels), not the requested ones.
-    from imcgen import accuracy
-    from imcgen.config import load_config
+    from imcgen.apps import accuracy
+    from imcgen.core.config import load_config
     from imcgen.golden import weight_mapper
-    from imcgen.program import program_golden
+    from imcgen.golden.programming import program_golden
 
     cfg = load_config(overrides=[*ACCURACY_SETS, "device.kind=rram", "crossbar=external"])
     report = accuracy.run(cfg, "rram", [20.0], seed=1, vectors=40)

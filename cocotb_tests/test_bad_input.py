@@ -257,7 +257,7 @@ CASES = {
                                          f["dir"] / "p.npz"], "give --weights W.npy"),
     "simulate --program ideal": (lambda f: [*sim(f), "--program"],
                                  "programming needs a programmable device"),
-    # -- the fast engine (imcgen.fast): what needs Python in the loop is refused -------------
+    # -- the fast engine (imcgen.sim.fast): what needs Python in the loop is refused -------------
     "simulate --engine unknown": (lambda f: sim(f, **{"--engine": "verilator"}),
                                   "argument --engine: invalid choice: 'verilator'"),
     "demo --engine unknown": (lambda f: ["demo", "--engine", "c++"],

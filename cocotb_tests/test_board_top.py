@@ -19,10 +19,9 @@ from amaranth.hdl import Shape
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
 
 from imcgen import golden
-from imcgen.config import load_config
-from imcgen.hdl.board_top import BoardCore, BoardTop
-from imcgen.hdl.uart import baud_divisor
-from imcgen.protocol import (
+from imcgen.apps.soak import stimulus
+from imcgen.core.config import load_config
+from imcgen.fpga.protocol import (
     END,
     ERROR,
     ESC,
@@ -36,10 +35,11 @@ from imcgen.protocol import (
     encode_frame,
     escape,
 )
-from imcgen.runner import run_block
-from imcgen.soak import stimulus
-from imcgen.tb.board import UartLink
-from imcgen.tb.streams import CLOCK_NS, config_from_env, seed_from_env, start_clock
+from imcgen.fpga.tb_board import UartLink
+from imcgen.hdl.board_top import BoardCore, BoardTop
+from imcgen.hdl.uart import baud_divisor
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import CLOCK_NS, config_from_env, seed_from_env, start_clock
 
 DIVISOR = 8            # clock cycles per bit in simulation
 TIMEOUT_CYCLES = 4000  # a frame idle this long mid-way is truncated (50 byte times)
@@ -380,8 +380,8 @@ async def frame_cut_by_a_reset(dut):
 async def programming_matches_golden(dut):
     """Single-cell requests (one for a cell that does not exist) and array-mode weight rows,
     every result and the later MVMs equal to the golden model's."""
+    from imcgen.golden.programming import program_golden
     from imcgen.golden.write_verify import Requests
-    from imcgen.program import program_golden
 
     bench = Bench(dut)
     await bench.start()
@@ -459,7 +459,7 @@ def test_crc_is_ccitt_false_in_both_implementations():
 
 
 def test_slip_framing_round_trips_every_byte_value():
-    from imcgen.protocol import ESC_END, ESC_ESC, FrameReader
+    from imcgen.link.protocol import ESC_END, ESC_ESC, FrameReader
 
     payload = bytes(range(256)) + bytes([END, ESC, END, ESC, ESC_END, ESC_ESC])
     frame = encode_frame(Command.MVM, END, payload)
@@ -479,7 +479,7 @@ def test_slip_framing_round_trips_every_byte_value():
 
 
 def test_parse_response_refuses_what_the_protocol_forbids():
-    from imcgen.protocol import Frame, ProtocolError, parse_response
+    from imcgen.link.protocol import Frame, ProtocolError, parse_response
 
     good = encode_frame(Command.INFO | OK_BIT, 9, b"\x01\x02")[1:-1]
     response = parse_response(Frame(good))
@@ -522,8 +522,8 @@ def test_imcgen_board_passes_against_the_simulated_board(tmp_path):
     import subprocess
     import sys
 
-    from imcgen.board_sim import simulated_board
-    from imcgen.host import Board, ConfigMismatch
+    from imcgen.fpga.board_sim import simulated_board
+    from imcgen.fpga.host import Board, ConfigMismatch
 
     cfg = load_config("small")
     with simulated_board(cfg, work_dir=tmp_path / "sim") as sim:
@@ -559,7 +559,7 @@ def test_imcgen_board_passes_against_the_simulated_board(tmp_path):
 
 def test_host_driver_reports_refusals_and_silence():
     """The driver over a scripted link: an error response and a missing one."""
-    from imcgen.host import Board, BoardError, LinkTimeout
+    from imcgen.fpga.host import Board, BoardError, LinkTimeout
 
     class Link:
         def __init__(self, answers):

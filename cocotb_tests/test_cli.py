@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from imcgen import PRESETS, MacroConfig, load_config
-from imcgen.errors import ImcError
+from imcgen.core.errors import ImcError
 
 
 def imcgen(*args, cwd=None):
@@ -304,7 +304,7 @@ def test_trng_cli_rtl_equals_golden(tmp_path):
 def test_progress_lines_give_rate_elapsed_and_time_left(monkeypatch):
     import io
 
-    from imcgen import progress as progress_module
+    from imcgen.core import progress as progress_module
 
     clock = iter([0.0, 4.0, 8.0])
     monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from imcgen.codes import Direction
-from imcgen.config import MacroConfig
-from imcgen.draws import cell_where
+from imcgen.core.codes import Direction
+from imcgen.core.config import MacroConfig
+from imcgen.core.draws import cell_where
 from imcgen.golden import device
 from imcgen.golden.crossbar_stub import compare, held_values
 from imcgen.golden.sar_adc import convert
 from imcgen.hdl.analog import dac_layout, levels_layout
 from imcgen.hdl.crossbar_stub import CrossbarStub, stuck_cells
-from imcgen.runner import run_block
-from imcgen.tb.streams import config_from_env, encode, reset_dut, seed_from_env, start_clock
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import config_from_env, encode, reset_dut, seed_from_env, start_clock
 
 CONFIGS = {
     "r8-a3-s2": MacroConfig(rows=8, tiles=1, outputs=3, weight_bits=4, cell_bits=2, adcs=3,

@@ -1,4 +1,4 @@
-"""The fast regression engine (``simulate(..., engine="fast")``, :mod:`imcgen.fast`): the same
+"""The fast regression engine (``simulate(..., engine="fast")``, :mod:`imcgen.sim.fast`): the same
 Verilog driven by a generated C++ main, checked against the golden model exactly.
 
 Each configuration is one native build (cached by the hash of its Verilog and of the driver);
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from imcgen import MacroConfig, cli, simulate
-from imcgen import fast as fast_engine
-from imcgen.errors import ImcError
-from imcgen.soak import stimulus
+from imcgen.apps.soak import stimulus
+from imcgen.core.errors import ImcError
+from imcgen.link import codec
+from imcgen.sim import fast as fast_engine
 
 CONFIGS = {
     # zero_skip, two tiles (one adder level), differential weights, unsigned inputs.
@@ -68,7 +69,7 @@ def test_fast_engine_reset_catches_vectors_in_flight(seed, tmp_path):
 def test_fast_engine_back_to_back_results_leave_at_the_stream_rate(seed, tmp_path):
     # No gaps, no stalls: results leave timing.stream_cycles apart, as on the cocotb engine
     # (test_macro_top), exactly where neither vector passes a skip token.
-    from imcgen import timing
+    from imcgen.core import timing
 
     cfg = CONFIGS["default"]
     rng = np.random.default_rng(seed)
@@ -112,8 +113,8 @@ def test_cached_run_neither_elaborates_nor_builds(seed, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a cached run elaborated or compiled")
 
-    monkeypatch.setattr("imcgen.verilog.elaborate", refuse)
-    monkeypatch.setattr("imcgen.runner._ports_only_verilator", refuse)
+    monkeypatch.setattr("imcgen.sim.verilog.elaborate", refuse)
+    monkeypatch.setattr("imcgen.sim.runner._ports_only_verilator", refuse)
     again = simulate(cfg, W, X, seed=seed, engine="fast")
     assert_exact(again)
     assert built.stat().st_mtime_ns == stamp, "the build was redone"
@@ -133,12 +134,12 @@ def test_bulk_packing_equals_layout_const_and_from_bits(layout_name, seed):
               "weights": lambda: weight_row_layout(cfg),
               "result": lambda: result_layout(cfg)}[layout_name]()
     rng = np.random.default_rng(seed)
-    fields = fast_engine.leaves(layout)
+    fields = codec.leaves(layout)
     values = np.array([[int(rng.integers(-(1 << (w - 1)) if s else 0,
                                          (1 << (w - 1)) if s else (1 << w)))
                         for _, w, s in fields] for _ in range(20)], dtype=np.int64)
-    words = fast_engine.pack(layout, values)
-    np.testing.assert_array_equal(fast_engine.unpack(layout, words), values)
+    words = codec.pack_rows(layout, values)
+    np.testing.assert_array_equal(codec.unpack_rows(layout, words), values)
     for row, packed in zip(values, words, strict=True):
         flat = int.from_bytes(packed.astype("<u4").tobytes(), "little")
         view = layout.from_bits(flat)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from imcgen import fpga
-from imcgen.config import PRESETS, load_config
+from imcgen.core.config import PRESETS, load_config
+from imcgen.fpga import flow as fpga
 from imcgen.hdl.macro_top import MacroTop
 from imcgen.hdl.uart import Uart, UartEcho, baud_divisor
-from imcgen.toolchain import cache_dir
-from imcgen.verilog import ports_of
+from imcgen.sim.toolchain import cache_dir
+from imcgen.sim.verilog import ports_of
 
 
 @pytest.fixture(autouse=True)
@@ -254,8 +254,8 @@ def test_resource_model_refuses_only_what_cannot_fit():
     """The estimate behind the refusal before synthesis: every board top measured to fit is
     let through (small on the iCEBreaker, default, chang and isaac on the ULX3S-25F, all
     placed and routed), and the two measured not to fit are refused, each naming its need."""
-    from imcgen.errors import ImcError
-    from imcgen.resources import BOARD_DEVICES, DEVICES, check_fits
+    from imcgen.core.errors import ImcError
+    from imcgen.fpga.resources import BOARD_DEVICES, DEVICES, check_fits
 
     def fits(cfg, board):
         check_fits(cfg, DEVICES[BOARD_DEVICES[board]], "--board", board)
@@ -274,7 +274,7 @@ def test_per_block_fmax_names_the_block_and_its_critical_path(tmp_path):
     """The per-block Fmax flow (``scripts/bench --suite fmax``), one small block: the shift-and-
     add of the small preset, ports registered, placed alone on an ECP5. Its floor guards the
     pipelining of issue 11 (measured 200+ MHz; an adder and a shifter in a row would halve it)."""
-    from imcgen.fmax import block_fmax
+    from imcgen.fpga.fmax import block_fmax
 
     result = block_fmax(load_config("small"), "shift_add", build_dir=tmp_path)
     assert result["block"] == "shift_add" and result["luts"] > 0 and result["ffs"] > 0

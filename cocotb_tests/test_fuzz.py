@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from imcgen import cli
-from imcgen.config import MacroConfig, load_config
-from imcgen.errors import ImcError
+from imcgen.core.config import MacroConfig, load_config
+from imcgen.core.errors import ImcError
 from imcgen.golden import macro_top
 
 SCALE = 10 if os.environ.get("IMCGEN_SLOW") else 1
@@ -151,7 +151,7 @@ SMALL = config_values(max_rows=24, max_outputs=4)
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(values=SMALL)
 def test_every_accepted_configuration_elaborates(values, tmp_path_factory):
-    from imcgen.verilog import elaborate
+    from imcgen.sim.verilog import elaborate
 
     cfg = accepted(values)
     if cfg is None:
@@ -165,7 +165,7 @@ def test_every_accepted_configuration_elaborates(values, tmp_path_factory):
 @given(values=SMALL.filter(lambda v: accepted(v) is not None), seed=st.integers(0, 2**32 - 1))
 def test_a_sample_of_accepted_configurations_matches_on_verilator(values, seed, tmp_path_factory):
     from imcgen import simulate
-    from imcgen.soak import stimulus
+    from imcgen.apps.soak import stimulus
 
     cfg = MacroConfig(**values)
     rng = np.random.default_rng(seed)

@@ -8,8 +8,8 @@ failure names its seed, and the test rerun with that seed alone reproduces it.
 import numpy as np
 import pytest
 
-from imcgen import timing
-from imcgen.config import PRESETS, MacroConfig
+from imcgen.core import timing
+from imcgen.core.config import PRESETS, MacroConfig
 from imcgen.golden import (
     input_driver,
     macro_top,

@@ -5,11 +5,11 @@ import cocotb
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.input_driver import plane_stream
 from imcgen.hdl.input_driver import InputDriver, plane_layout, vector_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     "u4-dense": MacroConfig(rows=8, tiles=1, input_bits=4, schedule="dense"),

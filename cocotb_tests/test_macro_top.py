@@ -10,8 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from imcgen import PRESETS, MacroConfig, simulate, timing
-from imcgen.soak import soak, stimulus
+from imcgen import PRESETS, MacroConfig, simulate
+from imcgen.apps.soak import soak, stimulus
+from imcgen.core import timing
 
 CONFIGS = {
     "default": MacroConfig(),

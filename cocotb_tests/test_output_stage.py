@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.output_stage import apply
 from imcgen.hdl.adder_network import sum_layout
 from imcgen.hdl.output_stage import OutputStage, output_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import decode, encode, seed_from_env, stream_test
 
 BASE = dict(rows=16, tiles=2, outputs=4, input_signed=True)
 CONFIGS = {

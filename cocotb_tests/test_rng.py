@@ -16,11 +16,11 @@ from amaranth.sim import Simulator
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.rng import draw, threefry2x32, uniform_bits
 from imcgen.hdl.rng import Threefry2x32, request_layout, result_layout, threefry2x32_reference
-from imcgen.runner import run_block
-from imcgen.tb.streams import CLOCK_NS, decode, encode, seed_from_env, stream_test
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import CLOCK_NS, decode, encode, seed_from_env, stream_test
 
 MASK32 = (1 << 32) - 1
 

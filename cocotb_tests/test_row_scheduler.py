@@ -5,13 +5,13 @@ import cocotb
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.input_driver import plane_stream
 from imcgen.golden.row_scheduler import read_commands
 from imcgen.hdl.input_driver import plane_layout
 from imcgen.hdl.row_scheduler import RowScheduler, read_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import config_from_env, decode, encode, seed_from_env, stream_test
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import config_from_env, decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     # IEEE Design & Test in-memory computing tutorial (2021), Fig. 11: 8 rows, 4 rows per read

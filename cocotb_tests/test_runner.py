@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imcgen.config import MacroConfig
-from imcgen.runner import SimulationError, build, run, toolchain
-from imcgen.verilog import elaborate
+from imcgen.core.config import MacroConfig
+from imcgen.sim.runner import SimulationError, build, run, toolchain
+from imcgen.sim.verilog import elaborate
 
 TINY = MacroConfig(rows=4, tiles=1, outputs=2, input_bits=2, weight_bits=3, cell_bits=1,
                    adc_bits=3, adcs=2)
@@ -88,6 +88,6 @@ def test_a_simulator_that_cannot_start_is_one_line_naming_build_and_log(tmp_path
     fake = tmp_path / "fake-build"
     fake.mkdir()  # no binary in it
     with pytest.raises(SimulationError) as err:
-        run(design, fake, "imcgen.tb.macro", test_dir=tmp_path / "sim")
+        run(design, fake, "imcgen.sim.tb.macro", test_dir=tmp_path / "sim")
     summary = err.value.summary
     assert "\n" not in summary and str(fake) in summary and "sim.log" in summary, summary

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.sar_adc import convert, sar_trials
 from imcgen.hdl.row_scheduler import read_layout
 from imcgen.hdl.sar_adc import SarAdcController, code_layout
-from imcgen.runner import run_block
-from imcgen.tb.analog import CrossbarModel
-from imcgen.tb.streams import (
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.analog import CrossbarModel
+from imcgen.sim.tb.streams import (
     StreamSink,
     StreamSource,
     config_from_env,
@@ -181,7 +181,7 @@ def test_closed_form_conversion_is_the_binary_search(name):
 @pytest.mark.parametrize("offset", [-2.6, 0.0, 0.7, 3.0])
 def test_noiseless_physical_conversion_is_the_binary_search(offset):
     # Without comparator noise convert_physical answers in closed form; with it, by the search.
-    from imcgen.config import load_config
+    from imcgen.core.config import load_config
     from imcgen.golden import analog
     from imcgen.golden.sar_adc import convert_physical
 

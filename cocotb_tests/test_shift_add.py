@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from cocotb.triggers import with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.shift_add import read_values
 from imcgen.hdl.sar_adc import code_layout
 from imcgen.hdl.shift_add import ShiftAdd, psum_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import decode, encode, seed_from_env, stream_test
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import decode, encode, seed_from_env, stream_test
 
 CONFIGS = {
     "differential-s2-a8": MacroConfig(rows=16, tiles=1, outputs=4, weight_bits=5, cell_bits=2,

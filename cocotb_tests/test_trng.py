@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from cocotb.triggers import ClockCycles, with_timeout
 
-from imcgen import timing
-from imcgen.config import load_config
+from imcgen.core import timing
+from imcgen.core.config import load_config
 from imcgen.golden import trng
 from imcgen.hdl.trng import Trng, control_layout, status_layout
-from imcgen.runner import run_block
-from imcgen.simulation import simulate_trng
-from imcgen.tb.streams import (
+from imcgen.sim.api import simulate_trng
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
     StreamSink,
     config_from_env,
     decode,
@@ -185,7 +185,7 @@ def test_trng(name, tmp_path, seed):
 
 
 async def start(dut, stall):
-    from imcgen.tb.analog import EntropyModel
+    from imcgen.sim.tb.analog import EntropyModel
 
     cfg, rng_ = config_from_env(), random.Random(seed_from_env())
     await start_clock(dut)
@@ -304,7 +304,7 @@ def _bits_per_round(cfg, result):
 def test_report_battery_and_sweep_run_on_a_short_sequence(tmp_path):
     # The default suite's small instance of `imcgen trng --report` (10^6 bits, minutes):
     # the fast SP 800-22 tests on 10^5 bits of the default source, and a two-point sweep.
-    from imcgen.trng_report import FAST_TESTS, battery, generate, sweep, sweep_plot
+    from imcgen.apps.trng_report import FAST_TESTS, battery, generate, sweep, sweep_plot
 
     cfg = trng_config()
     bits, _ = generate(cfg, 100_000)

@@ -16,7 +16,7 @@ import pytest
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer, with_timeout
 from cocotbext.uart import UartSink, UartSource
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.hdl.uart import (
     MAX_BAUD_ERROR,
     MIN_DIVISOR,
@@ -26,8 +26,8 @@ from imcgen.hdl.uart import (
     UartTx,
     baud_divisor,
 )
-from imcgen.runner import run_block
-from imcgen.tb.streams import (
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
     CLOCK_NS,
     StreamSink,
     StreamSource,

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 from imcgen.golden.weight_mapper import cell_levels
 from imcgen.hdl.analog import levels_layout
 from imcgen.hdl.weight_mapper import WeightMapper, weight_row_layout
-from imcgen.runner import run_block
-from imcgen.tb.streams import (
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
     StreamSource,
     config_from_env,
     decode,

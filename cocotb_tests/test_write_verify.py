@@ -13,11 +13,14 @@ import pytest
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from fixedpoint import FixedPoint
 
-from imcgen import simulate, timing
-from imcgen.codes import Direction, Status
-from imcgen.config import GAIN_SHIFT, NOISE_SHIFT, MacroConfig, load_config
-from imcgen.draws import What, cell_where
+from imcgen import simulate
+from imcgen.apps.soak import stimulus
+from imcgen.core import timing
+from imcgen.core.codes import Direction, Status
+from imcgen.core.config import GAIN_SHIFT, NOISE_SHIFT, MacroConfig, load_config
+from imcgen.core.draws import What, cell_where
 from imcgen.golden import device, rng, write_verify
+from imcgen.golden.programming import program_golden, summary
 from imcgen.golden.write_verify import Requests
 from imcgen.hdl.write_verify import (
     WriteVerify,
@@ -26,10 +29,8 @@ from imcgen.hdl.write_verify import (
     result_layout,
     verify_command_layout,
 )
-from imcgen.program import program_golden, summary
-from imcgen.runner import run_block
-from imcgen.soak import stimulus
-from imcgen.tb.streams import (
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
     StreamSink,
     StreamSource,
     config_from_env,

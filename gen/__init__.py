@@ -8,9 +8,11 @@ Python API (the CLI ``imcgen`` calls the same functions)::
     assert result.match
 """
 
-from . import golden  # noqa: E402  (NumPy only; after config and errors, which it uses)
-from .config import PRESETS, MacroConfig, load_config
-from .errors import ImcError
+from imcgen import _moved, golden  # noqa: E402  (golden: NumPy only)
+from imcgen.core.config import PRESETS, MacroConfig, load_config
+from imcgen.core.errors import ImcError
+
+_moved.install()
 
 __all__ = ["MacroConfig", "PRESETS", "load_config", "ImcError", "simulate", "golden"]
 
@@ -18,7 +20,7 @@ __all__ = ["MacroConfig", "PRESETS", "load_config", "ImcError", "simulate", "gol
 def __getattr__(name):
     # Amaranth, cocotb and Verilator load only when the RTL is asked for.
     if name == "simulate":
-        from .simulation import simulate
+        from imcgen.sim.api import simulate
 
         return simulate
     raise AttributeError(name)

@@ -18,7 +18,7 @@ Pipeline, for ``analog.device`` ideal, pcm or rram:
    (tile, column, read index, bit under test); the bit under test is the trial code's lowest
    set bit, so the cocotb side reads it off the DAC.
 
-Every random number is a counter-based draw (:mod:`imcgen.draws`); the Gaussians are
+Every random number is a counter-based draw (:mod:`imcgen.core.draws`); the Gaussians are
 Irwin-Hall sums of the draw's eight bytes. After step 4 every operation is integer or a single
 correctly rounded IEEE operation per element, so the batched and the per-read evaluation agree
 bit for bit.
@@ -28,10 +28,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imcgen.config import G_BITS, IR_BITS
-from imcgen.draws import What, column_where, compare_what
-
-from . import device, rng
+from imcgen.core.config import G_BITS, IR_BITS
+from imcgen.core.draws import What, column_where, compare_what
+from imcgen.golden import device, rng
 
 __all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "held", "compare",
            "bit_under_test", "microamps", "T0"]
@@ -181,7 +180,7 @@ def read_currents(arr, enable, tile=None):
     {0, 1} against the array -> two int64 arrays (..., tiles, reads, columns); with ``tile``,
     ``enable`` (rows,) against that tile alone. Exact integer sums
     (:func:`imcgen.golden.crossbar_stub.tile_products`)."""
-    from .crossbar_stub import tile_products
+    from imcgen.golden.crossbar_stub import tile_products
 
     if tile is not None:
         enable = np.asarray(enable)[np.newaxis, np.newaxis, :]

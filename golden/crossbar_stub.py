@@ -1,14 +1,14 @@
 """Crossbar: the column values a read samples and the comparators' answers.
 
 The one crossbar model: the golden model uses it batched over vectors and reads, the cocotb-side
-crossbar (``imcgen.tb.analog``) one read at a time (architecture sections 5 and 8,
+crossbar (``imcgen.sim.tb.analog``) one read at a time (architecture sections 5 and 8,
 docs/write_verify.md section 1). Cells hold states (``golden.device``); for ideal devices a
 state is the level itself.
 """
 
 import numpy as np
 
-from .blas import matmul_exact
+from imcgen.golden.blas import matmul_exact
 
 __all__ = ["column_values", "read_enables", "tile_products", "held_values", "compare"]
 

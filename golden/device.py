@@ -6,7 +6,7 @@ stub (``hdl/crossbar_stub.py``) is its independent hardware implementation.
 
 A cell holds a state ``s`` in ``0..S`` (``S = cfg.state_max``), ``frac_bits`` finer than a
 level: level ``L`` is exactly ``L << frac_bits``. Fresh cells sit at the minimum state; cells
-stuck on sit at ``S``. Every random quantity is a counter-based draw (:mod:`imcgen.draws`):
+stuck on sit at ``S``. Every random quantity is a counter-based draw (:mod:`imcgen.core.draws`):
 whether a cell is stuck depends on (device seed, cell) only, a pulse's noise on (device seed,
 cell, the cell's pulse count). Fixed-point arithmetic, docs/write_verify.md section 2:
 
@@ -21,10 +21,9 @@ cell, the cell's pulse count). Fixed-point arithmetic, docs/write_verify.md sect
 
 import numpy as np
 
-from imcgen.config import GAIN_SHIFT, NOISE_SHIFT
-from imcgen.draws import What, cell_where
-
-from . import rng
+from imcgen.core.config import GAIN_SHIFT, NOISE_SHIFT
+from imcgen.core.draws import What, cell_where
+from imcgen.golden import rng
 
 __all__ = ["cell_addresses", "stuck_map", "initial_states", "load_levels", "pulse_noise",
            "apply_pulse", "verify_code", "levels_of_states"]

@@ -4,11 +4,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imcgen import timing
-from imcgen.checks import check_inputs, check_weights
-from imcgen.errors import ImcError
-
-from . import (
+from imcgen.core import timing
+from imcgen.core.checks import check_inputs, check_weights
+from imcgen.core.errors import ImcError
+from imcgen.golden import (
     adder_network,
     analog,
     crossbar_stub,
@@ -20,7 +19,7 @@ from . import (
     shift_add,
     weight_mapper,
 )
-from .blas import matmul_exact
+from imcgen.golden.blas import matmul_exact
 
 __all__ = ["GoldenResult", "cycles", "exact_reads", "run"]
 
@@ -57,7 +56,7 @@ class GoldenResult:
 
 
 def cycles(cfg, reads):
-    """Cycles per vector from the reads issued per tile (:func:`imcgen.timing.vector_cycles`).
+    """Cycles per vector from the reads issued per tile (:func:`imcgen.core.timing.vector_cycles`).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .input_driver import bit_planes
+from imcgen.golden.input_driver import bit_planes
 
 __all__ = ["active_rows", "read_commands", "read_groups", "reads_per_plane", "reads_per_tile"]
 

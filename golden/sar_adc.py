@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .crossbar_stub import compare
+from imcgen.golden.crossbar_stub import compare
 
 __all__ = ["convert", "binary_search", "convert_physical", "sar_trials"]
 
@@ -52,7 +52,7 @@ def binary_search(cfg, values, verify=False):
 def convert_physical(cfg, arr, held, tile, column, read):
     """ADC codes of held currents through the analog model's comparators (offset and noise;
     :func:`imcgen.golden.analog.compare`), the same binary search."""
-    from . import analog
+    from imcgen.golden import analog
 
     held = np.asarray(held, dtype=np.int64)
     if not arr.cmp_sigma:  # a noiseless comparator: the search's result in closed form

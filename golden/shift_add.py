@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .weight_mapper import column_index
+from imcgen.golden.weight_mapper import column_index
 
 __all__ = ["read_values", "tile_psums"]
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imcgen.config import TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_BITS
-from imcgen.draws import What
-
-from . import rng
+from imcgen.core.config import TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_BITS
+from imcgen.core.draws import What
+from imcgen.golden import rng
 
 __all__ = ["TrngRun", "delays", "samples", "health_alarm", "run", "pack_bytes"]
 

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imcgen.codes import Status
-from imcgen.draws import cell_where
-
-from . import device
+from imcgen.core.codes import Status
+from imcgen.core.draws import cell_where
+from imcgen.golden import device
 
 __all__ = ["Requests", "ProgramResult", "array_requests", "program", "readback_levels",
            "readback_weights"]
@@ -67,7 +66,7 @@ class ProgramResult:
 def array_requests(cfg, W):
     """Requests programming a whole weight matrix: every row in order, every physical column
     (all slices, both differential columns) in column order, targets from the weight mapping."""
-    from .weight_mapper import cell_levels
+    from imcgen.golden.weight_mapper import cell_levels
 
     levels = cell_levels(cfg, W)  # (tiles, rows, columns)
     tile, row, column = (a.reshape(-1) for a in
@@ -188,7 +187,7 @@ def readback_levels(cfg, codes):
 
 def readback_weights(cfg, levels):
     """Weights from cell levels (tiles, rows, physical_columns): the weight mapping inverted."""
-    from .weight_mapper import column_index
+    from imcgen.golden.weight_mapper import column_index
 
     levels = np.asarray(levels, dtype=np.int64)
     q = levels[..., column_index(cfg)]  # (tiles, rows, outputs, slices, polarities)

@@ -14,8 +14,8 @@ from amaranth.hdl import Cat, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block
-from .shift_add import psum_layout
+from imcgen.hdl.common import Block
+from imcgen.hdl.shift_add import psum_layout
 
 __all__ = ["AdderNetwork", "sum_layout"]
 

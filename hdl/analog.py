@@ -22,8 +22,8 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..codes import Direction
-from .common import index_shape
+from imcgen.core.codes import Direction
+from imcgen.hdl.common import index_shape
 
 __all__ = ["ReadPortSignature", "CellPortSignature", "ProgPortSignature", "EntropySignature",
            "AnalogSignature", "dac_layout", "levels_layout"]

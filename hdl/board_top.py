@@ -1,7 +1,7 @@
 """Board top: the macro (with its synthesizable crossbar stub) behind a UART command link.
 
 A host drives the macro over one serial line with the protocol of docs/board.md (host side:
-:mod:`imcgen.protocol`): SLIP-framed requests with a CRC-16, one response each, in order.
+:mod:`imcgen.link.protocol`): SLIP-framed requests with a CRC-16, one response each, in order.
 
 Blocks, line to macro and back::
 
@@ -36,8 +36,12 @@ from amaranth.lib import crc, data, enum, io, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..config import MacroConfig
-from ..protocol import (
+from imcgen.core.config import MacroConfig
+from imcgen.hdl.common import one_hot
+from imcgen.hdl.macro_top import MacroTop, result_layout
+from imcgen.hdl.macro_top import status_layout as macro_status_layout
+from imcgen.hdl.uart import DATA_BITS, Uart, baud_divisor
+from imcgen.link.protocol import (
     END,
     ERROR,
     ESC,
@@ -50,10 +54,6 @@ from ..protocol import (
     config_digest,
     nbytes,
 )
-from .common import one_hot
-from .macro_top import MacroTop, result_layout
-from .macro_top import status_layout as macro_status_layout
-from .uart import DATA_BITS, Uart, baud_divisor
 
 __all__ = ["CRC", "Token", "token_layout", "raw_layout", "info_layout", "status_layout",
            "error_layout", "request_layouts", "layouts_macro", "response_layouts", "has_trng",
@@ -89,7 +89,7 @@ def info_layout():
         "programmable": 1,        # PROGRAM exists
         "trng": 1,                # the TRNG commands exist
         "reserved": 6,
-        "config_digest": 32,      # imcgen.protocol.config_digest of the macro's configuration
+        "config_digest": 32,      # imcgen.link.protocol.config_digest of the macro's configuration
         "rx_fifo_depth": 16,      # bytes a host may have in flight
         "divisor": 16,            # clock cycles per bit
         "clk_hz": 32,             # the board clock (0 when unknown)
@@ -108,7 +108,7 @@ def status_layout(config):
 
 
 def error_layout():
-    """Error response: why (a :class:`imcgen.protocol.LinkError`) and the command refused
+    """Error response: why (a :class:`imcgen.link.protocol.LinkError`) and the command refused
     (0 when the frame was too short to hold one)."""
     return data.StructLayout({"error": 8, "command": 8})
 
@@ -467,7 +467,7 @@ class BoardCore(wiring.Component):
     def __init__(self, *, config, divisor, timeout_cycles, rx_fifo_depth=RX_FIFO_DEPTH,
                  clk_hz=0):
         if not isinstance(config, MacroConfig):
-            raise TypeError(f"config must be an imcgen.config.MacroConfig, not {config!r}")
+            raise TypeError(f"config must be an imcgen.core.config.MacroConfig, not {config!r}")
         if config.crossbar != "stub":
             raise ValueError("the board top needs the synthesizable crossbar stub "
                              "(crossbar = 'stub'), not crossbar = 'external'")

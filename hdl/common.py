@@ -5,7 +5,7 @@ from amaranth import Module
 from amaranth.hdl import Const, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 
-from ..config import MacroConfig
+from imcgen.core.config import MacroConfig
 
 # FSM name -> {state name: encoding} of the design elaborated last, for GTKWave translate
 # filters (docs: waves show state names). Amaranth numbers states in order of first mention, so
@@ -30,7 +30,7 @@ def one_hot(fsm):
 def check_config(config):
     """Blocks take the resolved configuration object, nothing else."""
     if not isinstance(config, MacroConfig):
-        raise TypeError(f"config must be an imcgen.config.MacroConfig, not {config!r}")
+        raise TypeError(f"config must be an imcgen.core.config.MacroConfig, not {config!r}")
     return config
 
 

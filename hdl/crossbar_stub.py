@@ -26,12 +26,12 @@ from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
-from ..codes import Direction
-from ..config import GAIN_SHIFT, NOISE_SHIFT
-from ..draws import What, cell_where_bits
-from .analog import AnalogSignature
-from .common import Block, adder_tree, index_shape, record_fsm
-from .rng import Threefry2x32, threefry2x32_reference
+from imcgen.core.codes import Direction
+from imcgen.core.config import GAIN_SHIFT, NOISE_SHIFT
+from imcgen.core.draws import What, cell_where_bits
+from imcgen.hdl.analog import AnalogSignature
+from imcgen.hdl.common import Block, adder_tree, index_shape, record_fsm
+from imcgen.hdl.rng import Threefry2x32, threefry2x32_reference
 
 __all__ = ["CrossbarStub", "stuck_cells"]
 
@@ -258,7 +258,7 @@ class CrossbarStub(Block):
         then one table lookup per device, interpolating the delay distribution's quantiles).
         The event number survives reset, so a reset never replays a round's delays.
         """
-        from ..config import TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_BITS
+        from imcgen.core.config import TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_BITS
 
         cfg, trng = self.config, self.config.trng
         dev = cfg.device

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, index_shape
+from imcgen.hdl.common import Block, index_shape
 
 __all__ = ["InputDriver", "element_shape", "vector_layout", "plane_layout"]
 

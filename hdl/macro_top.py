@@ -25,17 +25,17 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..timing import ACCEPT_TO_LAUNCH
-from .adder_network import AdderNetwork
-from .analog import AnalogSignature, EntropySignature
-from .common import Block, Pipe, record_fsm
-from .crossbar_stub import CrossbarStub
-from .input_driver import InputDriver, vector_layout
-from .output_stage import OutputStage, output_layout
-from .row_scheduler import RowScheduler
-from .sar_adc import SarAdcController
-from .shift_add import ShiftAdd
-from .weight_mapper import WeightMapper, weight_row_layout
+from imcgen.core.timing import ACCEPT_TO_LAUNCH
+from imcgen.hdl.adder_network import AdderNetwork
+from imcgen.hdl.analog import AnalogSignature, EntropySignature
+from imcgen.hdl.common import Block, Pipe, record_fsm
+from imcgen.hdl.crossbar_stub import CrossbarStub
+from imcgen.hdl.input_driver import InputDriver, vector_layout
+from imcgen.hdl.output_stage import OutputStage, output_layout
+from imcgen.hdl.row_scheduler import RowScheduler
+from imcgen.hdl.sar_adc import SarAdcController
+from imcgen.hdl.shift_add import ShiftAdd
+from imcgen.hdl.weight_mapper import WeightMapper, weight_row_layout
 
 __all__ = ["MacroTop", "result_layout", "status_layout", "OUTPUT_FIFO_DEPTH"]
 
@@ -122,12 +122,12 @@ class MacroTop(Block):
             "clear": In(1),
         }
         if config.programmable:
-            from . import write_verify
+            from imcgen.hdl import write_verify
 
             members["p"] = In(stream.Signature(write_verify.request_layout(config)))
             members["r"] = Out(stream.Signature(write_verify.result_layout(config)))
         if config.trng.enabled:
-            from . import trng
+            from imcgen.hdl import trng
 
             members["t"] = Out(stream.Signature(8))
             members["trng_ctl"] = In(trng.control_layout(config))
@@ -148,7 +148,7 @@ class MacroTop(Block):
         m.submodules.fifo = fifo = _FIFO(width=result_layout(cfg).size, depth=OUTPUT_FIFO_DEPTH)
         wv = None
         if cfg.programmable:
-            from .write_verify import WriteVerify
+            from imcgen.hdl.write_verify import WriteVerify
 
             m.submodules.write_verify = wv = WriteVerify(config=cfg)
             wiring.connect(m, mapper.program_row, wv.rows)
@@ -193,7 +193,7 @@ class MacroTop(Block):
         if wv is not None:
             self._program_paths(m, wv, sars, boundaries)
         if cfg.trng.enabled:
-            from .trng import Trng
+            from imcgen.hdl.trng import Trng
 
             m.submodules.trng = trng = Trng(config=cfg)
             entropy = boundaries[0].entropy if cfg.crossbar == "stub" else \

@@ -10,8 +10,8 @@ from amaranth.hdl import Mux, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .adder_network import sum_layout
-from .common import Block
+from imcgen.hdl.adder_network import sum_layout
+from imcgen.hdl.common import Block
 
 __all__ = ["OutputStage", "output_layout"]
 

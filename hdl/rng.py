@@ -21,7 +21,7 @@ from amaranth.hdl import Const, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import record_fsm
+from imcgen.hdl.common import record_fsm
 
 __all__ = ["Threefry2x32", "request_layout", "result_layout", "threefry2x32_reference"]
 

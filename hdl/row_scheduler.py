@@ -15,8 +15,8 @@ from amaranth.hdl import Cat, Const, Mux, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, Pipe, index_shape, popcount, prefix_sums
-from .input_driver import plane_layout
+from imcgen.hdl.common import Block, Pipe, index_shape, popcount, prefix_sums
+from imcgen.hdl.input_driver import plane_layout
 
 __all__ = ["RowScheduler", "read_layout"]
 

@@ -34,9 +34,9 @@ from amaranth.hdl import Cat, Const, Mux, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .analog import ReadPortSignature
-from .common import Block, Pipe, index_shape, record_fsm
-from .row_scheduler import read_layout
+from imcgen.hdl.analog import ReadPortSignature
+from imcgen.hdl.common import Block, Pipe, index_shape, record_fsm
+from imcgen.hdl.row_scheduler import read_layout
 
 __all__ = ["SarAdcController", "code_layout", "verify_layout"]
 

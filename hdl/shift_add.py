@@ -14,8 +14,8 @@ from amaranth.hdl import Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .common import Block, adder_tree, index_shape
-from .sar_adc import code_layout
+from imcgen.hdl.common import Block, adder_tree, index_shape
+from imcgen.hdl.sar_adc import code_layout
 
 __all__ = ["ShiftAdd", "psum_layout"]
 

@@ -5,7 +5,7 @@ Fig. 7a: a device in a voltage divider gets a write pulse of fixed length, switc
 after a stochastic delay and its comparator goes high; a counter measures (pulse length -
 delay) in clock periods; the bit is whether that count is odd; the device is reset and the
 cycle repeats. Here ``sources`` devices (``hdl/analog.py`` EntropySignature) are pulsed
-together each round (``imcgen.timing.trng_round_cycles``):
+together each round (``imcgen.core.timing.trng_round_cycles``):
 
     IDLE   wait for ``enable``, no alarm and room for a round's bits
     PULSE  ``pulse_cycles`` cycles; each source's counter counts the cycles its comparator is
@@ -28,9 +28,9 @@ from amaranth.hdl import Cat, Mux
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .. import timing
-from .analog import EntropySignature
-from .common import Block, record_fsm
+from imcgen.core import timing
+from imcgen.hdl.analog import EntropySignature
+from imcgen.hdl.common import Block, record_fsm
 
 __all__ = ["Trng", "control_layout", "status_layout"]
 

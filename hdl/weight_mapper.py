@@ -20,8 +20,8 @@ from amaranth.hdl import Cat, Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from .analog import CellPortSignature
-from .common import Block, index_shape
+from imcgen.hdl.analog import CellPortSignature
+from imcgen.hdl.common import Block, index_shape
 
 __all__ = ["WeightMapper", "weight_row_layout", "drop_layout"]
 
@@ -75,7 +75,7 @@ class WeightMapper(Block):
             "dropped": Out(drop_layout(config)),
         }
         if config.programmable:
-            from .write_verify import array_row_layout
+            from imcgen.hdl.write_verify import array_row_layout
 
             members["program_row"] = Out(stream.Signature(array_row_layout(config)))
         super().__init__(config, members)

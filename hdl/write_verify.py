@@ -15,7 +15,7 @@ slices and both differential columns, in column order, targets from the levels).
     DONE   offer the result (``o``); a stalled result stream holds the FSM here
 
 The golden model (``golden/write_verify.py``) runs the same algorithm on the same device model;
-``imcgen.timing`` states the cycles. A request for a row or column that does not exist is taken,
+``imcgen.core.timing`` states the cycles. A request for a row or column that does not exist is taken,
 dropped (never applied to another cell) and flagged on ``dropped``.
 """
 
@@ -24,9 +24,9 @@ from amaranth.hdl import Mux, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from ..codes import Direction, Status
-from .analog import ProgPortSignature
-from .common import Block, index_shape, record_fsm
+from imcgen.core.codes import Direction, Status
+from imcgen.hdl.analog import ProgPortSignature
+from imcgen.hdl.common import Block, index_shape, record_fsm
 
 __all__ = ["WriteVerify", "request_layout", "array_row_layout", "result_layout",
            "verify_command_layout"]

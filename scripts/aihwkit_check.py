@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imcgen.config import G_BITS, load_config
+from imcgen.core.config import G_BITS, load_config
 from imcgen.golden import analog
 
 # aihwkit 1.1.0: the newest release with a CPython 3.11 manylinux wheel (1.2.0 is an sdist whose

@@ -55,7 +55,7 @@ def main():
                            "cache")
     fmax = parser.add_argument_group("fmax suite (scripts/bench_fmax.py): per-block ECP5 Fmax")
     fmax.add_argument("--blocks", metavar="A,B", help="blocks (default: every one of "
-                      "imcgen.fmax.BLOCKS); --configs picks the presets (default, small)")
+                      "imcgen.fpga.fmax.BLOCKS); --configs picks the presets (default, small)")
     fmax.add_argument("--freq", type=float, default=100.0, help="clock nextpnr aims at (MHz)")
     fmax.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     args = parser.parse_args()
@@ -76,8 +76,8 @@ def main():
     cache = Path(tempfile.mkdtemp(prefix="imcgen-bench-"))
     os.environ["IMCGEN_CACHE"] = str(cache)  # fully cold: builds and ccache start empty
     from imcgen import golden, load_config, simulate
-    from imcgen.runner import build
-    from imcgen.verilog import elaborate
+    from imcgen.sim.runner import build
+    from imcgen.sim.verilog import elaborate
 
     report = {"preset": args.preset, "cpus": os.cpu_count()}
     cfg = load_config(args.preset)
@@ -130,9 +130,9 @@ def show(report, json_path):
 def bench_write_verify(args):
     """Golden write-verify of ``--cells`` cells (random targets), per device kind and cell
     width: cells per second and the figures (tolerance, error, pulses)."""
-    from imcgen.config import load_config
+    from imcgen.core.config import load_config
     from imcgen.golden import write_verify
-    from imcgen.program import program_golden, summary
+    from imcgen.golden.programming import program_golden, summary
 
     report = {"cells": args.cells, "cpus": os.cpu_count()}
     for kind in ("rram", "pcm"):

@@ -1,5 +1,5 @@
 """Per-block Fmax suite of scripts/bench: every block of each preset placed and routed alone on
-an ECP5 out of context (imcgen.fmax), the critical path of each named by block.
+an ECP5 out of context (imcgen.fpga.fmax), the critical path of each named by block.
 
     ./scripts/bench --suite fmax [--configs default,small] [--blocks shift_add,...] \
         [--freq 100] [--seed 1] [--json fmax.json]
@@ -9,8 +9,8 @@ import json
 import time
 
 from imcgen import load_config
-from imcgen.config import parse_set
-from imcgen.fmax import BLOCKS, block_fmax
+from imcgen.core.config import parse_set
+from imcgen.fpga.fmax import BLOCKS, block_fmax
 
 
 def bench_fmax(args):

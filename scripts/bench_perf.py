@@ -7,8 +7,8 @@ measured side by side in one run:
 - elaboration (Amaranth -> Verilog) and the Verilator builds: the fast engine's driver fresh
   (this Verilog never built; the compiler cache may hold the runtime), again with a warm
   compiler cache, and cached (trusted build directory); the cocotb build fresh and cached;
-- simulated cycles/s: the plain C++ harness (:func:`imcgen.fast.run_ceiling`, ports only, no
-  stalls, no checks: the ceiling), the fast engine (:func:`imcgen.simulation.simulate` with
+- simulated cycles/s: the plain C++ harness (:func:`imcgen.sim.fast.run_ceiling`, ports only, no
+  stalls, no checks: the ceiling), the fast engine (:func:`imcgen.sim.cocotb_engine.simulate` with
   ``engine="fast"``, vector phase) and its ratio to the ceiling, alternated ``--repeats`` times,
   best of each; cocotb (whole run, and without its fixed start-up);
 - start-up of a cached fast run in a fresh process (``simulate`` of one vector; and the
@@ -46,8 +46,8 @@ TARGETS = {"fast_vs_ceiling": 0.80, "startup_s": 0.5, "golden_mvm_per_s": 100_00
 
 def configs(names, sets=()):
     from imcgen import PRESETS, MacroConfig, load_config
-    from imcgen.config import parse_set
-    from imcgen.errors import ImcError
+    from imcgen.core.config import parse_set
+    from imcgen.core.errors import ImcError
 
     table = {"default": load_config("default"),
              "default-dense": load_config("default", overrides={"schedule": "dense"})}
@@ -68,7 +68,7 @@ def configs(names, sets=()):
 def workload(cfg, rng, cycles, cap=20_000):
     """Full-range weights, half-zero inputs (like ReLU activations), enough vectors for about
     ``cycles`` simulated cycles (at least 3)."""
-    from imcgen import timing
+    from imcgen.core import timing
     from imcgen.golden.row_scheduler import reads_per_tile
 
     W = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.input_rows, cfg.outputs))
@@ -104,7 +104,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 from imcgen import load_config, simulate
-from imcgen.config import MacroConfig
+from imcgen.core.config import MacroConfig
 t1 = time.perf_counter()
 cfg = MacroConfig.from_dict(json.loads(sys.argv[1]))
 W, X = np.load(sys.argv[2]), np.load(sys.argv[3])
@@ -135,9 +135,9 @@ def startup(cfg, W, X, engine, work, repeats=3):
 
 def bench_config(name, cfg, args, work):
     from imcgen import golden, simulate
-    from imcgen.fast import build_native, elaborated, run_ceiling
-    from imcgen.runner import build
-    from imcgen.verilog import elaborate
+    from imcgen.sim.fast import build_native, elaborated, run_ceiling
+    from imcgen.sim.runner import build
+    from imcgen.sim.verilog import elaborate
 
     row = {"config": name, "rows": cfg.input_rows, "physical_columns": cfg.physical_columns,
            "tiles": cfg.tiles, "schedule": cfg.schedule}
@@ -198,7 +198,7 @@ def bench_config(name, cfg, args, work):
     row["fast_match"] = result.match
 
     # Throughput and latency against the ADC compare time of the busiest tile.
-    from imcgen import timing
+    from imcgen.core import timing
 
     if hasattr(timing, "adc_bound"):
         bound = timing.adc_bound(cfg, result.reads)

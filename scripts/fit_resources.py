@@ -1,10 +1,10 @@
-"""Fit imcgen.resources' coefficients: synthesize the board top over a spread of configurations.
+"""Fit imcgen.fpga.resources' coefficients: synthesize the board top over a spread of configurations.
 
     .venv/bin/python scripts/fit_resources.py [--family ecp5|ice40] [--out samples.json]
 
 Each configuration is synthesized once (Yosys synth_<family>, flattened, no hierarchy; minutes
 each); the counts go to a JSON file (reused on the next run), then the least-squares fit of
-imcgen.resources.features prints the coefficient table and each sample's error.
+imcgen.fpga.resources.features prints the coefficient table and each sample's error.
 """
 
 import argparse
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imcgen import fpga
-from imcgen.config import load_config
+from imcgen.core.config import load_config
+from imcgen.fpga import flow as fpga
+from imcgen.fpga.resources import estimate, features
 from imcgen.hdl.board_top import BoardCore
-from imcgen.resources import estimate, features
 
 SAMPLES = {
     "small": ["preset=small", "rows=8"],

@@ -8,7 +8,7 @@ import argparse
 import secrets
 import sys
 
-from imcgen.soak import soak
+from imcgen.apps.soak import soak
 
 
 def main():

@@ -1,0 +1,104 @@
+"""``imcgen simulate``: the RTL on an engine next to the golden model."""
+
+import sys
+
+from imcgen.cli import common
+from imcgen.cli.common import MISMATCH, OK
+
+
+def add_parser(commands, command):
+    sim = command("simulate", "run the RTL (Verilator) and the golden model")
+    common.config_args(sim)
+    sim.add_argument("--weights", required=True, metavar="W.npy",
+                     help="int array (rows*tiles, outputs)")
+    sim.add_argument("--inputs", required=True, metavar="X.npy",
+                     help="int array (vectors, rows*tiles)")
+    sim.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    sim.add_argument("--waves", metavar="DIR", help="trace: dump.vcd, Verilog and .gtkw in DIR")
+    sim.add_argument("--work", metavar="DIR",
+                     help="keep the job files, Verilog and simulator log in DIR (by default a "
+                          "temporary directory, removed at the end)")
+    sim.add_argument("--seed", type=common.seed, help="seed of the stimulus timing (printed when drawn)")
+    sim.add_argument("--program", action="store_true",
+                     help="program the weights by write-verify (array mode) instead of loading "
+                          "them; needs a programmable device (--set device.kind=rram)")
+    sim.add_argument("--in-gaps", type=common.probability, default=0.0, metavar="P",
+                     help="probability of an idle gap before each input vector")
+    sim.add_argument("--out-stalls", type=common.probability, default=0.0, metavar="P",
+                     help="probability that the output is not ready in a cycle")
+    common.engine_arg(sim, "the vectors", "stub crossbar only, no --program or --waves")
+    common.allow_long_arg(sim)
+    sim.set_defaults(run=cmd_simulate)
+
+
+def cmd_simulate(args):
+    from imcgen.core.checks import (
+        check_inputs,
+        check_output_dir,
+        check_output_file,
+        check_weights,
+        load_array,
+    )
+    from imcgen.core.progress import Progress
+    from imcgen.sim.budget import check_affordable
+
+    cfg = common.load(args)
+    if args.program:
+        common.programmable(cfg)
+    common.check_engine(cfg, args.engine, program=args.program, waves=args.waves)
+    out = check_output_file("-o", args.output, suffix=".npz")
+    if args.waves is not None:
+        check_output_dir("--waves", args.waves)
+    if args.work is not None:
+        check_output_dir("--work", args.work)
+    weights = check_weights(cfg, load_array("--weights", args.weights))
+    inputs = check_inputs(cfg, load_array("--inputs", args.inputs))
+    check_affordable(cfg, inputs, allow_long=args.allow_long,
+                     what=f"simulating {len(inputs)} vectors")
+
+    import numpy as np
+
+    from imcgen.sim.api import simulate
+
+    progress = Progress("simulating: vectors")
+    try:
+        result = simulate(cfg, weights, inputs, seed=args.seed, in_gaps=args.in_gaps,
+                          out_stalls=args.out_stalls, waves_dir=args.waves, work_dir=args.work,
+                          progress=progress, program="array" if args.program else None,
+                          engine=args.engine)
+    finally:
+        progress.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if args.program:  # [row, column, code, reads, pulses, status] per cell, RTL and golden
+        extra = dict(program_results=result.program_rtl,
+                     program_results_golden=result.program_expected)
+    np.savez(out, y=result.y, cycles=result.cycles, y_golden=result.y_golden,
+             cycles_golden=result.cycles_golden, reads=result.reads, clipped=result.clipped,
+             seed=result.seed, **extra)
+    n = len(result.y_golden)
+    sys.stdout.write(
+        f"{n} vectors: values {'match' if result.values_match else 'DIFFER'}, cycles "
+        f"{'match' if result.cycles_match else 'DIFFER'} (golden model); "
+        f"{result.cycles.mean() if n else 0:.1f} cycles/vector; "
+        f"{int(result.clipped.sum())} vectors with clipped reads; seed {result.seed}\n"
+        f"build {result.build_seconds:.1f} s, simulation {result.sim_seconds:.1f} s; wrote {out}\n")
+    if args.program:
+        from imcgen.golden import run as golden_run
+
+        ideal = golden_run(cfg, weights, inputs)
+        differ = (result.y_golden != ideal.y)
+        err = np.abs(result.y_golden - ideal.y)
+        n_prog = len(result.program_rtl)
+        sys.stdout.write(
+            f"programmed {n_prog} cells (results {'match' if result.program_match else 'DIFFER'}"
+            f"); against ideally loaded weights {int(differ.any(axis=1).sum())} of {n} vectors "
+            f"and {int(differ.sum())} of {differ.size} outputs differ (mean |difference| "
+            f"{err.mean() if err.size else 0:.3f}, max {err.max() if err.size else 0})\n")
+    if result.waves:
+        gtkw = result.waves.with_name("imc_macro.gtkw")
+        sys.stdout.write(f"waves: gtkwave {result.waves} {gtkw}\n")
+    if not result.match:
+        sys.stdout.write(result.mismatch_report() + "\n")
+        return MISMATCH
+    return OK

@@ -1,0 +1,233 @@
+"""The board link's protocol, host side: commands, SLIP framing, CRC-16, payload packing.
+
+The board top (:mod:`imcgen.hdl.board_top`) answers it in hardware; the host driver
+(:mod:`imcgen.fpga.host`) and the cocotb tests speak it through this module. docs/board.md is the
+reference; in brief:
+
+Frame
+    ``END body END`` with SLIP byte stuffing (RFC 1055): inside ``body`` the byte ``END``
+    (0xC0) is sent as ``ESC ESC_END`` (0xDB 0xDC) and ``ESC`` (0xDB) as ``ESC ESC_ESC``
+    (0xDB 0xDD). ``body`` = ``code, seq, payload..., crc_hi, crc_lo``: CRC-16/IBM-3740 (also
+    known as CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no reflection, no
+    final XOR; check value 0x29B1) over ``code, seq, payload``, most significant byte first.
+    Empty frames (two ``END`` in a row) are ignored, so every frame may start with ``END``.
+Request
+    ``code`` is a :class:`Command`, ``seq`` any byte the host chooses (echoed back), the payload
+    has the command's exact length (:meth:`imcgen.fpga.protocol.Codec.request_length`).
+Response
+    Exactly one per request, in order: ``code`` = the command with bit 7 set
+    (:data:`OK_BIT`) and its payload, or :data:`ERROR` with an :data:`error payload
+    <imcgen.hdl.board_top.error_layout>` (error code, offending command). A frame that is
+    corrupted, malformed or truncated is answered with an error and never changes any state.
+
+Payloads are layouts of the hardware (``imcgen.hdl``) packed little-endian into whole bytes:
+bit ``n`` of the layout's value is bit ``n % 8`` of byte ``n // 8``; padding bits are 0.
+The one codec (:mod:`imcgen.link.codec`) packs them with ``layout.const(...)`` and reads
+them with ``layout.from_bits(...)``, so no field offset is written twice.
+"""
+
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+from imcgen.link.codec import nbytes, pack, unpack  # re-exported: payloads go through it
+
+__all__ = [
+    "PROTOCOL_VERSION", "END", "ESC", "ESC_END", "ESC_ESC", "OK_BIT", "ERROR",
+    "Command", "LinkError", "crc16", "config_digest", "nbytes", "pack", "unpack",
+    "escape", "encode_frame", "FrameReader", "Frame", "Response", "parse_response",
+]
+
+PROTOCOL_VERSION = 1
+
+END = 0xC0
+ESC = 0xDB
+ESC_END = 0xDC
+ESC_ESC = 0xDD
+
+OK_BIT = 0x80  # response code of a command that succeeded: the command | OK_BIT
+ERROR = 0xFF   # response code of an error response
+
+
+class Command(IntEnum):
+    """Request codes. The TRNG commands exist only in builds whose macro has a TRNG, the
+    program command only with a programmable device; elsewhere they answer UNSUPPORTED."""
+
+    INFO = 0x01         # -> info_layout: protocol version, features, config digest, clocking
+    STATUS = 0x02       # -> status_layout: the macro's sticky flags and the link's counters
+    CLEAR = 0x03        # clear the macro's flags and the link's counters -> nothing
+    WEIGHTS = 0x10      # weight_row_layout -> program results (array mode), else nothing
+    MVM = 0x11          # vector_layout -> result_layout (outputs and the cycle count)
+    PROGRAM = 0x20      # write_verify.request_layout -> 0 or 1 program result
+    TRNG_READ = 0x30    # count (1 byte) -> up to count random bytes
+    TRNG_STATUS = 0x31  # -> the macro's trng_status
+    TRNG_CLEAR = 0x32   # pulse trng_ctl.clear -> nothing
+    TRNG_ENABLE = 0x33  # 1 byte, bit 0 -> trng_ctl.enable -> nothing
+
+
+class LinkError(IntEnum):
+    """First byte of an error response's payload: why the frame was refused."""
+
+    CRC = 1          # the CRC does not match the frame
+    SHORT = 2        # fewer than 4 bytes between the delimiters (code, seq, CRC)
+    ESCAPE = 3       # ESC followed by something other than ESC_END or ESC_ESC
+    COMMAND = 4      # unknown command code
+    LENGTH = 5       # payload length differs from the command's
+    TIMEOUT = 6      # the frame stopped arriving before its closing END (truncated)
+    UNSUPPORTED = 7  # a known command this build does not have (no TRNG, ideal device)
+
+
+# -- CRC and identity --------------------------------------------------------------------------
+
+
+def crc16(data, value=0xFFFF):
+    """CRC-16/IBM-3740 (CCITT-FALSE) of ``data``; ``binascii.crc_hqx`` computes exactly it."""
+    return binascii.crc_hqx(bytes(data), value)
+
+
+def config_digest(cfg):
+    """32-bit identity of a configuration: CRC-32 of its canonical JSON.
+
+    The board reports the digest of the configuration it was built for (INFO), so a host
+    driving it with another configuration is refused instead of misreading every payload.
+    """
+    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    return zlib.crc32(text.encode())
+
+
+# -- payloads ----------------------------------------------------------------------------------
+
+
+# -- framing -----------------------------------------------------------------------------------
+
+
+def escape(body):
+    """SLIP byte stuffing of ``body`` (no delimiters)."""
+    out = bytearray()
+    for byte in body:
+        if byte == END:
+            out += bytes([ESC, ESC_END])
+        elif byte == ESC:
+            out += bytes([ESC, ESC_ESC])
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def encode_frame(code, seq, payload=b""):
+    """A whole frame on the line: ``END escape(code seq payload crc) END``."""
+    body = bytes([int(code) & 0xFF, int(seq) & 0xFF]) + bytes(payload)
+    body += crc16(body).to_bytes(2, "big")
+    return bytes([END]) + escape(body) + bytes([END])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame between delimiters, unescaped; ``bad_escape`` if it held a bad escape."""
+
+    body: bytes
+    bad_escape: bool = False
+
+    @property
+    def crc_ok(self):
+        return len(self.body) >= 4 and crc16(self.body[:-2]) == \
+            int.from_bytes(self.body[-2:], "big")
+
+
+class FrameReader:
+    """Splits a byte stream into frames (the receiving half of the framing).
+
+    Bytes before the first ``END`` are dropped (the stream may start mid-frame); empty frames
+    are skipped. :meth:`feed` returns the frames completed by the given bytes.
+    """
+
+    def __init__(self):
+        self._body = bytearray()
+        self._escaped = False
+        self._bad = False
+        self._synced = False
+
+    def feed(self, data):
+        frames = []
+        for byte in bytes(data):
+            if not self._synced:
+                self._synced = byte == END
+                continue
+            if byte == END:
+                if self._body or self._bad or self._escaped:
+                    frames.append(Frame(bytes(self._body), self._bad or self._escaped))
+                self._body.clear()
+                self._escaped = self._bad = False
+            elif self._escaped:
+                self._escaped = False
+                if byte == ESC_END:
+                    self._body.append(END)
+                elif byte == ESC_ESC:
+                    self._body.append(ESC)
+                else:
+                    self._bad = True
+            elif byte == ESC:
+                self._escaped = True
+            else:
+                self._body.append(byte)
+        return frames
+
+    @property
+    def pending(self):
+        """Bytes of an unfinished frame."""
+        return len(self._body)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A checked response: ``code`` (``command | OK_BIT`` or :data:`ERROR`), ``seq`` and the
+    payload; for errors, ``error`` (a :class:`LinkError`) and ``command`` (the byte refused)."""
+
+    code: int
+    seq: int
+    payload: bytes
+
+    @property
+    def ok(self):
+        return self.code != ERROR
+
+    @property
+    def command(self):
+        if self.ok:
+            return Command(self.code & ~OK_BIT)
+        return self.payload[1] if len(self.payload) > 1 else None
+
+    @property
+    def error(self):
+        if self.ok:
+            return None
+        try:
+            return LinkError(self.payload[0])
+        except (IndexError, ValueError):
+            return None
+
+
+class ProtocolError(RuntimeError):
+    """A response that breaks the protocol itself (bad CRC, bad escape, too short)."""
+
+
+def parse_response(frame):
+    """The :class:`Response` of a frame, or :class:`ProtocolError`."""
+    if frame.bad_escape:
+        raise ProtocolError(f"response with a bad escape: {frame.body.hex()}")
+    if len(frame.body) < 4:
+        raise ProtocolError(f"response of {len(frame.body)} bytes (at least 4): "
+                            f"{frame.body.hex()}")
+    if not frame.crc_ok:
+        raise ProtocolError(f"response with a bad CRC: {frame.body.hex()}")
+    code, seq = frame.body[0], frame.body[1]
+    if code != ERROR:
+        try:
+            Command(code & ~OK_BIT)
+        except ValueError:
+            raise ProtocolError(f"response code 0x{code:02x} is no command") from None
+        if not code & OK_BIT:
+            raise ProtocolError(f"response code 0x{code:02x} lacks the OK bit")
+    return Response(code, seq, frame.body[2:-2])

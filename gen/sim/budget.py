@@ -1,0 +1,93 @@
+"""What a run will cost before it starts: elaboration, Verilator build, simulation, memory.
+
+The model is fitted to measurements on a 2-core machine (``scripts/bench``); it only has to tell
+minutes from hours. A run estimated above :data:`MAX_SECONDS` or above the machine's memory is
+refused with the estimate unless the user passes ``--allow-long``.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from imcgen.core.errors import ImcError
+
+__all__ = ["Estimate", "estimate", "check_affordable", "MAX_SECONDS"]
+
+MAX_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    elaborate_s: float
+    build_s: float
+    simulate_s: float
+    memory_bytes: int
+
+    @property
+    def seconds(self):
+        return self.elaborate_s + self.build_s + self.simulate_s
+
+    def describe(self):
+        parts = [f"{name} {_duration(value)}" for name, value in (
+            ("elaboration", self.elaborate_s), ("Verilator build", self.build_s),
+            ("simulation", self.simulate_s)) if value]
+        return (f"about {_duration(self.seconds)} ({', '.join(parts)}) and "
+                f"{self.memory_bytes / 2**30:.1f} GiB")
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _machine_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def estimate(cfg, inputs=None, rtl=True):
+    """Cost of generating (``inputs=None``) or simulating ``inputs`` on ``cfg``.
+
+    The comparator trees of the crossbar stub dominate elaboration and build: every tile sums
+    ``rows`` cell values for each of its ``adcs`` lanes.
+    """
+    from imcgen.core import timing
+    from imcgen.golden.row_scheduler import reads_per_tile
+
+    lanes = cfg.tiles * cfg.rows * cfg.adcs
+    growth = 1 + lanes / 8192  # superlinear: larger netlists slow Yosys and g++ per node
+    elaborate_s = 2 + 5e-3 * lanes * growth
+    build_s = (10 + 8e-3 * lanes * growth) if rtl else 0.0
+    cells = cfg.tiles * cfg.rows * cfg.physical_columns
+    memory = (0.3 + 2.5e-5 * lanes * growth) * 2**30 + 24 * cells
+    simulate_s = 0.0
+    if inputs is not None and rtl:
+        X = np.asarray(inputs)
+        cycles = 0
+        for start in range(0, len(X), 4096):  # exact cycles from the schedule alone
+            cycles += int(timing.vector_cycles(cfg, reads_per_tile(cfg, X[start:start + 4096]))
+                          .sum())
+        rate = 1.5e5 / (1 + lanes / 4096)  # simulated cycles per second through cocotb
+        simulate_s = 2 + cycles / rate
+    return Estimate(elaborate_s, build_s, simulate_s, int(memory))
+
+
+def check_affordable(cfg, inputs=None, rtl=True, allow_long=False, what="this run"):
+    """Raise :class:`ImcError` with the estimate if ``what`` would take hours or too much memory."""
+    cost = estimate(cfg, inputs, rtl)
+    if allow_long:
+        return cost
+    limit = 0.75 * _machine_memory()
+    if cost.seconds > MAX_SECONDS or cost.memory_bytes > limit:
+        raise ImcError("estimate", f"{_duration(cost.seconds)}, "
+                                   f"{cost.memory_bytes / 2**30:.1f} GiB",
+                       f"{what} needs {cost.describe()}; allowed without --allow-long: "
+                       f"{_duration(MAX_SECONDS)} and {limit / 2**30:.0f} GiB (shrink the "
+                       f"configuration or the batch, or pass --allow-long)")
+    return cost

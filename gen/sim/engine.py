@@ -1,0 +1,231 @@
+"""The engine interface: one frozen run specification, one result, one timeout budget.
+
+An engine runs a :class:`RunSpec` on the RTL of a configuration and returns a
+:class:`SimResult` next to the golden model's. Two implement it: the cocotb engine
+(:mod:`imcgen.sim.cocotb_engine`, Python drives every stream) and the fast engine
+(:mod:`imcgen.sim.fast`, a generated C++ driver runs the whole batch). Before any work,
+``engine.supports(cfg, spec)`` says in one line why it cannot run a case (an unraised
+:class:`ImcError` naming the keyword), or ``None``; :func:`imcgen.sim.api.simulate` picks the
+engine and raises the refusal.
+"""
+
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imcgen.core import timing
+from imcgen.core.checks import check_inputs, check_weights
+from imcgen.core.errors import SimulationError
+from imcgen.golden.row_scheduler import reads_per_tile
+from imcgen.sim.toolchain import cache_dir
+
+__all__ = ["CLOCK_NS", "RunSpec", "SimResult", "Engine", "USE_COCOTB", "budget_cycles",
+           "keep_log"]
+
+#: Period of the simulated clock (both engines; waves and timeouts are in ns).
+CLOCK_NS = 10
+
+#: How a refusal names the engine that runs everything (the CLI spells it ``--engine cocotb``).
+USE_COCOTB = 'engine="cocotb" (the default)'
+
+
+def _resets(reset_after):
+    if reset_after is None:
+        return ()
+    return (int(reset_after),) if np.isscalar(reset_after) else tuple(int(r) for r in reset_after)
+
+
+def _program_plan(program):
+    """``program`` as ``{"requests": [[row, column, target], ...], "passes": n}`` or None."""
+    if program is None:
+        return None
+    if isinstance(program, str):  # "array"
+        return {"requests": [], "passes": 1}
+    if isinstance(program, dict):
+        requests, passes = program.get("requests", []), int(program.get("passes", 0))
+    else:
+        requests, passes = program, 0
+    return {"requests": [[int(v) for v in r] for r in requests], "passes": passes}
+
+
+@dataclass(frozen=True, eq=False)
+class RunSpec:
+    """What one run does, whichever engine runs it (see :func:`imcgen.sim.api.simulate` for
+    each field's meaning). Build it with :meth:`make`, which checks and normalises."""
+
+    weights: np.ndarray
+    inputs: np.ndarray
+    seed: int
+    in_gaps: float = 0.0
+    out_stalls: float = 0.0
+    w_gaps: float = 0.0
+    resets: tuple = ()
+    weight_reset_after: int | None = None
+    raw_rows: tuple = ()
+    waves_dir: Path | None = None
+    work_dir: Path | None = None
+    program: dict | None = None
+    program_reset_after: int | None = None
+    p_gaps: float = 0.0
+    r_stalls: float = 0.0
+    load_weights: bool = True
+
+    @classmethod
+    def make(cls, cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
+             reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
+             work_dir=None, program=None, program_reset_after=None, p_gaps=0.0, r_stalls=0.0,
+             load_weights=None):
+        weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+        return cls(
+            weights=weights, inputs=inputs,
+            seed=secrets.randbelow(2**32) if seed is None else int(seed),
+            in_gaps=in_gaps, out_stalls=out_stalls, w_gaps=w_gaps, resets=_resets(reset_after),
+            weight_reset_after=weight_reset_after,
+            raw_rows=tuple((int(r), tuple(int(w) for w in ws)) for r, ws in (raw_rows or ())),
+            waves_dir=Path(waves_dir).resolve() if waves_dir is not None else None,
+            work_dir=Path(work_dir).resolve() if work_dir is not None else None,
+            program=_program_plan(program), program_reset_after=program_reset_after,
+            p_gaps=p_gaps, r_stalls=r_stalls,
+            load_weights=(program is None) if load_weights is None else bool(load_weights))
+
+    @property
+    def stalled(self):
+        return bool(self.in_gaps or self.out_stalls or self.w_gaps or self.p_gaps
+                    or self.r_stalls)
+
+
+def budget_cycles(cfg, spec):
+    """Clock edges after which a run counts as hung: a guard, not a measurement. Generous
+    multiples of what the timing model predicts (loads, vectors, resets, programming), the
+    same for every engine."""
+    rows = cfg.input_rows + len(spec.raw_rows)
+    load = rows * (cfg.column_groups + 8)
+    vectors = int(timing.vector_cycles(cfg, reads_per_tile(cfg, spec.inputs)).sum()) \
+        if len(spec.inputs) else 0
+    budget = 2 * (load + vectors + 20 * len(spec.inputs)) + 10_000
+    budget += (len(spec.resets) + 1) * 8 * cfg.max_cycles
+    if spec.program is not None:
+        cells = spec.program["passes"] * cfg.input_rows * cfg.physical_columns + \
+            len(spec.program["requests"])
+        budget += 4 * cells * int(timing.program_cycles(cfg, cfg.write_verify.max_pulses))
+    return budget * (8 if spec.stalled else 1)
+
+
+class Engine:
+    """An engine runs a :class:`RunSpec` on the RTL of a configuration."""
+
+    #: The name ``simulate(..., engine=NAME)`` and ``--engine NAME`` take.
+    name = ""
+
+    def supports(self, cfg, spec):
+        """``None`` when this engine runs ``spec`` on ``cfg``; else the one-line reason, as an
+        unraised :class:`ImcError` naming the keyword (checked before any work)."""
+        return None
+
+    def run(self, cfg, spec, progress=None):
+        """Build (cached) and run; ``progress(done, total)`` is called from this thread."""
+        raise NotImplementedError
+
+
+@dataclass
+class SimResult:
+    """Outputs and cycle counts of the RTL next to those of the golden model."""
+
+    config: object
+    y: np.ndarray
+    cycles: np.ndarray
+    y_golden: np.ndarray
+    cycles_golden: np.ndarray
+    reads: np.ndarray
+    clipped: np.ndarray
+    seed: int
+    build_seconds: float
+    sim_seconds: float
+    waves: Path | None = None
+    status: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    # Write-verify programming (``program=``): the RTL's results, one row per programmed cell
+    # ``[row, column, code, reads, pulses, status]``, and the golden replay of the same run.
+    program_rtl: np.ndarray | None = None
+    program_golden: object = None
+    states: np.ndarray | None = None  # the Python crossbar's final states (external builds)
+    states_golden: np.ndarray | None = None  # the golden model's, after every phase
+
+    @property
+    def values_match(self):
+        return self.y.shape == self.y_golden.shape and bool(np.array_equal(self.y, self.y_golden))
+
+    @property
+    def cycles_match(self):
+        return self.cycles.shape == self.cycles_golden.shape and \
+            bool(np.array_equal(self.cycles, self.cycles_golden))
+
+    @property
+    def program_expected(self):
+        """``[row, column, code, reads, pulses, status]`` the golden replay expects, in order."""
+        if self.program_golden is None:
+            return None
+        report, delivered = self.program_golden
+        req = report.requests
+        rows = np.stack([req.tile * self.config.rows + req.row, req.column, report.code,
+                         report.reads, report.pulses, report.status], axis=1)
+        return rows[delivered]
+
+    @property
+    def program_match(self):
+        if self.program_rtl is None:
+            return True
+        expected = self.program_expected
+        ok = self.program_rtl.shape == expected.shape and \
+            bool(np.array_equal(self.program_rtl, expected))
+        if self.states is not None:
+            ok = ok and bool(np.array_equal(self.states, self.states_golden))
+        return ok
+
+    @property
+    def match(self):
+        return self.values_match and self.cycles_match and self.program_match
+
+    def mismatch_report(self, limit=5):
+        """A few lines locating the first differences, with the seed to rerun."""
+        lines = [f"seed {self.seed}"]
+        if not self.program_match:
+            got, want = self.program_rtl, self.program_expected
+            if got.shape != want.shape:
+                lines.append(f"programming: RTL returned {len(got)} results, expected "
+                             f"{len(want)}")
+            else:
+                for n in np.flatnonzero((got != want).any(axis=1))[:limit]:
+                    lines.append(f"programming result {n} [row, column, code, reads, pulses, "
+                                 f"status]: {got[n].tolist()} != golden {want[n].tolist()}")
+            if self.states is not None and not np.array_equal(self.states, self.states_golden):
+                lines.append("programming: final states differ from the golden model")
+        if self.y.shape != self.y_golden.shape:
+            lines.append(f"RTL returned {self.y.shape[0]} vectors, "
+                         f"expected {self.y_golden.shape[0]}")
+            return "\n".join(lines)
+        for v in np.flatnonzero((self.y != self.y_golden).any(axis=1))[:limit]:
+            lines.append(f"vector {v}: y {self.y[v].tolist()} "
+                         f"!= golden {self.y_golden[v].tolist()}")
+        for v in np.flatnonzero(self.cycles != self.cycles_golden)[:limit]:
+            lines.append(f"vector {v}: cycles {self.cycles[v]} != golden {self.cycles_golden[v]}")
+        return "\n".join(lines)
+
+
+def keep_log(err, seed):
+    """Move a failed run's simulator log out of the scratch directory before it is removed."""
+    logs = cache_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    kept = logs / f"sim-{time.strftime('%Y%m%d-%H%M%S')}-seed{seed}.log"
+    try:
+        shutil.copy(err.log, kept)
+    except OSError:
+        kept = None
+    for old in sorted(logs.glob("sim-*.log"))[:-20]:  # keep the last 20
+        old.unlink(missing_ok=True)
+    summary = err.summary.replace(str(err.log), str(kept)) if kept else err.summary
+    return SimulationError(f"{summary} (seed {seed})", kept)
