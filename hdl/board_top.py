@@ -3,436 +3,50 @@
 A host drives the macro over one serial line with the protocol of docs/board.md (host side:
 :mod:`imcgen.link.protocol`): SLIP-framed requests with a CRC-16, one response each, in order.
 
-Blocks, line to macro and back::
+Blocks, line to macro and back, each a component of its own::
 
-    rx -> UartRx -> RX FIFO -> SlipDecoder -> executor -> MacroTop
+    rx -> UartRx -> RX FIFO -> SlipDecoder -> Executor -> MacroTop
     tx <- UartTx <- SlipEncoder (CRC, stuffing) <-----/
 
-:class:`SlipDecoder`
-    Line bytes to tokens: data bytes, the end of a frame (or of a frame with a bad escape), and
-    a timeout when a frame stops arriving before its closing ``END``.
-:class:`SlipEncoder`
-    Response bytes and an end token to a framed, stuffed line with the CRC appended.
+:class:`imcgen.hdl.slip.SlipDecoder`, :class:`imcgen.hdl.slip.SlipEncoder`
+    The framing (:mod:`imcgen.hdl.slip`).
+:class:`imcgen.hdl.executor.Executor`
+    Runs the commands (:mod:`imcgen.hdl.executor`). The RX FIFO holds the frames a host sends
+    while one runs (back-to-back commands).
 :class:`BoardCore`
-    The executor: collects a frame (command, sequence byte, payload into a buffer) while the
-    CRC processor checks it, and only when the closing ``END`` arrives with a good CRC, a known
-    command and its exact length does it touch the macro. Anything else is answered with an
-    error response; the macro and the link state stay as they were. One command runs at a
-    time; the RX FIFO holds the frames a host sends meanwhile (back-to-back commands).
+    The blocks connected, pins as ports.
 :class:`BoardTop`
     :class:`BoardCore` on a platform's UART pins and LEDs, the baud divisor derived from the
     platform's clock.
-
-Commands reach the macro's streams: ``WEIGHTS`` offers the payload on ``w``, ``MVM`` on ``i``
-and answers with the result taken from ``o``, ``PROGRAM`` (programmable devices) offers a
-request on ``p``; ``WEIGHTS`` and ``PROGRAM`` then answer with every result on ``r`` until the
-macro is idle (none for a loaded row or a dropped request). The TRNG commands exist only when
-the macro has the TRNG ports (``t``, ``trng_ctl``, ``trng_status``).
 """
 
-from amaranth import Elaboratable, Module, Signal
-from amaranth.hdl import Cat, Const, Mux, Shape, Value, unsigned
-from amaranth.lib import crc, data, enum, io, stream, wiring
+from amaranth import Elaboratable, Module
+from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from imcgen.core.config import MacroConfig
-from imcgen.hdl.common import one_hot
-from imcgen.hdl.macro_top import MacroTop, result_layout
-from imcgen.hdl.macro_top import status_layout as macro_status_layout
-from imcgen.hdl.uart import DATA_BITS, Uart, baud_divisor
-from imcgen.link.protocol import (
-    END,
-    ERROR,
-    ESC,
-    ESC_END,
-    ESC_ESC,
-    OK_BIT,
-    PROTOCOL_VERSION,
-    Command,
-    LinkError,
-    config_digest,
-    nbytes,
+from imcgen.hdl.common import check_int
+from imcgen.hdl.executor import (  # noqa: F401  (re-exported: the board's layouts)
+    RX_FIFO_DEPTH,
+    Executor,
+    error_layout,
+    has_trng,
+    info_layout,
+    layouts_macro,
+    request_layouts,
+    response_layouts,
+    status_layout,
+    supported,
 )
+from imcgen.hdl.macro_top import MacroTop
+from imcgen.hdl.slip import CRC, SlipDecoder, SlipEncoder, Token, raw_layout, token_layout  # noqa: F401
+from imcgen.hdl.uart import DATA_BITS, Uart, baud_divisor
 
-__all__ = ["CRC", "Token", "token_layout", "raw_layout", "info_layout", "status_layout",
-           "error_layout", "request_layouts", "layouts_macro", "response_layouts", "has_trng",
-           "supported", "SlipDecoder", "SlipEncoder", "BoardCore", "BoardTop", "RX_FIFO_DEPTH"]
-
-#: CRC of every frame (amaranth's catalogue; the host computes it with binascii.crc_hqx).
-CRC = crc.catalog.CRC16_IBM_3740
-#: Bytes the receive FIFO holds: what a host may send while a command runs.
-RX_FIFO_DEPTH = 512
-
-
-_TIMER_LOW_BITS = 8  # SlipDecoder: the low part of the split timeout count
-
-
-class Token(enum.Enum, shape=2):
-    """What the SLIP decoder passes on."""
-
-    DATA = 0      # one unstuffed byte of the frame
-    END = 1       # the frame's closing delimiter
-    BAD_END = 2   # closing delimiter of a frame that held a bad escape
-    TIMEOUT = 3   # the frame stopped arriving (no byte for the timeout) before its END
-
-
-token_layout = data.StructLayout({"kind": Token, "data": DATA_BITS})
-#: Response bytes into the encoder: ``end`` closes the frame (its ``data`` is ignored).
-raw_layout = data.StructLayout({"data": DATA_BITS, "end": 1})
-
-
-def info_layout():
-    """INFO response: what the host checks before it talks to the macro."""
-    return data.StructLayout({
-        "version": 8,             # PROTOCOL_VERSION
-        "programmable": 1,        # PROGRAM exists
-        "trng": 1,                # the TRNG commands exist
-        "reserved": 6,
-        "config_digest": 32,      # imcgen.link.protocol.config_digest of the macro's configuration
-        "rx_fifo_depth": 16,      # bytes a host may have in flight
-        "divisor": 16,            # clock cycles per bit
-        "clk_hz": 32,             # the board clock (0 when unknown)
-    })
-
-
-def status_layout(config):
-    """STATUS response: the macro's sticky flags and the link's counters (CLEAR zeroes all)."""
-    return data.StructLayout({
-        "macro": macro_status_layout(config),
-        "commands": 16,        # commands executed before this STATUS (wrapping)
-        "bad_frames": 16,      # error responses sent (saturating)
-        "framing_errors": 8,   # UART bytes with a low stop bit (saturating)
-        "overruns": 8,         # UART bytes dropped because the RX FIFO was full (saturating)
-    })
-
-
-def error_layout():
-    """Error response: why (a :class:`imcgen.link.protocol.LinkError`) and the command refused
-    (0 when the frame was too short to hold one)."""
-    return data.StructLayout({"error": 8, "command": 8})
-
-
-def layouts_macro(config):
-    """A :class:`MacroTop` whose ports only lend their layouts (it is never elaborated)."""
-    macro = MacroTop(config=config)
-    macro._MustUse__silence = True  # no UnusedElaboratable warning for it
-    return macro
-
-
-def has_trng(macro):
-    """The macro has the TRNG ports the TRNG commands drive."""
-    return all(hasattr(macro, name) for name in ("t", "trng_ctl", "trng_status"))
-
-
-def request_layouts(config, macro=None):
-    """Command -> payload layout of the commands that have a payload (others have none)."""
-    macro = macro or layouts_macro(config)
-    layouts = {
-        Command.WEIGHTS: macro.w.payload.shape(),
-        Command.MVM: macro.i.payload.shape(),
-        Command.TRNG_READ: unsigned(8),
-        Command.TRNG_ENABLE: unsigned(8),
-    }
-    if config.programmable:
-        layouts[Command.PROGRAM] = macro.p.payload.shape()
-    return layouts
-
-
-def response_layouts(config, macro=None):
-    """Command -> layout of one item of its response (a response holds 0, 1 or more)."""
-    macro = macro or layouts_macro(config)
-    layouts = {
-        Command.INFO: info_layout(),
-        Command.STATUS: status_layout(config),
-        Command.MVM: result_layout(config),
-        Command.TRNG_READ: unsigned(8),
-    }
-    if config.programmable:
-        layouts[Command.WEIGHTS] = layouts[Command.PROGRAM] = macro.r.payload.shape()
-    if has_trng(macro):
-        layouts[Command.TRNG_STATUS] = macro.trng_status.shape()
-    return layouts
-
-
-def supported(config, macro):
-    """Commands this build answers (the others are known but UNSUPPORTED)."""
-    out = {Command.INFO, Command.STATUS, Command.CLEAR, Command.WEIGHTS, Command.MVM}
-    if config.programmable:
-        out.add(Command.PROGRAM)
-    if has_trng(macro):
-        out |= {Command.TRNG_READ, Command.TRNG_STATUS, Command.TRNG_CLEAR,
-                Command.TRNG_ENABLE}
-    return out
-
-
-def _check_int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
-            (hi is not None and value > hi):
-        allowed = f"in {lo}..{hi}" if hi is not None else f"of at least {lo}"
-        raise ValueError(f"{name} must be an integer {allowed}, not {value!r}")
-    return value
-
-
-class SlipDecoder(wiring.Component):
-    """Line bytes to frame tokens (SLIP, RFC 1055), with a timeout for truncated frames.
-
-    Bytes before the first ``END`` after reset, and after a timeout, are dropped (the line may
-    be mid-frame); empty frames are skipped. A frame that has started and receives no byte for
-    ``timeout_cycles`` cycles while the consumer is ready ends with a ``TIMEOUT`` token.
-
-    Parameters
-    ----------
-    timeout_cycles : int
-        Idle cycles inside a frame before it counts as truncated.
-
-    Attributes
-    ----------
-    i : In(stream.Signature(8))
-        Line bytes.
-    o : Out(stream.Signature(token_layout))
-        Tokens (:class:`Token`).
-    """
-
-    def __init__(self, *, timeout_cycles):
-        self._timeout = _check_int("SLIP decoder timeout", timeout_cycles, 1)
-        super().__init__({
-            "i": In(stream.Signature(DATA_BITS)),
-            "o": Out(stream.Signature(token_layout)),
-        })
-
-    @property
-    def timeout_cycles(self):
-        return self._timeout
-
-    def elaborate(self, platform):
-        m = Module()
-        # Registered on both sides, at a token per two cycles at most (a UART byte takes a
-        # hundred or more): the byte and its class come from input registers, the token goes
-        # into the output register when it is empty, so no decision reads the FIFO's block
-        # RAM output (ECP5 DP16KD: about 6 ns clock to output) or the consumer's ready. Two
-        # input registers: the line byte as it leaves the block RAM, then the byte and its class.
-        line = Signal(DATA_BITS)
-        line_valid = Signal()
-        have = Signal()               # a byte waits, classed
-        byte = Signal(DATA_BITS)
-        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
-        take = Signal()               # the waiting byte is consumed this cycle
-        m.d.comb += self.i.ready.eq(~line_valid)
-        with m.If(~line_valid):
-            m.d.sync += [line_valid.eq(self.i.valid), line.eq(self.i.payload)]
-        with m.Elif(~have):
-            m.d.sync += line_valid.eq(0)
-        with m.If(~have):
-            m.d.sync += [have.eq(line_valid), byte.eq(line), is_end.eq(line == END),
-                         is_esc.eq(line == ESC), is_esc_end.eq(line == ESC_END),
-                         is_esc_esc.eq(line == ESC_ESC)]
-        with m.Elif(take):
-            m.d.sync += have.eq(0)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        free = ~self.o.valid  # a token may be registered
-        started = Signal()  # a byte of the current frame was taken
-        bad = Signal()      # it held a bad escape
-        # Idle cycles left less one: the frame has timed out when it goes negative, a
-        # register bit read on the next cycle instead of a comparison of the whole count.
-        # The count is split so that no carry chain spans it (50 ms is 20 bits at 12 MHz):
-        # `low`, its low bits, and `high`, the rest (signed, its sign the timeout), which
-        # counts down as `low` wraps, told by a register (`low_zero`) instead of a borrow.
-        reload = self._timeout - 1
-        low = Signal(_TIMER_LOW_BITS, init=reload % (1 << _TIMER_LOW_BITS))
-        low_zero = Signal(init=low.init == 0)
-        high = Signal(range(-1, (reload >> _TIMER_LOW_BITS) + 1),
-                      init=reload >> _TIMER_LOW_BITS)
-        expired = high[-1]
-
-        def restart_timer():
-            m.d.sync += [low.eq(low.init), low_zero.eq(low_zero.init), high.eq(high.init)]
-
-        def emit():
-            """Offer the token the payload register holds (below)."""
-            m.d.sync += self.o.valid.eq(1)
-
-        def idle_count():  # inside a frame, nothing arriving, the consumer listening
-            with m.If(~have & free & started):
-                m.d.sync += [low.eq(low - 1), low_zero.eq(low == 1)]
-                with m.If(low_zero):
-                    m.d.sync += high.eq(high - 1)
-
-        with m.If(have):  # a byte arrived: the frame is not idle
-            restart_timer()
-
-        with m.FSM(init="HUNT", name="slip_rx") as fsm:
-            with m.State("HUNT"):  # wait for a delimiter
-                m.d.comb += take.eq(1)
-                with m.If(have & is_end):
-                    m.next = "FRAME"
-            with m.State("FRAME"):
-                with m.If(expired):
-                    m.next = "TIMED_OUT"
-                with m.Elif(have & free):
-                    m.d.comb += take.eq(1)
-                    with m.If(is_end):
-                        with m.If(started):
-                            emit()  # END, or BAD_END after a bad escape
-                        # else: an empty frame, a delimiter only
-                    with m.Elif(is_esc):
-                        m.next = "ESCAPED"
-                    with m.Else():
-                        emit()  # DATA: the byte
-                idle_count()
-            with m.State("ESCAPED"):
-                with m.If(expired):
-                    m.next = "TIMED_OUT"
-                with m.Elif(have & free):
-                    m.d.comb += take.eq(1)
-                    m.next = "FRAME"
-                    with m.If(is_esc_end | is_esc_esc | is_end):
-                        # DATA END or DATA ESC; BAD_END if the frame ends inside the escape
-                        emit()
-                idle_count()
-            with m.State("TIMED_OUT"):  # the line waits until the token is registered
-                with m.If(free):
-                    emit()  # TIMEOUT
-                    restart_timer()
-                    m.next = "HUNT"
-        # The token's payload loads while the output is empty: the token the state emits for
-        # the byte waiting (or TIMEOUT), so the payload's enable is one register bit and the
-        # FSM decides only `valid`.
-        escaped_state = fsm.ongoing("ESCAPED")
-        with m.If(free):
-            with m.If(fsm.ongoing("TIMED_OUT")):
-                m.d.sync += self.o.payload.kind.eq(Token.TIMEOUT)
-            with m.Elif(is_end):
-                m.d.sync += self.o.payload.kind.eq(Mux(bad | escaped_state, Token.BAD_END,
-                                                       Token.END))
-            with m.Else():
-                m.d.sync += self.o.payload.kind.eq(Token.DATA)
-            m.d.sync += self.o.payload.data.eq(
-                Mux(escaped_state, Mux(is_esc_end, END, ESC), byte))
-        # The frame's flags as sums of products of registers (no enable logic): cleared as a
-        # frame opens, ends or times out; `started` set by its first byte (or escape), `bad`
-        # by an escape followed by anything but ESC_END, ESC_ESC or END.
-        go = have & free
-        in_frame = fsm.ongoing("FRAME") & ~expired & go
-        escaped = fsm.ongoing("ESCAPED") & ~expired & go
-        clear = ((fsm.ongoing("HUNT") & have & is_end) | ((in_frame | escaped) & is_end)
-                 | (fsm.ongoing("TIMED_OUT") & free))
-        m.d.sync += [
-            started.eq(~clear & (started | (in_frame & ~is_end))),
-            bad.eq(~clear & (bad | (escaped & ~is_esc_end & ~is_esc_esc))),
-        ]
-        one_hot(fsm)
-        return m
-
-
-class SlipEncoder(wiring.Component):
-    """Response bytes to a framed line: ``END``, stuffed bytes, stuffed CRC (MSB first), ``END``.
-
-    The first data byte opens a frame; a token with ``end`` set closes it (append the CRC of
-    the frame's bytes, then ``END``) and is taken after the closing ``END`` went out.
-
-    Attributes
-    ----------
-    i : In(stream.Signature(raw_layout))
-        Response bytes; ``end`` closes the frame.
-    o : Out(stream.Signature(8))
-        Line bytes.
-    """
-
-    def __init__(self):
-        super().__init__({
-            "i": In(stream.Signature(raw_layout)),
-            "o": Out(stream.Signature(DATA_BITS)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.tx_crc = check = CRC(data_width=DATA_BITS).create()
-        # Registered on both sides like the decoder: the token and whether its byte needs
-        # stuffing come from the input register, line bytes go into the output register.
-        have = Signal()
-        token = Signal(raw_layout)
-        special = Signal()  # the token's byte is END or ESC
-        token_end = Signal()  # it is END
-        take = Signal()
-        m.d.comb += self.i.ready.eq(~have)
-        with m.If(~have):
-            value = self.i.payload.data
-            m.d.sync += [have.eq(self.i.valid), token.eq(self.i.payload),
-                         special.eq((value == END) | (value == ESC)), token_end.eq(value == END)]
-        with m.Elif(take):
-            m.d.sync += have.eq(0)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        free = ~self.o.valid
-        second = Signal()  # the second byte of an escape is due
-
-        def put(value):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(value)]
-
-        def send(value, is_special, is_end, done):
-            """Send ``value`` stuffed; call ``done()`` in the cycle its last byte goes."""
-            with m.If(free):
-                with m.If(~second):
-                    put(Mux(is_special, ESC, value))
-                    with m.If(is_special):
-                        m.d.sync += second.eq(1)
-                    with m.Else():
-                        done()
-                with m.Else():
-                    put(Mux(is_end, ESC_END, ESC_ESC))
-                    m.d.sync += second.eq(0)
-                    done()
-
-        # The CRC's bytes are classed a cycle ahead: it settles two cycles before CRC_HI
-        # (the last byte is taken, then the end token loaded).
-        crc_flags = Signal(4)  # high byte END, high byte END or ESC, then the low byte's
-
-        for n, half in enumerate((check.crc[8:16], check.crc[0:8])):
-            m.d.sync += [crc_flags[2 * n].eq(half == END),
-                         crc_flags[2 * n + 1].eq((half == END) | (half == ESC))]
-
-        with m.FSM(init="IDLE", name="slip_tx") as fsm:
-            with m.State("IDLE"):
-                with m.If(have & free):
-                    put(END)
-                    m.d.comb += check.start.eq(1)
-                    m.next = "BODY"
-            with m.State("BODY"):
-                with m.If(have & ~token.end):
-                    def consume():
-                        m.d.comb += [take.eq(1), check.valid.eq(1), check.data.eq(token.data)]
-                    send(token.data, special, token_end, consume)
-                with m.Elif(have):
-                    m.next = "CRC_HI"
-
-            def after(state):
-                def go():
-                    m.next = state
-                return go
-
-            with m.State("CRC_HI"):
-                send(check.crc[8:16], crc_flags[1], crc_flags[0], after("CRC_LO"))
-            with m.State("CRC_LO"):
-                send(check.crc[0:8], crc_flags[3], crc_flags[2], after("CLOSE"))
-            with m.State("CLOSE"):
-                with m.If(free):
-                    put(END)
-                    m.d.comb += take.eq(1)  # the end token
-                    m.next = "IDLE"
-        one_hot(fsm)
-        return m
-
-
-class _Job(enum.Enum, shape=3):
-    """What the response of the running command holds."""
-
-    FIXED = 0     # a word captured when the command ran (INFO, STATUS, errors) or nothing
-    RESULT = 1    # one result from the macro's o stream
-    RESULTS = 2   # program results from r until the macro is idle
-    IDLE = 3      # nothing, once the macro is idle
-    TRNG = 4      # up to `items` bytes from t, each awaited at most the timeout
+__all__ = ["BoardCore", "BoardTop", "CRC", "Token", "token_layout", "raw_layout", "info_layout",
+           "status_layout", "error_layout", "request_layouts", "layouts_macro",
+           "response_layouts", "has_trng", "supported", "SlipDecoder", "SlipEncoder",
+           "Executor", "RX_FIFO_DEPTH"]
 
 
 class BoardCore(wiring.Component):
@@ -472,10 +86,10 @@ class BoardCore(wiring.Component):
             raise ValueError("the board top needs the synthesizable crossbar stub "
                              "(crossbar = 'stub'), not crossbar = 'external'")
         self._config = config
-        self._divisor = _check_int("UART divisor", divisor, 4, 0xFFFF)
-        self._timeout = _check_int("link timeout", timeout_cycles, 1)
-        self._depth = _check_int("RX FIFO depth", rx_fifo_depth, 2, 0xFFFF)
-        self._clk_hz = _check_int("clock frequency", clk_hz, 0, 2**32 - 1)
+        self._divisor = check_int("UART divisor", divisor, 4, 0xFFFF)
+        self._timeout = check_int("link timeout", timeout_cycles, 1)
+        self._depth = check_int("RX FIFO depth", rx_fifo_depth, 2, 0xFFFF)
+        self._clk_hz = check_int("clock frequency", clk_hz, 0, 2**32 - 1)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -506,343 +120,26 @@ class BoardCore(wiring.Component):
         m.submodules.uart = uart = Uart(divisor=self._divisor)
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=DATA_BITS, depth=self._depth)
         m.submodules.decoder = decoder = SlipDecoder(timeout_cycles=self._timeout)
+        m.submodules.executor = executor = Executor(
+            config=cfg, timeout_cycles=self._timeout, rx_fifo_depth=self._depth,
+            divisor=self._divisor, clk_hz=self._clk_hz)
         m.submodules.encoder = encoder = SlipEncoder()
-        m.submodules.rx_crc = check = CRC(data_width=DATA_BITS).create()
         m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
         wiring.connect(m, uart.o, fifo.w_stream)
         wiring.connect(m, fifo.r_stream, decoder.i)
-        wiring.connect(m, encoder.o, uart.i)
         # The decoder and the encoder register both sides of their streams (docs/architecture.md
         # section 11): the executor's decisions, theirs and the UART's never meet in a cycle.
-        tok, tx = decoder.o, encoder.i
-
-        requests = request_layouts(cfg, macro)
-        responses = response_layouts(cfg, macro)
-        known = supported(cfg, macro)
-        trng = has_trng(macro)
-
-        size = nbytes
-        lengths = {c: size(requests[c]) if c in requests else 0 for c in Command}
-        buffer_bytes = max(1, *(size(layout) for layout in requests.values()))
-        max_frame = 4 + max(lengths.values())
-
-        # -- the frame being received ---------------------------------------------------
-        command = Signal(8)
-        seq = Signal(8)
-        count = Signal(range(max_frame + 2))  # frame bytes, saturating past the longest
-        buffer = Signal(8 * buffer_bytes)     # payload bytes, little-endian
-        # Where the next data byte goes, one-hot: command, sequence, payload bytes 0, 1, ...
-        slot = Signal(2 + buffer_bytes, init=1)
-        # The command decoded as it arrives, so the frame's end only reads flags.
-        is_command = {c: Signal(name=f"is_{c.name.lower()}") for c in Command}
-        is_known = Signal()
-        is_supported = Signal()
-        frame_bytes = Signal.like(count)      # the command's exact frame length
-        # The frame's checks, registered when its END arrives (CHECK), the first that fails
-        # (VERDICT), acted on (DISPATCH): a cycle each, from registers.
-        short, crc_bad, length_bad = Signal(), Signal(), Signal()
-        verdict = Signal(8)   # the LinkError of a refused frame (VERDICT, or its token)
-        refusing = Signal()
-
-        # -- the response ----------------------------------------------------------------
-        info = info_layout().const({
-            "version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
-            "trng": int(trng), "config_digest": config_digest(cfg),
-            "rx_fifo_depth": self._depth, "divisor": self._divisor, "clk_hz": self._clk_hz,
-        }).as_value()
-        info_bytes = size(info_layout())
-        from_info = Signal()     # the FIXED word is INFO: its bytes come from a constant table
-        status = Signal(status_layout(cfg))
-        # The shift register holds the other FIXED words (INFO, the longest, would double it).
-        fixed_bits = max(status.shape().size, error_layout().size,
-                         Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width)
-        code = Signal(8)         # response code
-        job = Signal(_Job)
-        word_bytes = Signal(range(max(info_bytes, (fixed_bits + 7) // 8) + 1))
-        word_empty = Signal()    # word_bytes == 0
-        items = Signal(8)        # items left (FIXED, RESULT, TRNG)
-        items_zero = Signal()    # items == 0
-        index = Signal(range(max(8, (fixed_bits + 7) // 8, *(size(v) for v in
-                                                             responses.values())) + 1))
-        timer = Signal(range(self._timeout + 1))
-        timer_zero = Signal(init=1)  # timer == 0
-
-        # -- counters (STATUS) -------------------------------------------------------------
-        commands = Signal(16)
-        bad_frames = Signal(16)
-        clear = Signal()
+        wiring.connect(m, decoder.o, executor.i)
+        wiring.connect(m, executor.o, encoder.i)
+        wiring.connect(m, encoder.o, uart.i)
+        wiring.connect(m, executor.macro, macro)
         m.d.comb += [
-            status.macro.eq(macro.status),
-            status.commands.eq(commands),
-            status.bad_frames.eq(bad_frames),
-            status.framing_errors.eq(uart.framing_errors),
-            status.overruns.eq(uart.overruns),
-            macro.clear.eq(clear),
-            uart.clear.eq(clear),
-            self.link_error.eq((bad_frames != 0) | uart.framing_error | uart.overrun),
+            executor.framing_errors.eq(uart.framing_errors),
+            executor.overruns.eq(uart.overruns),
+            uart.clear.eq(executor.clear),
+            self.link_error.eq((executor.bad_frames != 0) | uart.framing_error | uart.overrun),
             self.macro_error.eq(macro.status.as_value().any()),
         ]
-
-        trng_enable = Signal()
-        trng_clear = Signal()
-        if trng:
-            ctl = macro.trng_ctl
-            m.d.comb += [ctl.enable.eq(trng_enable), ctl.clear.eq(trng_clear)]
-
-        # The payload, as each stream wants it (the buffer holds it from the frame's end on).
-        payload = buffer
-        offer_w, offer_i, offer_p = Signal(), Signal(), Signal()
-        m.d.comb += [macro.w.payload.eq(payload[:macro.w.payload.shape().size]),
-                     macro.i.payload.eq(payload[:macro.i.payload.shape().size]),
-                     macro.w.valid.eq(offer_w), macro.i.valid.eq(offer_i)]
-        if cfg.programmable:
-            m.d.comb += [macro.p.payload.eq(payload[:macro.p.payload.shape().size]),
-                         macro.p.valid.eq(offer_p)]
-
-        streams = [(offer_w, macro.w), (offer_i, macro.i)]
-        if cfg.programmable:
-            streams.append((offer_p, macro.p))
-        for valid, port in streams:
-            with m.If(port.ready):
-                m.d.sync += valid.eq(0)
-
-        # The item being sent and its length in bytes.
-        def padded(value, width):
-            value = Value.cast(value)
-            return Cat(value, Const(0, 8 * size(width) - len(value)))
-
-        sources = {_Job.RESULT: (padded(macro.o.payload, result_layout(cfg)),
-                                 size(result_layout(cfg)), macro.o.valid)}
-        if cfg.programmable:
-            r_layout = macro.r.payload.shape()
-            sources[_Job.RESULTS] = (padded(macro.r.payload, r_layout), size(r_layout),
-                                     macro.r.valid)
-        if trng:
-            sources[_Job.TRNG] = (Value.cast(macro.t.payload), 1, macro.t.valid)
-        # An item goes out from a shift register, a byte per handshake; its stream is taken
-        # as it is loaded, so no byte multiplexer and no ready path reach the macro's FIFO.
-        # The FIXED job's word is loaded into it when the command runs.
-        item_bits = max(8 * ((fixed_bits + 7) // 8),
-                        *(len(value) for value, _, _ in sources.values()))
-        shifter = Signal(item_bits)
-        item_bytes = Signal.like(index)
-        item_valid = Signal()
-        item_value = Signal(item_bits)
-        with m.Switch(job):
-            for kind, (value, length, valid) in sources.items():
-                with m.Case(kind):
-                    m.d.comb += [item_value.eq(value), item_bytes.eq(length),
-                                 item_valid.eq(valid)]
-
-        # Ready for the job's stream, from a register: set as the executor enters ITEM with
-        # an item to take, cleared as it leaves, so the macro's FIFO logic starts at a
-        # register instead of the state decode.
-        pull = Signal()
-        m.d.comb += macro.o.ready.eq(pull & (job == _Job.RESULT))
-        if cfg.programmable:
-            m.d.comb += macro.r.ready.eq(pull & (job == _Job.RESULTS))
-        if trng:
-            m.d.comb += macro.t.ready.eq(pull & (job == _Job.TRNG))
-
-        def enter_item(items_left_zero):
-            """Go to ITEM; ``pull`` there unless the job takes no stream or nothing is left."""
-            bounded_job = (job == _Job.RESULT) | (job == _Job.TRNG)
-            m.d.sync += pull.eq((job != _Job.FIXED) & ~(bounded_job & items_left_zero))
-            m.next = "ITEM"
-
-        def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
-            m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
-                         items_zero.eq(count_items == 0), index.eq(0),
-                         word_empty.eq(value_bytes == 0), from_info.eq(value is info)]
-            if value is info:  # its first byte; BYTES loads each next one from the table
-                m.d.sync += [shifter.eq(info[:8]), word_bytes.eq(value_bytes)]
-            elif value is not None:
-                m.d.sync += [shifter.eq(value), word_bytes.eq(value_bytes)]
-            else:
-                m.d.sync += word_bytes.eq(0)
-            m.next = "HEADER"
-
-        # The response of an offered command, kept while the macro has not taken it yet.
-        offer_code, offer_job = Signal(8), Signal(_Job)
-
-        def offer(valid, response_code, kind):
-            m.d.sync += [valid.eq(1), offer_code.eq(response_code), offer_job.eq(kind)]
-            m.next = "OFFER"
-
-        refused = Signal(error_layout())
-        m.d.comb += refused.command.eq(command)
-
-        def refuse():  # the frame, with the verdict's error
-            m.d.comb += refused.error.eq(verdict)
-            m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
-            respond(ERROR, _Job.FIXED, refused, size(error_layout()))
-
-        # The macro's busy flag a cycle late, from a register (a count compared in the macro):
-        # a WEIGHTS or PROGRAM response waits for it several cycles after the offer is taken.
-        busy = Signal()
-        m.d.sync += busy.eq(macro.busy)
-
-        # -- the executor --------------------------------------------------------------------
-        # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
-        # logic starts there); the command's own count is then cleared with the rest.
-        m.d.sync += [clear.eq(0), trng_clear.eq(0)]
-        with m.FSM(init="RECEIVE", name="link") as link_fsm:
-            with m.State("RECEIVE"):
-                m.d.comb += tok.ready.eq(1)
-                with m.If(tok.valid):
-                    with m.Switch(tok.payload.kind):
-                        with m.Case(Token.DATA):
-                            byte = tok.payload.data
-                            m.d.comb += [check.valid.eq(1), check.data.eq(byte),
-                                         check.start.eq(slot[0])]
-                            m.d.sync += slot.eq(slot << 1)
-                            with m.If(slot[0]):
-                                m.d.sync += [command.eq(byte), frame_bytes.eq(max_frame + 1)]
-                                for c, flag in is_command.items():
-                                    m.d.sync += flag.eq(byte == c.value)
-                                    with m.If(byte == c.value):
-                                        m.d.sync += frame_bytes.eq(4 + lengths[c])
-                            with m.If(slot[1]):
-                                m.d.sync += seq.eq(byte)
-                            for k in range(buffer_bytes):
-                                with m.If(slot[2 + k]):
-                                    m.d.sync += buffer.word_select(k, 8).eq(byte)
-                            with m.If(count != max_frame + 1):
-                                m.d.sync += count.eq(count + 1)
-                        with m.Case(Token.END):
-                            m.next = "CHECK"
-                        # A broken frame is refused from DISPATCH, like a failed check: the
-                        # response logic starts at registers, not at the token.
-                        with m.Case(Token.BAD_END):
-                            m.d.sync += [verdict.eq(LinkError.ESCAPE.value), refusing.eq(1)]
-                            m.next = "DISPATCH"
-                        with m.Case(Token.TIMEOUT):
-                            m.d.sync += [verdict.eq(LinkError.TIMEOUT.value), refusing.eq(1)]
-                            m.next = "DISPATCH"
-            with m.State("CHECK"):  # the whole frame is in, its CRC processed
-                m.d.sync += [short.eq(count < 4), crc_bad.eq(~check.match_detected),
-                             length_bad.eq(count != frame_bytes),
-                             is_known.eq(Cat(is_command.values()).any()),
-                             is_supported.eq(Cat(is_command[c] for c in known).any())]
-                m.next = "VERDICT"
-            with m.State("VERDICT"):  # the first check that fails, if any
-                m.d.sync += verdict.eq(0)
-                with m.If(short):
-                    m.d.sync += verdict.eq(LinkError.SHORT.value)
-                with m.Elif(crc_bad):
-                    m.d.sync += verdict.eq(LinkError.CRC.value)
-                with m.Elif(~is_known):
-                    m.d.sync += verdict.eq(LinkError.COMMAND.value)
-                with m.Elif(~is_supported):
-                    m.d.sync += verdict.eq(LinkError.UNSUPPORTED.value)
-                with m.Elif(length_bad):
-                    m.d.sync += verdict.eq(LinkError.LENGTH.value)
-                m.d.sync += refusing.eq(short | crc_bad | ~is_known | ~is_supported | length_bad)
-                m.next = "DISPATCH"
-            with m.State("DISPATCH"):
-                with m.If(refusing):
-                    refuse()
-                with m.Else():
-                    m.d.sync += commands.eq(commands + 1)
-                    ok = command | OK_BIT
-                    with m.If(is_command[Command.INFO]):
-                        respond(ok, _Job.FIXED, info, size(info_layout()))
-                    with m.If(is_command[Command.STATUS]):
-                        respond(ok, _Job.FIXED, status, size(status_layout(cfg)))
-                    with m.If(is_command[Command.CLEAR]):
-                        m.d.sync += clear.eq(1)
-                        respond(ok, _Job.FIXED, count_items=0)
-                    # The offers' valid bits are registers: the macro's accept logic starts
-                    # at them.
-                    with m.If(is_command[Command.WEIGHTS]):
-                        offer(offer_w, ok, _Job.RESULTS if cfg.programmable else _Job.IDLE)
-                    with m.If(is_command[Command.MVM]):
-                        offer(offer_i, ok, _Job.RESULT)
-                    if cfg.programmable:
-                        with m.If(is_command[Command.PROGRAM]):
-                            offer(offer_p, ok, _Job.RESULTS)
-                    if trng:
-                        with m.If(is_command[Command.TRNG_READ]):
-                            m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]
-                            respond(ok, _Job.TRNG, count_items=buffer[:8])
-                        with m.If(is_command[Command.TRNG_STATUS]):
-                            layout = responses[Command.TRNG_STATUS]
-                            respond(ok, _Job.FIXED, macro.trng_status, size(layout))
-                        with m.If(is_command[Command.TRNG_CLEAR]):
-                            m.d.sync += trng_clear.eq(1)
-                            respond(ok, _Job.FIXED, count_items=0)
-                        with m.If(is_command[Command.TRNG_ENABLE]):
-                            m.d.sync += trng_enable.eq(buffer[0])
-                            respond(ok, _Job.FIXED, count_items=0)
-            with m.State("OFFER"):  # the payload is offered to the macro until it takes it
-                # A taken offer clears its own valid bit (below); the state follows those
-                # registers, so the macro's accept logic ends at them.
-                with m.If(~(offer_w | offer_i | offer_p)):
-                    m.next = "OFFERED"
-            with m.State("OFFERED"):  # a cycle later: the response starts from registers
-                respond(offer_code, offer_job)
-            with m.State("HEADER"):  # response code
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]
-                with m.If(tx.ready):
-                    m.next = "SEQ"
-            with m.State("SEQ"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(seq)]
-                with m.If(tx.ready):
-                    enter_item(items_zero)
-            with m.State("ITEM"):  # the next item, or the end of the response
-                bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
-                drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~busy
-                with m.If(job == _Job.TRNG):
-                    with m.If(item_valid):
-                        m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]
-                    with m.Elif(~timer_zero):
-                        m.d.sync += [timer.eq(timer - 1), timer_zero.eq(timer == 1)]
-                with m.If(bounded & items_zero):
-                    m.next = "CLOSE"
-                with m.Elif(job == _Job.FIXED):  # its word is in the shift register
-                    with m.If(word_empty):
-                        m.next = "CLOSE"
-                    with m.Else():
-                        m.d.sync += index.eq(word_bytes)
-                        m.next = "BYTES"
-                with m.Else():
-                    # `pull` is set here: the stream's item is taken when its valid is set.
-                    with m.If(item_valid):
-                        m.d.sync += [shifter.eq(item_value), index.eq(item_bytes), pull.eq(0)]
-                        m.next = "BYTES"
-                    with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
-                        m.d.sync += pull.eq(0)
-                        m.next = "CLOSE"
-            with m.State("BYTES"):
-                # The byte going out is the shift register's low byte, a register (the
-                # encoder classes it as it arrives); INFO's next byte comes from a constant
-                # table by the bytes left (a LUT per bit), the other words' by shifting.
-                info_next = Signal(8)
-                with m.Switch(index):
-                    for left in range(2, info_bytes + 1):
-                        with m.Case(left):
-                            k = info_bytes - left + 1
-                            m.d.comb += info_next.eq(info[8 * k:8 * k + 8])
-                # A byte taken shifts on the next cycle, from a register (the encoder takes
-                # at most every other cycle): the shift register's enable is not the
-                # encoder's ready.
-                sent = Signal()
-                m.d.comb += [tx.valid.eq(~sent), tx.payload.data.eq(shifter[:8])]
-                m.d.sync += sent.eq(~sent & tx.ready)
-                with m.If(sent):  # index: the item's bytes left
-                    m.d.sync += [index.eq(index - 1),
-                                 shifter.eq(Mux(from_info, info_next, shifter >> 8))]
-                    with m.If(index == 1):
-                        m.d.sync += [items.eq(items - 1), items_zero.eq(items == 1)]
-                        enter_item(items == 1)
-            with m.State("CLOSE"):
-                m.d.comb += [tx.valid.eq(1), tx.payload.end.eq(1)]
-                with m.If(tx.ready):
-                    m.d.sync += [count.eq(0), command.eq(0), seq.eq(0), slot.eq(1)]
-                    m.next = "RECEIVE"
-        one_hot(link_fsm)
-        with m.If(clear):  # the cycle after DISPATCH counted the CLEAR itself
-            m.d.sync += [commands.eq(0), bad_frames.eq(0)]
         return m
 
 

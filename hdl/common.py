@@ -107,7 +107,7 @@ class Pipe(wiring.Component):
     moves to the output register when it frees; order is kept and nothing is dropped.
 
     Used between the input driver and the row scheduler (its cycle goes through the timing
-    model, gen/timing.py), and as the output register of the row scheduler and of the SAR,
+    model, gen/core/timing.py), and as the output register of the row scheduler and of the SAR,
     where it replaces a plain output register at the same latency: the block offers an item
     combinationally and decides its stall from ``i.ready``, one register bit.
 
@@ -135,3 +135,12 @@ class Pipe(wiring.Component):
         m.d.sync += [self.o.valid.eq(Mux(free, spare_full | self.i.valid, 1)),
                      spare_full.eq(~free & (spare_full | self.i.valid))]
         return m
+
+
+def check_int(name, value, lo, hi=None):
+    """``value`` if an int in ``lo..hi`` (``hi`` None: unbounded), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or \
+            (hi is not None and value > hi):
+        allowed = f"in {lo}..{hi}" if hi is not None else f"of at least {lo}"
+        raise ValueError(f"{name} must be an integer {allowed}, not {value!r}")
+    return value

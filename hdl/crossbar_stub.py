@@ -87,7 +87,7 @@ class CrossbarStub(Block):
         frac, top = cfg.state_frac, cfg.state_max
         programmable = cfg.programmable
         stuck = stuck_cells(cfg, self.tile)
-        block_ram = cfg.stub_block_ram  # where it can (gen/config.py StubConfig)
+        block_ram = cfg.stub_block_ram  # where it can (gen/core/config/stub.py)
         word = data.ArrayLayout(unsigned(cfg.state_bits), lanes)
 
         def column_of(group, lane):

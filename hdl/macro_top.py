@@ -163,7 +163,7 @@ class MacroTop(Block):
             m.submodules[f"tile{t}_scheduler"] = scheduler
             m.submodules[f"tile{t}_sar"] = sar
             m.submodules[f"tile{t}_shift_add"] = shift_add
-            # A register slice between the driver and the scheduler (gen/timing.py counts its
+            # A register slice between the driver and the scheduler (gen/core/timing.py counts its
             # cycle): it ends the ready path that runs from the SAR back through the
             # scheduler, and the plane multiplexer's path into the scheduler's chunk counts.
             m.submodules[f"tile{t}_plane_pipe"] = pipe = Pipe(driver.o.payload.shape())
@@ -220,7 +220,7 @@ class MacroTop(Block):
 
         # Cycles: the free-running clock at each vector's launch (every tile takes its first
         # read command on that edge), queued in order; at the result, now - launch + the
-        # accept-to-launch edges of an idle macro (gen/timing.py).
+        # accept-to-launch edges of an idle macro (gen/core/timing.py).
         now = Signal(cfg.cycle_bits)
         m.d.sync += now.eq(now + 1)
         m.submodules.launches = launches = _FIFO(width=cfg.cycle_bits, depth=OUTPUT_FIFO_DEPTH)

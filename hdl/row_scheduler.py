@@ -4,10 +4,10 @@
 learning (2021): consecutive groups of ``rows_per_read`` rows, every group read whatever its
 bits. ``zero_skip`` (the same tutorial, Fig. 11) forms each read from the next
 ``rows_per_read`` rows whose bit is 1, so sparse planes take fewer reads. Commands leave from an
-output register, so the prefix counts end there instead of running on into the SAR (gen/timing.py
-counts the cycle): the next command is formed while the current one waits, one per cycle, and
-the next plane is taken as the current plane's last command is registered, so the scheduler
-never leaves the ADCs waiting.
+output register, so the prefix counts end there instead of running on into the SAR
+(gen/core/timing.py counts the cycle): the next command is formed while the current one
+waits, one per cycle, and the next plane is taken as the current plane's last command is
+registered, so the scheduler never leaves the ADCs waiting.
 """
 
 from amaranth import Module, Signal

@@ -81,7 +81,7 @@ class ShiftAdd(Block):
 
         # Stage 1: the read's value per output, registered when its last group arrives. Stage
         # 2: scaled by its plane's significance. Stage 3: accumulated. Three stages, so no
-        # stage holds an adder tree, a shifter and an adder in a row (gen/timing.py).
+        # stage holds an adder tree, a shifter and an adder in a row (gen/core/timing.py).
         value = Signal(data.ArrayLayout(signed(cfg.read_bits), cfg.outputs))
         value_valid = Signal()
         value_plane = Signal(index_shape(cfg.input_bits))

@@ -15,8 +15,8 @@ slices and both differential columns, in column order, targets from the levels).
     DONE   offer the result (``o``); a stalled result stream holds the FSM here
 
 The golden model (``golden/write_verify.py``) runs the same algorithm on the same device model;
-``imcgen.core.timing`` states the cycles. A request for a row or column that does not exist is taken,
-dropped (never applied to another cell) and flagged on ``dropped``.
+``imcgen.core.timing`` states the cycles. A request for a row or column that does not exist is
+taken, dropped (never applied to another cell) and flagged on ``dropped``.
 """
 
 from amaranth import Module, Signal

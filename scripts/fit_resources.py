@@ -1,4 +1,5 @@
-"""Fit imcgen.fpga.resources' coefficients: synthesize the board top over a spread of configurations.
+"""Fit imcgen.fpga.resources' coefficients: synthesize the board top over a spread of
+configurations.
 
     .venv/bin/python scripts/fit_resources.py [--family ecp5|ice40] [--out samples.json]
 

@@ -8,7 +8,8 @@ from imcgen.cli.common import MISMATCH, OK
 def add_parser(commands, command):
     demo = command("demo", "digits classifier: float vs golden vs RTL")
     demo.add_argument("--out", default="out/demo", metavar="DIR", help="where files go")
-    demo.add_argument("--seed", type=common.seed, default=0, help="train/test split and stimulus seed")
+    demo.add_argument("--seed", type=common.seed, default=0,
+                      help="train/test split and stimulus seed")
     demo.add_argument("--program", action="store_true",
                       help="also program the weights by write-verify (rram device) and report "
                            "the accuracy with programmed against ideally loaded weights")

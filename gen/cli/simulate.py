@@ -18,7 +18,8 @@ def add_parser(commands, command):
     sim.add_argument("--work", metavar="DIR",
                      help="keep the job files, Verilog and simulator log in DIR (by default a "
                           "temporary directory, removed at the end)")
-    sim.add_argument("--seed", type=common.seed, help="seed of the stimulus timing (printed when drawn)")
+    sim.add_argument("--seed", type=common.seed,
+                     help="seed of the stimulus timing (printed when drawn)")
     sim.add_argument("--program", action="store_true",
                      help="program the weights by write-verify (array mode) instead of loading "
                           "them; needs a programmable device (--set device.kind=rram)")

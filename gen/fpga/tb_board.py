@@ -90,7 +90,8 @@ class UartLink:
         return await with_timeout(collect(), timeout_ns, "ns")
 
     async def response(self, timeout_ns=None):
-        """The next response, checked (CRC, escapes) by :func:`imcgen.link.protocol.parse_response`."""
+        """The next response, checked (CRC, escapes) by
+        :func:`imcgen.link.protocol.parse_response`."""
         return parse_response(await self.next_frame(timeout_ns or 400 * self.byte_ns))
 
     async def call(self, command, payload=b"", timeout_ns=None):

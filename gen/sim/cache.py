@@ -27,7 +27,8 @@ from pathlib import Path
 
 from imcgen.core.errors import ImcError
 
-__all__ = ["cache_dir", "DEFAULT_LIMIT", "GRACE_SECONDS", "Entry", "parse_size", "limit", "locked", "touch",
+__all__ = ["cache_dir", "DEFAULT_LIMIT", "GRACE_SECONDS", "Entry", "parse_size", "limit",
+           "locked", "touch",
            "entries", "prune", "clear", "format_size"]
 
 DEFAULT_LIMIT = 5 * 10**9
@@ -143,10 +144,11 @@ def _remove(entry):
     return True
 
 
-def prune(max_bytes=None, root=None, grace=GRACE_SECONDS):
+def prune(max_bytes=None, root=None, grace=None):
     """Remove least recently used entries until the cache holds at most ``max_bytes`` (the
     configured :func:`limit` by default). Returns ``(removed entries, bytes left)``."""
     max_bytes = limit() if max_bytes is None else max_bytes
+    grace = GRACE_SECONDS if grace is None else grace
     found = entries(root)
     total = sum(e.size for e in found)
     removed = []

@@ -39,11 +39,11 @@ from imcgen import golden
 from imcgen.core.errors import ImcError, SimulationError
 from imcgen.hdl.macro_top import result_layout, status_layout
 from imcgen.link import codec
+from imcgen.sim import fast_cxx
+from imcgen.sim.engine import USE_COCOTB, Engine, SimResult, budget_cycles, keep_log
 
 # Batch packing is the codec's; its old names here keep existing scripts working.
 leaves, pack, unpack = codec.leaves, codec.pack_rows, codec.unpack_rows
-from imcgen.sim import fast_cxx
-from imcgen.sim.engine import USE_COCOTB, Engine, SimResult, budget_cycles, keep_log
 
 __all__ = ["FastEngine", "elaborated", "build_native", "run_ceiling", "stimulus_words"]
 

@@ -1,0 +1,177 @@
+"""The board link's executor (``hdl/executor.py``) on a macro, tokens in and response bytes out,
+no UART or SLIP in between (those have their own tests): every command answered as the host
+codec expects, results exact against the golden model under backpressure, and every refused
+frame answered with its error while the macro's state stays as it was."""
+
+import cocotb
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from cocotb.triggers import ClockCycles, with_timeout
+
+from imcgen import golden
+from imcgen.apps.soak import stimulus
+from imcgen.core.config import MacroConfig, load_config
+from imcgen.fpga.protocol import Codec
+from imcgen.golden import slip
+from imcgen.hdl.executor import Executor
+from imcgen.hdl.macro_top import MacroTop
+from imcgen.hdl.slip import raw_layout, token_layout
+from imcgen.link.protocol import (
+    ERROR,
+    OK_BIT,
+    PROTOCOL_VERSION,
+    Command,
+    LinkError,
+    config_digest,
+    crc16,
+)
+from imcgen.sim.runner import run_block
+from imcgen.sim.tb.streams import (
+    StreamSink,
+    StreamSource,
+    config_from_env,
+    decode,
+    encode,
+    reset_dut,
+    seed_from_env,
+    start_clock,
+)
+
+TIMEOUT_CYCLES = 300
+DEPTH, DIVISOR, CLK_HZ = 64, 217, 25_000_000
+CONFIGS = {
+    "small": load_config("small"),
+    "default-rram": MacroConfig(device={"kind": "rram"}),
+}
+
+
+class ExecutorOnMacro(wiring.Component):
+    """The executor driving a macro of ``config``; its token input and byte output as ports."""
+
+    def __init__(self, config):
+        self._config = config
+        super().__init__({"i": In(stream.Signature(token_layout)),
+                          "o": Out(stream.Signature(raw_layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.macro = macro = MacroTop(config=self._config)
+        m.submodules.executor = executor = Executor(
+            config=self._config, timeout_cycles=TIMEOUT_CYCLES, rx_fifo_depth=DEPTH,
+            divisor=DIVISOR, clk_hz=CLK_HZ)
+        wiring.connect(m, wiring.flipped(self.i), executor.i)
+        wiring.connect(m, executor.o, wiring.flipped(self.o))
+        wiring.connect(m, executor.macro, macro)
+        return m
+
+
+def test_executor_refuses_bad_parameters():
+    with pytest.raises(TypeError, match="MacroConfig"):
+        Executor(config={"rows": 8}, timeout_cycles=10)
+    with pytest.raises(ValueError, match="link timeout must be an integer of at least 1"):
+        Executor(config=MacroConfig(), timeout_cycles=0)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_executor(name, tmp_path, seed):
+    cfg = CONFIGS[name]
+    run_block(ExecutorOnMacro(cfg), "executor", "test_executor", tmp_path, config=cfg,
+              seed=seed)
+
+
+class Bench:
+    def __init__(self, dut):
+        self.dut, self.cfg, self.seed = dut, config_from_env(), seed_from_env()
+        self.codec = Codec(self.cfg)
+        self.rng = np.random.default_rng(self.seed)
+
+    async def start(self):
+        import random
+
+        await start_clock(self.dut)
+        self.source = StreamSource(self.dut, "i", random.Random(self.seed), idle=0.2)
+        await reset_dut(self.dut)
+        self.sink = StreamSink(self.dut, "o", random.Random(self.seed + 1), stall=0.4)
+        self.seq = 0
+
+    async def send_tokens(self, tokens):
+        await self.source.send_all([encode(token_layout, {"kind": k, "data": d})
+                                    for k, d in tokens])
+
+    async def exchange(self, tokens):
+        """Send ``tokens``; the response's bytes (before its end token)."""
+        before = len(self.sink.items)
+        await self.send_tokens(tokens)
+        while True:
+            await with_timeout(self.sink.wait(len(self.sink.items) + 1), 2_000_000, "ns")
+            items = [decode(raw_layout, w) for _, w in self.sink.items[before:]]
+            if items[-1]["end"]:
+                return bytes(v["data"] for v in items[:-1])
+
+    def frame(self, command, payload=b"", seq=None, crc=None):
+        self.seq = (self.seq + 1) & 0xFF
+        body = bytes([command, self.seq if seq is None else seq]) + bytes(payload)
+        crc = crc16(body) if crc is None else crc
+        return [(slip.DATA, b) for b in body + crc.to_bytes(2, "big")] + [(slip.FRAME_END, 0)]
+
+    async def ok(self, command, payload=b""):
+        response = await self.exchange(self.frame(command, payload))
+        assert response[:2] == bytes([command | OK_BIT, self.seq]), (response, self.seed)
+        return response[2:]
+
+    async def refused(self, tokens, error, command):
+        response = await self.exchange(tokens)
+        assert response[0] == ERROR, (response, self.seed)
+        assert self.codec.error(response[2:]) == (error.value, command), \
+            (LinkError(response[2]).name, response.hex(), self.seed)
+
+    async def check_mvms(self, W, X):
+        expected = golden.run(self.cfg, W, X)
+        for n, x in enumerate(X):
+            got = self.codec.result(await self.ok(Command.MVM, self.codec.vector(x)))
+            assert got == (expected.y[n].tolist(), int(expected.cycles[n])), \
+                (n, got, expected.y[n].tolist(), self.seed)
+
+
+@cocotb.test()
+async def commands_answer_as_the_host_codec_expects(dut):
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec = bench.cfg, bench.codec
+    info = codec.one(Command.INFO, await bench.ok(Command.INFO))
+    assert info == {"version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
+                    "trng": int(cfg.trng.enabled), "reserved": 0,
+                    "config_digest": config_digest(cfg), "rx_fifo_depth": DEPTH,
+                    "divisor": DIVISOR, "clk_hz": CLK_HZ}
+    W, X = stimulus(cfg, bench.rng, 8)
+    for row, values in enumerate(W):
+        assert await bench.ok(Command.WEIGHTS, codec.weights(row, values)) == b""
+    await bench.check_mvms(W, X)
+
+    # Refused frames: each answered with its error, none applied.
+    other = codec.weights(0, -W[0] if cfg.weight_mapping == "differential" else W[-1])
+    frame = bench.frame(Command.WEIGHTS, other)
+    await bench.refused(frame[:-3] + [(slip.DATA, frame[-3][1] ^ 1)] + frame[-2:],
+                        LinkError.CRC, Command.WEIGHTS)
+    await bench.refused([(slip.DATA, Command.MVM), (slip.FRAME_END, 0)], LinkError.SHORT,
+                        Command.MVM)
+    await bench.refused(bench.frame(0x55, other), LinkError.COMMAND, 0x55)
+    await bench.refused(bench.frame(Command.WEIGHTS, other[:-1]), LinkError.LENGTH,
+                        Command.WEIGHTS)
+    await bench.refused(bench.frame(Command.CLEAR, b"\0"), LinkError.LENGTH, Command.CLEAR)
+    if not cfg.trng.enabled:
+        await bench.refused(bench.frame(Command.TRNG_READ, b"\4"), LinkError.UNSUPPORTED,
+                            Command.TRNG_READ)
+    await bench.refused(frame[:-1] + [(slip.BAD_END, 0)], LinkError.ESCAPE, Command.WEIGHTS)
+    await bench.refused(frame[:5] + [(slip.TIMEOUT, 0)], LinkError.TIMEOUT, Command.WEIGHTS)
+    status = codec.one(Command.STATUS, await bench.ok(Command.STATUS))
+    refused = 7 + (not cfg.trng.enabled)
+    assert (status["commands"], status["bad_frames"]) == (1 + len(W) + len(X), refused)
+    assert await bench.ok(Command.CLEAR) == b""
+    status = codec.one(Command.STATUS, await bench.ok(Command.STATUS))
+    assert (status["commands"], status["bad_frames"]) == (0, 0)
+    await bench.check_mvms(W, X)  # the weights are untouched
+    await ClockCycles(dut.clk, 10)
