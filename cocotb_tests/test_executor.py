@@ -9,7 +9,7 @@ import pytest
 from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from cocotb.triggers import ClockCycles, with_timeout
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from imcgen import golden
 from imcgen.apps.soak import stimulus
@@ -44,7 +44,7 @@ TIMEOUT_CYCLES = 300
 DEPTH, DIVISOR, CLK_HZ = 64, 217, 25_000_000
 CONFIGS = {
     "small": load_config("small"),
-    "default-rram": MacroConfig(device={"kind": "rram"}),
+    "default-rram": load_config(overrides={"device.kind": "rram"}),
 }
 
 
@@ -109,6 +109,7 @@ class Bench:
             await with_timeout(self.sink.wait(len(self.sink.items) + 1), 2_000_000, "ns")
             items = [decode(raw_layout, w) for _, w in self.sink.items[before:]]
             if items[-1]["end"]:
+                await RisingEdge(self.dut.clk)  # out of the monitor's read-only phase
                 return bytes(v["data"] for v in items[:-1])
 
     def frame(self, command, payload=b"", seq=None, crc=None):

@@ -10,6 +10,8 @@ Bytes on the link are little-endian: bit ``n`` of a value is bit ``n % 8`` of by
 padding bits 0.
 """
 
+from enum import Enum
+
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
@@ -35,6 +37,8 @@ def _plain(value):
         if isinstance(layout, data.ArrayLayout):
             return [_plain(value[n]) for n in range(layout.length)]
         return {name: _plain(value[name]) for name, _ in layout}
+    if isinstance(value, Enum):  # an enum-shaped field reads as its member: give its number
+        return int(value.value)
     return int(value)
 
 

@@ -149,18 +149,22 @@ def prune(max_bytes=None, root=None, grace=None):
     configured :func:`limit` by default). Returns ``(removed entries, bytes left)``."""
     max_bytes = limit() if max_bytes is None else max_bytes
     grace = GRACE_SECONDS if grace is None else grace
-    found = entries(root)
-    total = sum(e.size for e in found)
-    removed = []
-    now = time.time()
-    for entry in found:
-        if total <= max_bytes:
-            break
-        if now - entry.used < grace:
-            break  # sorted by use: every later entry is as recent
-        if _remove(entry):
-            removed.append(entry)
-            total -= entry.size
+    base = Path(root) if root is not None else cache_dir()
+    # One pruner at a time, each from a fresh listing: two working from the same snapshot
+    # would each remove their share and empty the cache between them.
+    with locked(base / "prune.lock"):
+        found = entries(base)
+        total = sum(e.size for e in found)
+        removed = []
+        now = time.time()
+        for entry in found:
+            if total <= max_bytes:
+                break
+            if now - entry.used < grace:
+                break  # sorted by use: every later entry is as recent
+            if _remove(entry):
+                removed.append(entry)
+                total -= entry.size
     return removed, total
 
 
