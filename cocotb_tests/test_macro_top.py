@@ -68,12 +68,20 @@ def assert_exact(result, cfg, W, X):
         np.testing.assert_array_equal(result.y, X @ W, err_msg=f"seed {result.seed}")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_macro_matches_golden_under_stalls(name, seed, tmp_path):
+# The stub crossbar under gaps and stalls needs no Python in the loop: the fast engine runs these
+# (same exact checks, its own seeded stalls); the 1-bit overlapped path, where the SAR takes the
+# next read a group early, also runs on cocotb. Every other test here runs on cocotb.
+ENGINE_CASES = [(name, "fast") for name in CONFIGS] + [("adc-bits1-overlap", "cocotb")]
+
+
+@pytest.mark.parametrize("name, engine", ENGINE_CASES)
+def test_macro_matches_golden_under_stalls(name, engine, seed, tmp_path):
     cfg = CONFIGS[name]
     rng = np.random.default_rng(seed)
-    W, X = stimulus(cfg, rng, vectors_for(cfg))
-    result = simulate(cfg, W, X, seed=seed, in_gaps=0.3, out_stalls=0.3, work_dir=tmp_path)
+    # The fast engine is cheap per vector: ten times the stimulus of a cocotb run.
+    W, X = stimulus(cfg, rng, vectors_for(cfg) * (10 if engine == "fast" else 1))
+    result = simulate(cfg, W, X, seed=seed, in_gaps=0.3, out_stalls=0.3, work_dir=tmp_path,
+                      engine=engine)
     assert_exact(result, cfg, W, X)
     if cfg.reads_may_clip:
         assert result.clipped.any(), "the stimulus should make some read saturate"
@@ -111,8 +119,8 @@ def test_cycles_within_adc_bound(schedule, seed, tmp_path):
     # with reads counted over all tiles.
     cfg = MacroConfig(schedule=schedule)
     rng = np.random.default_rng(seed)
-    W, X = stimulus(cfg, rng, 30)
-    result = simulate(cfg, W, X, seed=seed, work_dir=tmp_path)
+    W, X = stimulus(cfg, rng, 100)
+    result = simulate(cfg, W, X, seed=seed, work_dir=tmp_path, engine="fast")
     assert_exact(result, cfg, W, X)
     reads = result.reads.sum(axis=1)
     bound = reads * cfg.column_groups * (cfg.adc_bits + 1) + 32
@@ -160,9 +168,9 @@ def test_zero_skip_matches_dense_result_when_no_read_clips(seed, tmp_path):
     dense = MacroConfig(schedule="dense")
     skip = dense.replace(schedule="zero_skip")
     rng = np.random.default_rng(seed)
-    W, X = stimulus(dense, rng, 20)
-    a = simulate(dense, W, X, seed=seed, work_dir=tmp_path / "dense")
-    b = simulate(skip, W, X, seed=seed, work_dir=tmp_path / "skip")
+    W, X = stimulus(dense, rng, 100)
+    a = simulate(dense, W, X, seed=seed, work_dir=tmp_path / "dense", engine="fast")
+    b = simulate(skip, W, X, seed=seed, work_dir=tmp_path / "skip", engine="fast")
     assert a.match and b.match, a.mismatch_report() + b.mismatch_report()
     np.testing.assert_array_equal(a.y, b.y)
     assert (b.cycles <= a.cycles).all()
