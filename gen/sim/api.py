@@ -70,12 +70,9 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     SimResult
     """
     chosen = get_engine(engine)
-    spec = RunSpec.make(cfg, weights, inputs, seed=seed, in_gaps=in_gaps, out_stalls=out_stalls,
-                        w_gaps=w_gaps, reset_after=reset_after,
-                        weight_reset_after=weight_reset_after, raw_rows=raw_rows,
-                        waves_dir=waves_dir, work_dir=work_dir, program=program,
-                        program_reset_after=program_reset_after, p_gaps=p_gaps,
-                        r_stalls=r_stalls, load_weights=load_weights)
+    options = {k: v for k, v in locals().items()
+               if k not in ("cfg", "weights", "inputs", "progress", "engine", "chosen")}
+    spec = RunSpec.make(cfg, weights, inputs, **options)
     refusal = chosen.supports(cfg, spec)
     if refusal is not None:
         raise refusal

@@ -75,22 +75,26 @@ class RunSpec:
     load_weights: bool = True
 
     @classmethod
-    def make(cls, cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
-             reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
-             work_dir=None, program=None, program_reset_after=None, p_gaps=0.0, r_stalls=0.0,
-             load_weights=None):
+    def make(cls, cfg, weights, inputs, **options):
+        """A checked spec from :func:`imcgen.sim.api.simulate`'s options (the one place they
+        are listed): arrays checked against ``cfg``, the seed drawn when None, ``reset_after``
+        as a tuple ``resets``, paths resolved, ``program`` as a plan, ``load_weights``
+        defaulting to "unless programming"."""
         weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+        seed = options.pop("seed", None)
+        program = options.pop("program", None)
+        load_weights = options.pop("load_weights", None)
+        raw_rows = options.pop("raw_rows", None) or ()
+        paths = {k: Path(options.pop(k)).resolve() if options.get(k) is not None
+                 else options.pop(k, None) for k in ("waves_dir", "work_dir")}
         return cls(
             weights=weights, inputs=inputs,
             seed=secrets.randbelow(2**32) if seed is None else int(seed),
-            in_gaps=in_gaps, out_stalls=out_stalls, w_gaps=w_gaps, resets=_resets(reset_after),
-            weight_reset_after=weight_reset_after,
-            raw_rows=tuple((int(r), tuple(int(w) for w in ws)) for r, ws in (raw_rows or ())),
-            waves_dir=Path(waves_dir).resolve() if waves_dir is not None else None,
-            work_dir=Path(work_dir).resolve() if work_dir is not None else None,
-            program=_program_plan(program), program_reset_after=program_reset_after,
-            p_gaps=p_gaps, r_stalls=r_stalls,
-            load_weights=(program is None) if load_weights is None else bool(load_weights))
+            resets=_resets(options.pop("reset_after", None)),
+            raw_rows=tuple((int(r), tuple(int(w) for w in ws)) for r, ws in raw_rows),
+            program=_program_plan(program),
+            load_weights=(program is None) if load_weights is None else bool(load_weights),
+            **paths, **options)
 
     @property
     def stalled(self):

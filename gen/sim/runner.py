@@ -28,6 +28,10 @@ from imcgen.sim.toolchain import cache_dir, configure
 __all__ = ["SimulationError", "build", "cached_build", "run"]
 
 
+#: make variables of every cocotb build (docs/architecture.md section 12).
+UNOPTIMIZED = ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+
+
 def _ports_only_verilator():
     """cocotb's Verilator runner without ``--public-flat-rw`` (cocotb imports only here, so
     that the native builds of :mod:`imcgen.sim.fast` start without it)."""
@@ -37,6 +41,10 @@ def _ports_only_verilator():
         def _build_command(self):
             commands = super()._build_command()
             commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            # The model compiles unoptimized: Python drives every cycle of a cocotb run, so the
+            # C++ eval is a small share of it, while -Os costs a fifth of every build. (The
+            # fast engine's native builds, whose speed is the point, keep -Os.)
+            commands[1] += UNOPTIMIZED
             return commands
 
     return _PortsOnlyVerilator()
@@ -124,7 +132,7 @@ def build(design, *, waves=False):
     Raises :class:`SimulationError` naming the build directory and ``build.log`` on failure.
     """
     record, tools = toolchain()
-    key = f"{design.name}-{design.digest}-{tools}{'-waves' if waves else ''}"
+    key = f"{design.name}-{design.digest}-{tools}-O0{'-waves' if waves else ''}"
 
     def produce(build_dir, log):
         from cocotb_tools.runner import VerilatorControlFile, Verilog
@@ -139,7 +147,8 @@ def build(design, *, waves=False):
                 sources=[VerilatorControlFile(control), Verilog(verilog)],
                 hdl_toplevel=design.name,
                 build_dir=build_dir,
-                build_args=["-Wno-fatal"],  # warnings go to build.log; waived rules in the .vlt
+                # warnings go to build.log; waived rules in the .vlt
+                build_args=["-Wno-fatal"],
                 waves=waves,
                 log_file=log,
             )
