@@ -26,6 +26,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from imcgen.core.config import MacroConfig
+from imcgen.core.requirements import require
 from imcgen.hdl.common import check_int
 from imcgen.hdl.executor import (  # noqa: F401  (re-exported: the board's layouts)
     RX_FIFO_DEPTH,
@@ -82,9 +83,7 @@ class BoardCore(wiring.Component):
                  clk_hz=0):
         if not isinstance(config, MacroConfig):
             raise TypeError(f"config must be an imcgen.core.config.MacroConfig, not {config!r}")
-        if config.crossbar != "stub":
-            raise ValueError("the board top needs the synthesizable crossbar stub "
-                             "(crossbar = 'stub'), not crossbar = 'external'")
+        require("board", config)  # an ImcError, a ValueError naming crossbar = 'external'
         self._config = config
         self._divisor = check_int("UART divisor", divisor, 4, 0xFFFF)
         self._timeout = check_int("link timeout", timeout_cycles, 1)

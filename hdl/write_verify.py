@@ -25,6 +25,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from imcgen.core.codes import Direction, Status
+from imcgen.core.requirements import require
 from imcgen.hdl.analog import ProgPortSignature
 from imcgen.hdl.common import Block, index_shape, record_fsm
 
@@ -98,8 +99,7 @@ class WriteVerify(Block):
     """
 
     def __init__(self, *, config):
-        if not config.programmable:
-            raise ValueError("WriteVerify needs a programmable device (device.kind rram or pcm)")
+        require("programming", config)  # an ImcError, a ValueError
         super().__init__(config, {
             "i": In(stream.Signature(request_layout(config))),
             "rows": In(stream.Signature(array_row_layout(config))),

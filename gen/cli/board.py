@@ -12,6 +12,7 @@ from pathlib import Path
 from imcgen.cli import common
 from imcgen.cli.common import EXIT_CODES
 from imcgen.core.errors import ImcError
+from imcgen.core.requirements import require
 
 __all__ = ["add_parser"]
 
@@ -70,12 +71,9 @@ def cmd_board(args):
     from imcgen.fpga.host import Board, BoardError, ConfigMismatch
 
     cfg = common.load(args)
-    if cfg.crossbar != "stub":
-        raise ImcError("crossbar", cfg.crossbar, "a board top needs the synthesizable stub: "
-                                                 "crossbar = 'stub'")
-    if args.program and not cfg.programmable:
-        raise ImcError("device.kind", cfg.device.kind, "programming needs a programmable "
-                                                       "device: --set device.kind=rram or pcm")
+    require("board", cfg)
+    if args.program:
+        require("programming", cfg)
     if args.vectors > 100_000:
         raise ImcError("--vectors", args.vectors, "must be at most 100000")
     if args.port is not None:

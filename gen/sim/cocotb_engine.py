@@ -13,7 +13,8 @@ import numpy as np
 
 from imcgen import golden
 from imcgen.core import timing
-from imcgen.core.errors import ImcError, SimulationError
+from imcgen.core.errors import SimulationError
+from imcgen.core.requirements import require, unmet
 from imcgen.golden.row_scheduler import reads_per_tile
 from imcgen.sim.engine import CLOCK_NS, Engine, SimResult, budget_cycles, keep_log
 from imcgen.sim.runner import build, run
@@ -57,11 +58,7 @@ class CocotbEngine(Engine):
     name = "cocotb"
 
     def supports(self, cfg, spec):
-        if cfg.analog.physical and cfg.crossbar == "stub":
-            return ImcError("analog.device", cfg.analog.device,
-                            "the physical analog model runs in the Python crossbar; the "
-                            "synthesizable stub is digital: set crossbar = \"external\"")
-        return None
+        return unmet("analog_physics", cfg)
 
     def run(self, cfg, spec, progress=None):
         keep = spec.work_dir is not None
@@ -188,8 +185,7 @@ def simulate_trng(cfg, nbytes, *, seed=None, stalls=0.0, reset_after=None, clear
     Returns the RTL's dict: ``bytes`` (before any reset), ``bytes_after`` (after it), the
     status fields, and the alarms seen (pulses counter, rct, apt at each).
     """
-    if not cfg.trng.enabled:
-        raise ImcError("trng.enabled", False, "the TRNG needs --set trng.enabled=true")
+    require("trng", cfg)
     seed = secrets.randbelow(2**32) if seed is None else int(seed)
     keep = work_dir is not None
     scratch = Path(work_dir).resolve() if keep else Path(tempfile.mkdtemp(prefix="imcgen-"))
