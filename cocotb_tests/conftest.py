@@ -24,20 +24,7 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-# Files holding the suite's longest tests (a bitstream, the benchmark smoke, the biggest
-# builds): they start first, so that two workers finish together instead of one waiting for
-# the other's last long test.
-LONG_FIRST = ("test_bench.py", "test_fpga.py", "test_macro_top.py", "test_board_top.py",
-              "test_fuzz.py", "test_executor.py", "test_runner.py", "test_cli.py",
-              "test_write_verify.py", "test_analog.py")
-
-
 def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
-
-    items.sort(key=rank)  # stable: the order inside a file stays
     if os.environ.get("IMCGEN_SLOW"):
         return
     skip = pytest.mark.skip(reason="slow: set IMCGEN_SLOW=1")

@@ -188,7 +188,7 @@ def build_native(design, kind="fast"):
     """Build ``design`` with a C++ main of our own (``kind`` ``"fast"``: the driver,
     ``"ceiling"``: the plain harness); return the binary's path. Cached like the cocotb builds
     (:func:`imcgen.sim.runner.cached_build`): same key scheme, lock and load check."""
-    from imcgen.sim.runner import cached_build
+    from imcgen.sim.runner import MAKE_VARIABLES, cached_build
 
     source = fast_cxx.driver(design) if kind == "fast" else fast_cxx.ceiling(design)
     record, tools = _native_toolchain(kind, source)
@@ -210,7 +210,8 @@ def build_native(design, kind="fast"):
             [verilator, "--cc", "--exe", "-Mdir", str(build_dir), "--top-module", design.name,
              "--prefix", "Vtop", "-o", binary_name, "-Wno-fatal", str(main), str(control),
              str(verilog)],
-            ["make", "-j", str(os.cpu_count() or 1), "-C", str(build_dir), "-f", "Vtop.mk"],
+            ["make", "-j", str(os.cpu_count() or 1), "-C", str(build_dir), "-f", "Vtop.mk",
+             *MAKE_VARIABLES],
         ]
         with open(log, "w") as handle:
             for command in commands:
