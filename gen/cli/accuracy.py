@@ -48,6 +48,9 @@ def cmd_accuracy(args):
         check_output_dir("--plots", args.plots)
     if args.vectors <= 0:
         raise ImcError("--vectors", args.vectors, "must be a positive integer")
+    if args.vectors > 10**6:
+        raise ImcError("--vectors", args.vectors, "must be at most 1000000 (the golden model "
+                                                  "holds every vector's reads in memory)")
     progress = Progress("accuracy: evaluations")
     try:
         report = accuracy.run(cfg, args.device, times, sweep, seed=args.seed,

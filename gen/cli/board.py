@@ -32,12 +32,13 @@ def add_parser(commands, command):
     where.add_argument("--sim", action="store_true",
                        help="simulate the board top (Verilator) behind a pseudo-terminal "
                             "and drive it through that port")
-    board.add_argument("--baud", type=common.positive_int, default=115200,
+    board.add_argument("--baud", type=common.int_in(1, 12_000_000), default=115200,
                        help="bit rate of the board's UART (default 115200)")
-    board.add_argument("--vectors", type=common.positive_int, default=32,
+    board.add_argument("--vectors", default=32,
+                       type=common.int_in(1, 100_000, "a positive integer (at most 100000)"),
                        help="random input vectors to run (default 32)")
     board.add_argument("--seed", type=common.seed, default=0, help="stimulus seed")
-    board.add_argument("--timeout", type=common.positive_float,
+    board.add_argument("--timeout", type=common.number_in(0.0, 3600.0),
                        help="seconds to wait for each response (default 2; 60 with --sim)")
     board.add_argument("--program", action="store_true",
                        help="program the weights by write-verify (array mode) instead of "

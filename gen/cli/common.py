@@ -6,6 +6,7 @@ and what is allowed, exit code 2, and it is found before any long work starts.
 """
 
 import argparse
+import math
 import sys
 
 from imcgen.core.config import PRESETS, load_config
@@ -123,26 +124,46 @@ def programmable(cfg):
     require("programming", cfg)
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1 (also for the other subcommands' counts)."""
-    import argparse
+def int_in(lo, hi, what=None):
+    """argparse type: an integer in ``lo..hi`` (its bounds readable as ``.lo``, ``.hi``);
+    ``what`` names the allowed values in the message (default: the range)."""
+    what = what or f"an integer in {lo}..{hi}"
 
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+    def parse(text):
+        try:
+            value = int(text, 0)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{_short(text)} is not {what}")
+        return value
+
+    parse.lo, parse.hi, parse.__name__ = lo, hi, f"int_in({lo}, {hi})"
+    return parse
 
 
-def positive_float(text):
-    import argparse
+def number_in(lo, hi):
+    """argparse type: a finite number ``x`` with ``lo < x <= hi`` (``.lo``, ``.hi``)."""
 
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not lo < value <= hi:  # nan compares false: refused with the rest
+            raise argparse.ArgumentTypeError(f"{_short(text)} is not a number in ({lo}, {hi}]")
+        return value
+
+    parse.lo, parse.hi, parse.__name__ = lo, hi, f"number_in({lo}, {hi})"
+    return parse
+
+
+def _short(text):
+    text = repr(text)
+    return text if len(text) <= 40 else text[:30] + "..." + text[-6:]
+
+
+#: Counts (``--bits``, ``--vectors``...): at least 1; the commands bound them further.
+positive_int = int_in(1, 2**62, "a positive integer")
+#: Rates and times (``--timeout``, ``--freq``): finite and above 0.
+positive_float = number_in(0.0, 1e9)

@@ -41,12 +41,13 @@ def add_parser(commands, command):
                       help="FPGA family of --synth-only (default ecp5)")
     fpga.add_argument("-o", "--output", metavar="DIR",
                       help="where the build goes (default out/fpga/<board or family>)")
-    fpga.add_argument("--baud", type=common.positive_int, default=115200,
+    fpga.add_argument("--baud", type=common.int_in(1, 12_000_000), default=115200,
                       help="UART bit rate of the board top (default 115200)")
     fpga.add_argument("--fmax", action="store_true",
                       help="--synth-only (ECP5): also place and route out of context (no "
                            "pins) for the Fmax; adds minutes (ISAAC: about 6)")
-    fpga.add_argument("--freq", type=common.positive_float, default=25.0, metavar="MHZ",
+    fpga.add_argument("--freq", type=common.number_in(0.0, 1000.0), default=25.0,
+                      metavar="MHZ",
                       help="--fmax: the clock to meet (default 25, the ULX3S's)")
     fpga.add_argument("--no-hierarchy", action="store_true",
                       help="skip the per-block shares (one Yosys synthesis instead of two)")
@@ -79,7 +80,7 @@ def cmd_fpga(args):
         raise ImcError("--board", args.board, f"must be one of {', '.join(BOARDS)}")
     family = BOARDS[args.board].family if args.board else args.family
     label = args.board or family
-    out = check_output_dir("-o", args.output or f"out/fpga/{label}")
+    out = check_output_dir("-o", f"out/fpga/{label}" if args.output is None else args.output)
     if args.board:
         require("board", cfg)
         if args.program and _loader() is None:

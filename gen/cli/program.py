@@ -18,7 +18,8 @@ def add_parser(commands, command):
     prog.add_argument("--rtl", action="store_true",
                       help="also program the RTL on Verilator and check it against the golden "
                            "model")
-    prog.add_argument("--passes", type=int, default=1,
+    prog.add_argument("--passes", type=common.int_in(1, 1000, "a positive integer (at most 1000)"),
+                      default=1,
                       help="array passes over the weight matrix (a second pass re-verifies)")
     prog.add_argument("--stuck-test", action="store_true",
                       help="first drive every cell to the top and the bottom level, so that "

@@ -19,7 +19,8 @@ def add_parser(commands, command):
     trng.add_argument("--report", metavar="DIR",
                       help="NIST SP 800-22 battery (nistrng) on 10^6 bits, debiasing off and "
                            "on, and the pulse-length sweep plot in DIR")
-    trng.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
+    trng.add_argument("--clock-mhz", type=common.number_in(0.0, 1e5), default=100.0,
+                      metavar="F",
                       help="clock for the Mb/s figure (default 100)")
     trng.add_argument("--seed", type=common.seed, help="seed of the stimulus timing (--rtl)")
     common.allow_long_arg(trng)

@@ -168,12 +168,25 @@ def _writable_parent(flag, text, directory):
         raise ImcError(flag, text, f"is not writable ({err.strerror} in {probe})") from None
 
 
+def _plain_path(flag, text, what):
+    """Refuse what cannot be meant as a path: empty, ``-`` (standard output is not written
+    to), control characters (a line break pasted in), a link that leads nowhere."""
+    if not text.strip():
+        raise ImcError(flag, text, f"must name an output {what}, not be empty")
+    if text.strip() == "-":
+        raise ImcError(flag, text, f"standard output is not supported: name an output {what}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ImcError(flag, text, "contains a control character (a line break?)")
+    target = Path(text)
+    if target.is_symlink() and not target.exists():
+        raise ImcError(flag, text, "is a symbolic link to a path that does not exist")
+    return target
+
+
 def check_output_file(flag, path, suffix=None):
     """``path`` names a file that can be written (its directory may not exist yet)."""
     text = "" if path is None else str(path)
-    if not text.strip():
-        raise ImcError(flag, text, "must name an output file, not be empty")
-    target = Path(text)
+    target = _plain_path(flag, text, "file")
     if target.is_dir():
         raise ImcError(flag, text, "is a directory; an output file is needed")
     if suffix and target.suffix != suffix:
@@ -189,9 +202,7 @@ def check_output_file(flag, path, suffix=None):
 def check_output_dir(flag, path):
     """``path`` names a directory that exists or can be created, and can be written in."""
     text = "" if path is None else str(path)
-    if not text.strip():
-        raise ImcError(flag, text, "must name an output directory, not be empty")
-    target = Path(text)
+    target = _plain_path(flag, text, "directory")
     if target.exists() and not target.is_dir():
         raise ImcError(flag, text, "is a file; an output directory is needed")
     _writable_parent(flag, text, target)

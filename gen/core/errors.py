@@ -20,7 +20,26 @@ class ImcError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field} = {value!r}: {allowed}")
+        super().__init__(f"{_line(str(field), 80, tail=True)} = {_shown(value)}: "
+                         f"{_line(allowed, 400)}")
+
+
+def _line(text, limit, tail=False):
+    """``text`` on one line (line breaks escaped, as a message passed through may hold them),
+    at most ``limit`` characters; ``tail`` keeps the end (a field's key ends a long path)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) <= limit:
+        return text
+    return "..." + text[3 - limit:] if tail else text[:limit - 3] + "..."
+
+
+def _shown(value, limit=60):
+    """The offending value as the user would type it (``repr``: quotes, escapes), shortened
+    when huge (an integer of a thousand digits, a long path)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}...{text[-8:]} ({len(text)} characters)"
 
 
 class SimulationError(RuntimeError):

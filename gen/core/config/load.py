@@ -4,7 +4,7 @@ import tomllib
 
 from imcgen.core.config.macro import _FIELDS, MacroConfig, _field, allowed_keys
 from imcgen.core.config.presets import PRESETS
-from imcgen.core.config.schema import TABLES
+from imcgen.core.config.schema import TABLES, listing
 from imcgen.core.errors import ImcError
 
 
@@ -18,7 +18,7 @@ def parse_set(items):
             raise ImcError("--set", item, "must look like key=value")
         spec = _field(key)
         if spec is None:
-            raise ImcError("--set", key, "unknown key; allowed: " + ", ".join(allowed_keys()))
+            raise ImcError("--set", key, "unknown key; allowed: " + listing(allowed_keys()))
         values[key] = spec.parse(key, text)
     return values
 
@@ -35,7 +35,7 @@ def _from_toml(data, where):
             for sub, item in value.items():
                 if sub not in TABLES[key].FIELDS:
                     raise ImcError(f"{where}: {key}.{sub}", item,
-                                   "unknown key; allowed: " + ", ".join(TABLES[key].FIELDS))
+                                   "unknown key; allowed: " + listing(TABLES[key].FIELDS))
                 values[f"{key}.{sub}"] = TABLES[key].FIELDS[sub].check(f"{key}.{sub}", item)
         elif key in _FIELDS:
             spec = _FIELDS[key]
@@ -44,7 +44,7 @@ def _from_toml(data, where):
             values[key] = value
         else:
             raise ImcError(f"{where}: {key}", value,
-                           "unknown key; allowed: preset, " + ", ".join(list(_FIELDS) + [
+                           "unknown key; allowed: preset, " + listing(list(_FIELDS) + [
                                f"[{name}]" for name in TABLES]))
     return values
 

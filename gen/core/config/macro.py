@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from imcgen.core import timing
-from imcgen.core.config.schema import TABLES, Table, _toml_value, fields_of, key, signed_bits
+from imcgen.core.config.schema import (
+    TABLES,
+    Table,
+    _toml_value,
+    fields_of,
+    key,
+    listing,
+    signed_bits,
+)
 from imcgen.core.errors import ImcError
 
 MAX_ACCUMULATOR_BITS = 62
@@ -154,7 +162,7 @@ class MacroConfig:
                 merged.update({sub: value} if dot else dict(value))
                 values[name] = merged
             elif dot or dotted not in _FIELDS:
-                raise ImcError(dotted, value, "unknown key; allowed: " + ", ".join(allowed_keys()))
+                raise ImcError(dotted, value, "unknown key; allowed: " + listing(allowed_keys()))
             else:
                 values[dotted] = value
         return MacroConfig.from_dict(values)

@@ -44,8 +44,11 @@ class Field:
         elif self.type is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif self.type is float:
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                  and math.isfinite(value))
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            try:  # an integer too large for a float is refused like an infinity
+                ok = ok and math.isfinite(float(value))
+            except OverflowError:
+                ok = False
             value = float(value) if ok else value
         else:
             ok = isinstance(value, str)
@@ -79,6 +82,15 @@ class Field:
                     pass
             raise ImcError(key, text, self.allowed())
         return text.strip("'\"")
+
+
+def listing(names, shown=10):
+    """``names`` for a one-line message: the first few, then how many more and where to see
+    them all (``imcgen config keys``)."""
+    names = list(names)
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown]) + f", ... ({len(names) - shown} more: imcgen config keys)"
 
 
 def key(default, doc, *, choices=None, limits=None):
@@ -153,7 +165,7 @@ class Table:
         unknown = [k for k in values if k not in cls.FIELDS]
         if unknown:
             raise ImcError(f"{where}.{unknown[0]}", values[unknown[0]],
-                           "unknown key; allowed: " + ", ".join(cls.FIELDS))
+                           "unknown key; allowed: " + listing(cls.FIELDS))
         return cls(**values)
 
 

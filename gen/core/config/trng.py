@@ -13,6 +13,8 @@ TRNG_TABLE_BITS = 8    # the delay table has 2^8 + 1 quantiles per voltage code
 TRNG_FRAC_BITS = 8     # interpolation between quantiles, from the draw
 TRNG_DELAY_FRAC = 4    # table entries in 1/16 clock periods
 TRNG_DELAY_CAP = 1023  # clock periods: "never switches" for any pulse (pulse_cycles <= 255)
+#: The repetition count test's cutoff beyond which it is refused (a 16-bit run counter).
+MAX_RCT_CUTOFF = 1 << 16
 TRNG_VOLTAGES = 4      # write-voltage codes 0..3
 
 
@@ -64,6 +66,19 @@ class TrngConfig(Table):
                                f"cover the {need} cycles the stub takes to draw the next delays "
                                f"of {self.sources} sources: allowed "
                                f"{need - self.reset_cycles - 2}..255")
+            # Health tests that could never fire defeat their purpose: refused, naming the
+            # setting that decides the cutoff (SP 800-90B 4.4).
+            rct = -math.log2(self.false_alarm) / self.min_entropy
+            if not math.isfinite(rct) or 1 + math.ceil(rct) > MAX_RCT_CUTOFF:
+                raise ImcError("trng.min_entropy", self.min_entropy,
+                               f"puts the repetition count cutoff beyond {MAX_RCT_CUTOFF} "
+                               f"equal bits in a row (a test that would practically never fire): allowed "
+                               f"{-math.log2(self.false_alarm) / (MAX_RCT_CUTOFF - 1):.3g}..1")
+            if self.apt_cutoff > self.apt_window:
+                raise ImcError("trng.false_alarm", self.false_alarm,
+                               f"puts the adaptive proportion cutoff ({self.apt_cutoff}) above "
+                               f"its window of {self.apt_window} bits: the test could never "
+                               f"fire; raise false_alarm or min_entropy")
 
     @property
     def draws(self):
