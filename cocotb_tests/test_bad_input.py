@@ -97,6 +97,10 @@ def files(tmp_path):
     f["cfg_huge"] = tmp_path / "cfg_huge.toml"
     f["cfg_huge"].write_text("# padding\n" * 200_000)
     f["cfg_unreadable"] = _unreadable(tmp_path)
+    save("X_none", np.zeros((0, 64), dtype=np.int64))
+    save("R_none", np.zeros((0, 3), dtype=np.int64))
+    f["dangling"] = tmp_path / "dangling.npz"
+    os.symlink(tmp_path / "no" / "such" / "dir" / "out.npz", f["dangling"])
     return f
 
 
@@ -374,6 +378,35 @@ CASES = {
     "unknown option": (lambda f: [*sim(f), "--frobnicate"], "unrecognized arguments"),
     "preset and config": (lambda f: ["config", "show", "--preset", "isaac", "--config",
                                      f["cfg_rows_string"]], "not allowed with argument"),
+    # -- the classes of the schema battery's issue, one hand-written case each ---------------
+    "float key beyond a float": (lambda f: ["config", "show", "--set", f"analog.time={2**1100}"],
+                                 "(332 characters): must be a number in 0.0..1000000000000.0"),
+    "float key nan": (lambda f: ["config", "show", "--set", "device.noise=nan"],
+                      "device.noise = nan: must be a number in 0.0..64.0"),
+    "integer key outside its set": (lambda f: ["config", "show", "--set", "device.rng_rounds=9"],
+                                    "device.rng_rounds = 9: must be one of 8, 12"),
+    "tiny min-entropy": (lambda f: ["config", "show", "--set", "trng.enabled=true", "--set",
+                                    "trng.min_entropy=5e-324"],
+                         "trng.min_entropy = 5e-324: puts the repetition count cutoff beyond"),
+    "simulate no vectors": (lambda f: sim(f, **{"--inputs": f["X_none"]}),
+                            "holds no vectors (shape (0, 64))"),
+    "program no requests": (lambda f: ["program", "--set", "device.kind=rram", "--requests",
+                                       f["R_none"], "-o", f["dir"] / "p.npz"],
+                            "holds no requests"),
+    "output through a dangling link": (lambda f: sim(f, **{"-o": f["dangling"]}),
+                                       "is a symbolic link to a path that does not exist"),
+    "output '-'": (lambda f: sim(f, **{"-o": "-"}), "standard output is not supported"),
+    "output with a line break": (lambda f: sim(f, **{"-o": "out\nput.npz"}),
+                                 "-o = 'out\\nput.npz': contains a control character"),
+    "drift time out of range, named --time": (
+        lambda f: ["accuracy", "--device", "pcm", "--time", "1e20"],
+        "--time = '1e20': must be a time from 0s to"),
+    "clock nan": (lambda f: ["trng", "--bits", "8", "-o", f["dir"] / "t.bin", "--clock-mhz",
+                             "nan"], "argument --clock-mhz: 'nan' is not a number in"),
+    "timeout infinite": (lambda f: ["board", "--sim", "--timeout", "inf"],
+                         "argument --timeout: 'inf' is not a number in"),
+    "huge value shortened": (lambda f: ["config", "show", "--set", f"rows={10**200}"],
+                             "...00000000 (201 characters): must be an integer in 1..1024"),
 }
 
 
@@ -406,6 +439,17 @@ def test_bad_input_as_a_real_process(case, files, cache):
     assert "Traceback" not in result.stderr
 
 
+def test_a_health_test_that_cannot_fire_is_accepted_with_one_warning(capsys):
+    # Legal (the tests' way to let a biased source through) but it defeats the test: a warning.
+    code, out, err = run_cli(["config", "show", "--set", "trng.enabled=true", "--set",
+                              "trng.false_alarm=1e-300"], capsys)
+    assert code == 0 and "apt_cutoff = 1025" in out
+    assert err.count("\n") == 1 and err.startswith("imcgen: warning: trng.min_entropy = 0.5, "
+                                                   "trng.false_alarm = 1e-300: the adaptive "
+                                                   "proportion cutoff (1025) is above its "
+                                                   "window of 1024 bits"), err
+
+
 def test_clipping_configuration_is_accepted_with_one_warning(capsys):
     code, out, err = run_cli(["config", "show", "--set", "rows_per_read=12"], capsys)
     assert code == 0
@@ -422,3 +466,23 @@ def test_help_states_the_exit_codes(command, capsys):
     code, out, _ = run_cli([*command, "--help"], capsys)
     assert code == 0
     assert "exit status: 0" in " ".join(out.split()) and " 2 bad" in " ".join(out.split())
+
+
+def test_a_missing_fpga_extra_is_one_line(files, cache, capsys, monkeypatch):
+    # As in an environment installed without imcgen[fpga]: amaranth-boards does not import.
+    from imcgen.fpga import flow
+
+    real = flow.importlib.import_module
+
+    def without_boards(name, *args):
+        if name.startswith("amaranth_boards"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args)
+
+    monkeypatch.setattr(flow.importlib, "import_module", without_boards)
+    code, out, err = run_cli(["fpga", "--board", "icebreaker", "--preset", "small", "-o",
+                              files["dir"] / "fpga"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1, (code, err)
+    assert err.startswith("imcgen: error: --board = 'icebreaker': board 'icebreaker' needs "
+                          "amaranth-boards"), err
+    assert "imcgen[fpga]" in err and not cache.exists()

@@ -7,6 +7,7 @@ import cocotb
 import numpy as np
 import pytest
 from amaranth import Module
+from amaranth.hdl import Shape
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
@@ -170,8 +171,16 @@ async def commands_answer_as_the_host_codec_expects(dut):
                             Command.TRNG_READ)
     await bench.refused(frame[:-1] + [(slip.BAD_END, 0)], LinkError.ESCAPE, Command.WEIGHTS)
     await bench.refused(frame[:5] + [(slip.TIMEOUT, 0)], LinkError.TIMEOUT, Command.WEIGHTS)
+    # A bit above the layout in the payload's last byte: refused, not read as another row.
+    layout = codec.requests[Command.WEIGHTS]
+    width = Shape.cast(layout).width
+    assert 8 * len(other) > width, "the test needs a layout with padding"
+    padded = bytearray(other)
+    padded[-1] |= 1 << (width % 8 if width % 8 else 7)
+    await bench.refused(bench.frame(Command.WEIGHTS, bytes(padded)), LinkError.PADDING,
+                        Command.WEIGHTS)
     status = codec.one(Command.STATUS, await bench.ok(Command.STATUS))
-    refused = 7 + (not cfg.trng.enabled)
+    refused = 8 + (not cfg.trng.enabled)
     assert (status["commands"], status["bad_frames"]) == (1 + len(W) + len(X), refused)
     assert await bench.ok(Command.CLEAR) == b""
     status = codec.one(Command.STATUS, await bench.ok(Command.STATUS))

@@ -223,8 +223,18 @@ class Executor(wiring.Component):
         # The frame's checks, registered when its END arrives (CHECK), the first that fails
         # (VERDICT), acted on (DISPATCH): a cycle each, from registers.
         short, crc_bad, length_bad = Signal(), Signal(), Signal()
+        padding_bad = Signal()  # a payload bit above the command's layout is set
         verdict = Signal(8)   # the LinkError of a refused frame (VERDICT, or its token)
         refusing = Signal()
+
+        # Bits above a command's layout in its last payload byte must be zero: a host that sets
+        # one meant another value than the one the layout reads (a row beyond the field).
+        padding_set = Signal()
+        for c, layout in requests.items():
+            width = Shape.cast(layout).width
+            if 8 * size(layout) > width:
+                with m.If(is_command[c] & buffer[width:8 * size(layout)].any()):
+                    m.d.comb += padding_set.eq(1)
 
         # -- the response ----------------------------------------------------------------
         info = info_layout().const({
@@ -403,6 +413,7 @@ class Executor(wiring.Component):
             with m.State("CHECK"):  # the whole frame is in, its CRC processed
                 m.d.sync += [short.eq(count < 4), crc_bad.eq(~check.match_detected),
                              length_bad.eq(count != frame_bytes),
+                             padding_bad.eq(padding_set),
                              is_known.eq(Cat(is_command.values()).any()),
                              is_supported.eq(Cat(is_command[c] for c in known).any())]
                 m.next = "VERDICT"
@@ -418,7 +429,10 @@ class Executor(wiring.Component):
                     m.d.sync += verdict.eq(LinkError.UNSUPPORTED.value)
                 with m.Elif(length_bad):
                     m.d.sync += verdict.eq(LinkError.LENGTH.value)
-                m.d.sync += refusing.eq(short | crc_bad | ~is_known | ~is_supported | length_bad)
+                with m.Elif(padding_bad):
+                    m.d.sync += verdict.eq(LinkError.PADDING.value)
+                m.d.sync += refusing.eq(short | crc_bad | ~is_known | ~is_supported | length_bad
+                                        | padding_bad)
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(refusing):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imcgen import golden
+from imcgen.core.config import AnalogConfig
 from imcgen.core.errors import ImcError
 
 __all__ = ["parse_times", "parse_sweep", "Workload", "workload", "evaluate", "run",
@@ -39,7 +40,12 @@ def parse_times(text):
         if not item or not match or (match.group(2) and match.group(2) not in _UNITS):
             raise ImcError("--time", item, "must be a non-negative number with an optional "
                                            "unit s, m, h, d, w or y (e.g. 1s,1h,1d,1y)")
-        out.append(float(match.group(1)) * _UNITS.get(match.group(2) or "s"))
+        seconds = float(match.group(1)) * _UNITS.get(match.group(2) or "s")
+        lo, hi = AnalogConfig.FIELDS["time"].limits  # checked here, under the option's name
+        if not lo <= seconds <= hi:
+            raise ImcError("--time", item, f"must be a time from {format_time(lo)} to "
+                                           f"{format_time(hi)} ({lo:g}..{hi:g} s)")
+        out.append(seconds)
     return out
 
 

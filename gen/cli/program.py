@@ -38,6 +38,8 @@ def _load_requests(cfg, path):
     if array.ndim != 2 or array.shape[1] != 3:
         raise ImcError("requests.shape", array.shape,
                        "must be (N, 3): global row, physical column, target verify code")
+    if len(array) == 0:  # would "program" nothing and report every cell in tolerance
+        raise ImcError("--requests", str(path), "holds no requests (shape (0, 3))")
     for n, (name, top) in enumerate((("row", cfg.input_rows - 1),
                                      ("column", cfg.physical_columns - 1),
                                      ("target", cfg.adc_max))):

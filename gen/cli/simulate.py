@@ -4,6 +4,7 @@ import sys
 
 from imcgen.cli import common
 from imcgen.cli.common import MISMATCH, OK
+from imcgen.core.errors import ImcError
 
 
 def add_parser(commands, command):
@@ -54,6 +55,9 @@ def cmd_simulate(args):
         check_output_dir("--work", args.work)
     weights = check_weights(cfg, load_array("--weights", args.weights))
     inputs = check_inputs(cfg, load_array("--inputs", args.inputs))
+    if len(inputs) == 0:  # would check nothing and report a match
+        raise ImcError("--inputs", str(args.inputs), f"holds no vectors (shape (0, "
+                                                     f"{cfg.input_rows}))")
     check_affordable(cfg, inputs, allow_long=args.allow_long,
                      what=f"simulating {len(inputs)} vectors")
 

@@ -77,6 +77,7 @@ class LinkError(IntEnum):
     LENGTH = 5       # payload length differs from the command's
     TIMEOUT = 6      # the frame stopped arriving before its closing END (truncated)
     UNSUPPORTED = 7  # a known command this build does not have (no TRNG, ideal device)
+    PADDING = 8      # a payload bit outside the command's layout is set (unused bits are 0)
 
 
 # -- CRC and identity --------------------------------------------------------------------------

@@ -198,6 +198,8 @@ class MacroConfig:
                        f"rows can reach {self.rows_per_read * top} > {self.adc_max} (adc_bits "
                        f"= {self.adc_bits}), so reads may clip (the golden model reproduces it); "
                        f"{self.safe_rows_per_read} or fewer never clip")
+        for tab in self.tables:
+            out += tab.warnings(self)
         return out
 
     def derived(self):

@@ -150,6 +150,10 @@ class Table:
     def check(self, cfg):
         """Checks that need the whole configuration; raise :class:`ImcError`."""
 
+    def warnings(self, cfg):
+        """One line per setting of this table that is allowed but defeats its purpose."""
+        return []
+
     def derived(self, cfg):
         """Derived values of this table, for ``config show`` and the manifest."""
         return {}

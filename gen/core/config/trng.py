@@ -72,13 +72,18 @@ class TrngConfig(Table):
             if not math.isfinite(rct) or 1 + math.ceil(rct) > MAX_RCT_CUTOFF:
                 raise ImcError("trng.min_entropy", self.min_entropy,
                                f"puts the repetition count cutoff beyond {MAX_RCT_CUTOFF} "
-                               f"equal bits in a row (a test that would practically never fire): allowed "
+                               f"equal bits in a row (a test that would practically never "
+                               f"fire): allowed "
                                f"{-math.log2(self.false_alarm) / (MAX_RCT_CUTOFF - 1):.3g}..1")
-            if self.apt_cutoff > self.apt_window:
-                raise ImcError("trng.false_alarm", self.false_alarm,
-                               f"puts the adaptive proportion cutoff ({self.apt_cutoff}) above "
-                               f"its window of {self.apt_window} bits: the test could never "
-                               f"fire; raise false_alarm or min_entropy")
+
+    def warnings(self, cfg):
+        # Legal (a way to switch the test off) but it defeats the health tests' purpose.
+        if self.enabled and self.apt_cutoff > self.apt_window:
+            return [f"trng.min_entropy = {self.min_entropy}, trng.false_alarm = "
+                    f"{self.false_alarm:.3g}: the adaptive proportion cutoff ({self.apt_cutoff}) "
+                    f"is above its window of {self.apt_window} bits, so that health test can "
+                    f"never fire"]
+        return []
 
     @property
     def draws(self):
