@@ -405,6 +405,8 @@ CASES = {
                              "nan"], "argument --clock-mhz: 'nan' is not a number in"),
     "timeout infinite": (lambda f: ["board", "--sim", "--timeout", "inf"],
                          "argument --timeout: 'inf' is not a number in"),
+    "port that takes no serial settings": (lambda f: ["board", "--port", "/dev/null"],
+                                           "--port = '/dev/null': is not a serial port"),
     "huge value shortened": (lambda f: ["config", "show", "--set", f"rows={10**200}"],
                              "...00000000 (201 characters): must be an integer in 1..1024"),
 }

@@ -62,7 +62,35 @@ def _check_port(port):
     if not os.access(path, os.R_OK | os.W_OK):
         raise ImcError("--port", text, "cannot be opened for reading and writing (permission "
                                        "denied: the dialout group?)")
+    # A character device that is not a terminal (/dev/null), or the controlling terminal
+    # itself, would take the link's bytes without a board behind it.
+    import termios
+
+    if path.resolve() == Path("/dev/tty").resolve():
+        raise ImcError("--port", text, "is the controlling terminal, not a serial port")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as err:
+        raise ImcError("--port", text, f"cannot be opened ({err.strerror})") from None
+    try:
+        termios.tcgetattr(fd)
+        if os.ttyname(fd) == _own_terminal():
+            raise ImcError("--port", text, "is this process's own terminal, not a serial port")
+    except termios.error:
+        raise ImcError("--port", text, "is not a serial port (a character device that takes "
+                                       "no serial settings)") from None
+    finally:
+        os.close(fd)
     return text
+
+
+def _own_terminal():
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            return os.ttyname(stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
 
 
 def cmd_board(args):
