@@ -15,7 +15,7 @@ from imcgen.link.protocol import *  # noqa: F403  (one import for the host side)
 from imcgen.link.protocol import Command, ProtocolError
 from imcgen.link.protocol import __all__ as _wire
 
-__all__ = [*_wire, "request_length", "Codec"]
+__all__ = [*_wire, "request_length", "Codec", "layout_rows", "payload_tables"]
 
 
 def request_length(cfg, command):
@@ -98,3 +98,56 @@ class Codec:
     def error(self, payload):
         value = unpack(self.error_layout, payload)
         return value["error"], value["command"]
+
+
+# -- the payload tables of docs/board.md -------------------------------------------------------
+
+
+def layout_rows(layout, name="", base=0):
+    """``[(field, first bit, stride, width, signed)]`` of a layout, nested fields dotted; an
+    array of scalars is one row ``name[i]`` whose element ``i`` starts at ``first + stride*i``
+    (``stride`` None for a single field)."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    if not isinstance(layout, data.Layout):
+        shape = Shape.cast(layout)
+        return [(name or "value", base, None, shape.width, shape.signed)]
+    if isinstance(layout, data.ArrayLayout) and not isinstance(layout.elem_shape, data.Layout):
+        elem = Shape.cast(layout.elem_shape)
+        return [(f"{name or 'value'}[i], i = 0..{layout.length - 1}", base, elem.width,
+                 elem.width, elem.signed)]
+    rows = []
+    for key, field in layout:
+        rows += layout_rows(field.shape, f"{name}.{key}" if name else str(key),
+                            base + field.offset)
+    return rows
+
+
+def payload_tables(cfg):
+    """Markdown tables of every payload of a board built from ``cfg``: each command's request
+    and response items, and the error payload (docs/board.md, generated: it cannot drift)."""
+    codec = Codec(cfg)
+    out = []
+    # Payloads that are a bare array or number, named as the docs name them.
+    names = {(Command.MVM, "request"): "x", (Command.TRNG_READ, "request"): "count",
+             (Command.TRNG_ENABLE, "request"): "enable", (Command.TRNG_READ, "response"): "byte"}
+
+    def table(title, layout, name=""):
+        size = nbytes(layout)
+        out.append(f"{title} ({size} byte{'s' if size != 1 else ''})\n\n")
+        out.append("| field | bits from | width | signed |\n|---|---|---|---|\n")
+        for field, first, stride, width, signed in layout_rows(layout, name):
+            at = str(first) if stride is None else f"{first} + {stride}i" if first else \
+                f"{stride}i"
+            out.append(f"| `{field}` | {at} | {width} | {'yes' if signed else 'no'} |\n")
+        out.append("\n")
+
+    for command in Command:
+        for kind, layouts in (("request", codec.requests), ("response", codec.responses)):
+            if command in layouts:
+                table(f"**{command.name}** (0x{command.value:02x}) {kind}"
+                      f"{' item' if kind == 'response' else ''}", layouts[command],
+                      names.get((command, kind), ""))
+    table("**Error** response", codec.error_layout)
+    return "".join(out)
