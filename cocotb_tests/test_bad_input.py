@@ -407,6 +407,11 @@ CASES = {
                          "argument --timeout: 'inf' is not a number in"),
     "port that takes no serial settings": (lambda f: ["board", "--port", "/dev/null"],
                                            "--port = '/dev/null': is not a serial port"),
+    "output stalls near 1": (lambda f: sim(f, **{"--out-stalls": "0.999999999"}),
+                             "simulating 3 vectors needs about"),
+    "trng bits beyond memory": (lambda f: ["trng", "--bits", str(10**12), "-o",
+                                           f["dir"] / "t.bin"],
+                                "generating 1000000000000 bits needs about 55879.4 GiB"),
     "huge value shortened": (lambda f: ["config", "show", "--set", f"rows={10**200}"],
                              "...00000000 (201 characters): must be an integer in 1..1024"),
 }

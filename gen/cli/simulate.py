@@ -59,7 +59,8 @@ def cmd_simulate(args):
         raise ImcError("--inputs", str(args.inputs), f"holds no vectors (shape (0, "
                                                      f"{cfg.input_rows}))")
     check_affordable(cfg, inputs, allow_long=args.allow_long,
-                     what=f"simulating {len(inputs)} vectors")
+                     what=f"simulating {len(inputs)} vectors", in_gaps=args.in_gaps,
+                     out_stalls=args.out_stalls)
 
     import numpy as np
 

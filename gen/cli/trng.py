@@ -42,6 +42,11 @@ def cmd_trng(args):
     if args.rtl and args.bits > 2_000_000 and not args.allow_long:
         raise ImcError("--bits", args.bits, "the RTL makes about 10^5 bits a minute here: at "
                                             "most 2000000 without --allow-long")
+    from imcgen.sim.budget import check_memory
+
+    # The golden model holds about 60 bytes per output bit at its peak (measured: 59 MB for
+    # 10^6 bits), at about 10^7 bits a second: memory, not time, bounds it.
+    check_memory("--bits", args.bits, 60 * args.bits, f"generating {args.bits} bits")
     t = cfg.trng
     bits, run = generate(cfg, args.bits)
     per_clock = throughput(cfg, run)

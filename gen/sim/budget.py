@@ -12,7 +12,7 @@ import numpy as np
 
 from imcgen.core.errors import ImcError
 
-__all__ = ["Estimate", "estimate", "check_affordable", "MAX_SECONDS"]
+__all__ = ["Estimate", "estimate", "check_affordable", "check_memory", "MAX_SECONDS"]
 
 MAX_SECONDS = 3600.0
 
@@ -51,8 +51,11 @@ def _machine_memory():
         return 8 << 30
 
 
-def estimate(cfg, inputs=None, rtl=True):
-    """Cost of generating (``inputs=None``) or simulating ``inputs`` on ``cfg``.
+def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0):
+    """Cost of generating (``inputs=None``) or simulating ``inputs`` on ``cfg``, with idle
+    gaps before vectors (1..6 cycles with probability ``in_gaps``) and the output not ready
+    with probability ``out_stalls`` in a cycle (every cycle of a result's stall then repeats:
+    ``1 / (1 - out_stalls)`` times as many).
 
     The comparator trees of the crossbar stub dominate elaboration and build: every tile sums
     ``rows`` cell values for each of its ``adcs`` lanes.
@@ -73,14 +76,16 @@ def estimate(cfg, inputs=None, rtl=True):
         for start in range(0, len(X), 4096):  # exact cycles from the schedule alone
             cycles += int(timing.vector_cycles(cfg, reads_per_tile(cfg, X[start:start + 4096]))
                           .sum())
+        cycles = cycles / max(1.0 - out_stalls, 1e-12) + 3.5 * in_gaps * len(X)
         rate = 1.5e5 / (1 + lanes / 4096)  # simulated cycles per second through cocotb
         simulate_s = 2 + cycles / rate
     return Estimate(elaborate_s, build_s, simulate_s, int(memory))
 
 
-def check_affordable(cfg, inputs=None, rtl=True, allow_long=False, what="this run"):
+def check_affordable(cfg, inputs=None, rtl=True, allow_long=False, what="this run",
+                     in_gaps=0.0, out_stalls=0.0):
     """Raise :class:`ImcError` with the estimate if ``what`` would take hours or too much memory."""
-    cost = estimate(cfg, inputs, rtl)
+    cost = estimate(cfg, inputs, rtl, in_gaps=in_gaps, out_stalls=out_stalls)
     if allow_long:
         return cost
     limit = 0.75 * _machine_memory()
@@ -91,3 +96,14 @@ def check_affordable(cfg, inputs=None, rtl=True, allow_long=False, what="this ru
                        f"{_duration(MAX_SECONDS)} and {limit / 2**30:.0f} GiB (shrink the "
                        f"configuration or the batch, or pass --allow-long)")
     return cost
+
+
+def check_memory(field, value, need_bytes, what):
+    """Refuse ``what`` (named by the option ``field`` = ``value``) when it needs more than
+    three quarters of the machine's memory: no flag makes that run (it would end in a
+    MemoryError after its work)."""
+    limit = 0.75 * _machine_memory()
+    if need_bytes > limit:
+        raise ImcError(field, value, f"{what} needs about {need_bytes / 2**30:.1f} GiB, more "
+                                     f"than the {limit / 2**30:.0f} GiB allowed here: ask for "
+                                     f"less per run")

@@ -116,7 +116,11 @@ def budget_cycles(cfg, spec):
         cells = spec.program["passes"] * cfg.input_rows * cfg.physical_columns + \
             len(spec.program["requests"])
         budget += 4 * cells * int(timing.program_cycles(cfg, cfg.write_verify.max_pulses))
-    return budget * (8 if spec.stalled else 1)
+    # A stalled output repeats each of its cycles 1 / (1 - p) times on average: four times
+    # that, and never less than the eightfold margin of any stalled run.
+    stall = max(spec.out_stalls, spec.r_stalls)
+    factor = max(8.0 if spec.stalled else 1.0, 4.0 / max(1.0 - stall, 1e-9))
+    return int(budget * factor)
 
 
 class Engine:
