@@ -10,6 +10,7 @@ One design per configuration (``CONFIGS``); the cocotb tests read the UART divis
 link timeout from ``IMCGEN_UART_DIVISOR`` / ``IMCGEN_LINK_TIMEOUT``.
 """
 
+import os
 import random
 
 import cocotb
@@ -102,12 +103,21 @@ def _run(name, tmp_path, seed, tests):
 
 
 LINK_TESTS = ["info_and_mvm_match_golden", "back_to_back_commands_answer_in_order",
-              "malformed_frames_are_refused_and_change_nothing", "frame_cut_by_a_reset"]
+              "malformed_frames_are_refused_and_change_nothing", "frame_cut_by_a_reset",
+              "hostile_frames_get_their_documented_answers_and_change_nothing"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_board_top(name, tmp_path, seed):
     _run(name, tmp_path, seed, LINK_TESTS)
+
+
+@pytest.mark.slow
+def test_board_top_long_fuzz(tmp_path, seed, monkeypatch):
+    # Opt-in (IMCGEN_SLOW=1): 10^5 hostile frames (IMCGEN_FUZZ_FRAMES to change it).
+    monkeypatch.setenv("IMCGEN_FUZZ_FRAMES", os.environ.get("IMCGEN_FUZZ_FRAMES", "100000"))
+    _run("small", tmp_path, seed, ["hostile_frames_get_their_documented_answers_and_change_"
+                                   "nothing"])
 
 
 def test_board_top_trng(tmp_path, seed):
@@ -583,3 +593,147 @@ def test_host_driver_reports_refusals_and_silence():
     wrong_seq = encode_frame(Command.STATUS | OK_BIT, 7, b"\0" * 7)
     with pytest.raises(BoardError, match="out of step"):
         Board(None, cfg, link=Link([wrong_seq]), check=False).status()
+
+
+# -- hostile bytes on the link ----------------------------------------------------------------
+
+FUZZ_FRAMES = int(os.environ.get("IMCGEN_FUZZ_FRAMES", "60"))
+
+
+def expected_answers(codec, line):
+    """What the board answers to the line bytes ``line`` (no timeout inside): per frame the
+    decoder closes, ``(code, seq, payload)``, from the documented rules alone: the framing
+    (golden.slip), then the checks in their documented order. Also the WEIGHTS rows it
+    applies, ``[(row, values)]``."""
+    from imcgen.golden import slip
+    from imcgen.link.protocol import OK_BIT, crc16
+
+    answers, applied, body = [], [], bytearray()
+    # The board is inside the frames of a good exchange, not hunting: a leading END, an empty
+    # frame, puts the reference there too.
+    for kind, data in slip.tokens(bytes([END]) + line):
+        if kind == slip.DATA:
+            body.append(data)
+            continue
+        command = body[0] if body else 0
+        seq = body[1] if len(body) > 1 else 0
+        error = None
+        if kind == slip.BAD_END:
+            error = LinkError.ESCAPE
+        elif len(body) < 4:
+            error = LinkError.SHORT
+        elif crc16(bytes(body[:-2])) != int.from_bytes(body[-2:], "big"):
+            error = LinkError.CRC
+        elif command not in {c.value for c in Command}:
+            error = LinkError.COMMAND
+        elif Command(command) not in codec.supported:
+            error = LinkError.UNSUPPORTED
+        elif len(body) - 4 != codec.request_length(command):
+            error = LinkError.LENGTH
+        elif Command(command) in codec.requests and _padding_set(codec, command, body[2:-2]):
+            error = LinkError.PADDING
+        if error is not None:
+            answers.append((ERROR, seq, bytes([error.value, command])))
+        elif Command(command) in (Command.WEIGHTS, Command.CLEAR, Command.TRNG_CLEAR,
+                                  Command.TRNG_ENABLE):
+            if command == Command.WEIGHTS:
+                value = codec_unpack(codec.requests[Command.WEIGHTS], bytes(body[2:-2]))
+                applied.append((value["row"], value["weights"]))
+            answers.append((command | OK_BIT, seq, None))  # payload: not predicted here
+        else:
+            answers.append((command | OK_BIT, seq, None))
+        body.clear()
+    return answers, applied
+
+
+def codec_unpack(layout, payload):
+    from imcgen.link.codec import unpack
+
+    return unpack(layout, payload)
+
+
+def _padding_set(codec, command, payload):
+    width = Shape.cast(codec.requests[Command(command)]).width
+    return int.from_bytes(payload, "little") >> width != 0
+
+
+def hostile_line(rng, codec, W):
+    """One burst of hostile bytes: a mutated request, garbage, or a good one."""
+    good = [(Command.INFO, b""), (Command.STATUS, b""),
+            (Command.WEIGHTS, codec.weights(int(rng.integers(len(W))),
+                                            W[int(rng.integers(len(W)))]))]
+    command, payload = good[int(rng.integers(len(good)))]
+    seq = int(rng.integers(256))
+    frame = bytearray(encode_frame(command, seq, payload))
+    kind = rng.integers(9)
+    if kind == 0:  # a bit flip anywhere inside the delimiters
+        bit = int(rng.integers(8, 8 * (len(frame) - 1)))
+        frame[bit // 8] ^= 1 << (bit % 8)
+    elif kind == 1:  # a byte dropped
+        del frame[int(rng.integers(1, len(frame) - 1))]
+    elif kind == 2:  # a bad escape
+        at = int(rng.integers(1, len(frame) - 1))
+        frame[at:at] = bytes([ESC, int(rng.integers(256))])
+    elif kind == 3:  # oversized, with a good CRC
+        frame = bytearray(encode_frame(command, seq, payload + bytes(rng.integers(
+            0, 256, int(rng.integers(1, 40)), dtype=np.uint8))))
+    elif kind == 4:  # an unknown or unsupported command
+        frame = bytearray(encode_frame(int(rng.choice([0x00, 0x55, 0x7F, 0x20, 0x30, 0xFE])),
+                                       seq, payload))
+    elif kind == 5:  # garbage, then a frame (the garbage forms a frame of its own)
+        frame = bytearray(rng.integers(0, 256, int(rng.integers(1, 12)), dtype=np.uint8)) \
+            + frame
+    elif kind == 6:  # a payload bit above the layout (WEIGHTS)
+        if command == Command.WEIGHTS and 8 * len(payload) > Shape.cast(
+                codec.requests[Command.WEIGHTS]).width:
+            body = bytearray(payload)
+            body[-1] |= 0x80
+            frame = bytearray(encode_frame(command, seq, bytes(body)))
+    elif kind == 7:  # empty frames around it
+        frame = bytearray([END, END]) + frame + bytearray([END])
+    return bytes(frame)
+
+
+@cocotb.test()
+async def hostile_frames_get_their_documented_answers_and_change_nothing(dut):
+    """Random and mutated frames (bit flips, dropped bytes, bad escapes, oversized frames,
+    unknown commands, garbage, padding bits, empty frames, a truncated frame): after each, the
+    board's answers are exactly those the documented rules give, and a known MVM still
+    answers exactly; at the end STATUS counts every refused frame."""
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link = bench.cfg, bench.codec, bench.link
+    rng = bench.rng
+    W, X = stimulus(cfg, rng, 3)
+    await bench.load(W)
+    W = np.array(W)
+    refused = 0
+    for n in range(FUZZ_FRAMES):
+        if n % 25 == 24:  # a truncated frame: its TIMEOUT answer, then the link hunts again
+            seq, frame = link.frame(Command.INFO)
+            await link.send(frame[:3])
+            response = await link.response(timeout_ns=2 * TIMEOUT_CYCLES * CLOCK_NS)
+            assert (response.code, codec.error(response.payload)) == \
+                (ERROR, (LinkError.TIMEOUT.value, Command.INFO)), response
+            refused += 1
+            await link.send(bytes([END]))  # the link hunts for a delimiter: give it one
+            continue
+        line = hostile_line(rng, codec, W)
+        answers, applied = expected_answers(codec, line)
+        await link.send(line)
+        for code, seq, payload in answers:
+            response = await link.response()
+            assert (response.code, response.seq) == (code, seq), \
+                (n, line.hex(), response, answers, f"seed {bench.seed}")
+            if payload is not None:
+                assert response.payload == payload, (n, line.hex(), response)
+                refused += 1
+        for row, values in applied:
+            W[row] = values
+        if n % 10 == 9:
+            await bench.check_mvms(W, X[:1])
+            await link.silence(1)
+    status = await bench.status()
+    assert (status["bad_frames"], status["overruns"], status["framing_errors"]) == \
+        (refused, 0, 0), (status, refused)
+    await bench.check_mvms(W, X)
