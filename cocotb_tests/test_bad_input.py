@@ -493,3 +493,18 @@ def test_a_missing_fpga_extra_is_one_line(files, cache, capsys, monkeypatch):
     assert err.startswith("imcgen: error: --board = 'icebreaker': board 'icebreaker' needs "
                           "amaranth-boards"), err
     assert "imcgen[fpga]" in err and not cache.exists()
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path):
+    from imcgen.core.checks import written_whole
+
+    out = tmp_path / "r.npz"
+    with pytest.raises(RuntimeError):
+        with written_whole(out) as partial:
+            partial.write_bytes(b"half")
+            raise RuntimeError("the run failed after starting to write")
+    assert list(tmp_path.iterdir()) == []  # no partial file, no output
+    with written_whole(out) as partial:
+        assert partial.suffix == ".npz" and partial.parent == tmp_path
+        partial.write_bytes(b"whole")
+    assert out.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [out]

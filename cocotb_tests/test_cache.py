@@ -117,3 +117,4 @@ def test_cli_cache_refuses_a_bad_size_in_one_line(root, capsys, monkeypatch, arg
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"imcgen: error: {field} = ")
+

@@ -54,7 +54,13 @@ def _load_requests(cfg, path):
 def cmd_program(args):
     import numpy as np
 
-    from imcgen.core.checks import check_output_dir, check_output_file, check_weights, load_array
+    from imcgen.core.checks import (
+        check_output_dir,
+        check_output_file,
+        check_weights,
+        load_array,
+        written_whole,
+    )
     from imcgen.core.progress import Progress
     from imcgen.golden.programming import program_golden, summary
 
@@ -130,7 +136,8 @@ def cmd_program(args):
         arrays["weights_read_back"] = weights_back
     if rtl_rows is not None:
         arrays["rtl_results"] = rtl_rows
-    np.savez(out, **arrays)
+    with written_whole(out) as partial:
+        np.savez(partial, **arrays)
     hist = figures["pulse_histogram"]
     sys.stdout.write(
         f"{figures['cells']} cells ({figures['requests']} requests): {figures['ok']} in tolerance "

@@ -40,6 +40,7 @@ def cmd_simulate(args):
         check_output_file,
         check_weights,
         load_array,
+        written_whole,
     )
     from imcgen.core.progress import Progress
     from imcgen.sim.budget import check_affordable
@@ -79,9 +80,10 @@ def cmd_simulate(args):
     if args.program:  # [row, column, code, reads, pulses, status] per cell, RTL and golden
         extra = dict(program_results=result.program_rtl,
                      program_results_golden=result.program_expected)
-    np.savez(out, y=result.y, cycles=result.cycles, y_golden=result.y_golden,
-             cycles_golden=result.cycles_golden, reads=result.reads, clipped=result.clipped,
-             seed=result.seed, **extra)
+    with written_whole(out) as partial:
+        np.savez(partial, y=result.y, cycles=result.cycles, y_golden=result.y_golden,
+                 cycles_golden=result.cycles_golden, reads=result.reads,
+                 clipped=result.clipped, seed=result.seed, **extra)
     n = len(result.y_golden)
     sys.stdout.write(
         f"{n} vectors: values {'match' if result.values_match else 'DIFFER'}, cycles "

@@ -31,7 +31,7 @@ def cmd_trng(args):
     import numpy as np
 
     from imcgen.apps.trng_report import generate, throughput
-    from imcgen.core.checks import check_output_dir, check_output_file
+    from imcgen.core.checks import check_output_dir, check_output_file, written_whole
 
     cfg = common.load(args).replace(**{"trng.enabled": True})
     out = check_output_file("-o", args.output)
@@ -67,7 +67,8 @@ def cmd_trng(args):
                           strict=True))
         data = got[:len(data)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data.tobytes())
+    with written_whole(out) as partial:
+        partial.write_bytes(data.tobytes())
     bias = float(bits.mean() - 0.5) if len(bits) else 0.0
     health = ("no alarm" if run.alarm is None else
               f"{run.alarm[1].upper()} alarm at round {run.alarm[0]} (source {run.alarm[2]}): "

@@ -6,6 +6,7 @@ and what is allowed, raised before any long work starts.
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import numpy as np
 from imcgen.core.errors import ImcError
 
 __all__ = ["check_weights", "check_inputs", "load_array", "read_config_text",
-           "check_output_file", "check_output_dir", "MAX_CONFIG_BYTES", "MAX_ARRAY_BYTES"]
+           "check_output_file", "check_output_dir", "written_whole", "MAX_CONFIG_BYTES",
+           "MAX_ARRAY_BYTES"]
 
 MAX_CONFIG_BYTES = 1 << 20  # a configuration is a few hundred bytes; 1 MiB is surely a mistake
 MAX_ARRAY_BYTES = 1 << 32   # 4 GiB: far beyond any macro's weights or a sane batch of inputs
@@ -197,6 +199,21 @@ def check_output_file(flag, path, suffix=None):
     if target.exists() and not os.access(target, os.W_OK):
         raise ImcError(flag, text, "exists and cannot be overwritten (permission denied)")
     return target
+
+
+@contextmanager
+def written_whole(path):
+    """Write ``path`` under a temporary name beside it, renamed into place only when the
+    writing finished: a failed or interrupted run leaves no half-written file, and no file
+    at all where there was none. Yields the temporary path (it keeps ``path``'s suffix, which
+    ``numpy.savez`` needs)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def check_output_dir(flag, path):
