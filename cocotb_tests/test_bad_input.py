@@ -412,6 +412,9 @@ CASES = {
     "trng bits beyond memory": (lambda f: ["trng", "--bits", str(10**12), "-o",
                                            f["dir"] / "t.bin"],
                                 "generating 1000000000000 bits needs about 55879.4 GiB"),
+    "sweep of a million points": (lambda f: ["accuracy", "--device", "pcm", "--sweep",
+                                             "rows=1..1000000"],
+                                  "has 1000000 points; at most 64"),
     "huge value shortened": (lambda f: ["config", "show", "--set", f"rows={10**200}"],
                              "...00000000 (201 characters): must be an integer in 1..1024"),
 }

@@ -49,6 +49,10 @@ def parse_times(text):
     return out
 
 
+#: Points of one ``--sweep``: each is a whole evaluation (seconds to minutes of golden model).
+MAX_SWEEP_POINTS = 64
+
+
 def parse_sweep(cfg, text):
     """``"adc_bits=3..8"`` (or ``key=a,b,c``) -> (key, [values]), every point checked."""
     from imcgen.core.config import allowed_keys
@@ -62,15 +66,21 @@ def parse_sweep(cfg, text):
     range_ = re.fullmatch(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*", spec)
     if range_:
         lo, hi = int(range_.group(1)), int(range_.group(2))
-        values = list(range(lo, hi + 1))
-        if not values:
+        if hi < lo:
             raise ImcError("--sweep", text, f"the range {lo}..{hi} is empty (a..b with a <= b)")
+        if hi - lo + 1 > MAX_SWEEP_POINTS:  # refused before a list of them is even made
+            raise ImcError("--sweep", text, f"has {hi - lo + 1} points; at most "
+                                            f"{MAX_SWEEP_POINTS} (each is a full evaluation)")
+        values = list(range(lo, hi + 1))
     else:
         from imcgen.core.config import _field
 
         values = [_field(key).parse(key, v) for v in spec.split(",") if v.strip()]
         if not values:
             raise ImcError("--sweep", text, "gives no values")
+        if len(values) > MAX_SWEEP_POINTS:
+            raise ImcError("--sweep", text, f"has {len(values)} points; at most "
+                                            f"{MAX_SWEEP_POINTS} (each is a full evaluation)")
     for value in values:  # every point must be a valid configuration, checked now
         cfg.replace(**{key: value})
     return key, values
