@@ -734,6 +734,7 @@ async def hostile_frames_get_their_documented_answers_and_change_nothing(dut):
             await bench.check_mvms(W, X[:1])
             await link.silence(1)
     status = await bench.status()
+    # bad_frames saturates at 2^16 - 1 (docs/board.md): a long run reaches it.
     assert (status["bad_frames"], status["overruns"], status["framing_errors"]) == \
-        (refused, 0, 0), (status, refused)
+        (min(refused, 0xFFFF), 0, 0), (status, refused)
     await bench.check_mvms(W, X)
