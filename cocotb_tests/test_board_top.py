@@ -601,60 +601,23 @@ FUZZ_FRAMES = int(os.environ.get("IMCGEN_FUZZ_FRAMES", "60"))
 
 
 def expected_answers(codec, line):
-    """What the board answers to the line bytes ``line`` (no timeout inside): per frame the
-    decoder closes, ``(code, seq, payload)``, from the documented rules alone: the framing
-    (golden.slip), then the checks in their documented order. Also the WEIGHTS rows it
+    """What the board answers to ``line`` (golden.executor, given this build's commands and
+    payload widths): ``(code, seq, error payload or None)`` per frame; and the WEIGHTS rows it
     applies, ``[(row, values)]``."""
-    from imcgen.golden import slip
-    from imcgen.link.protocol import OK_BIT, crc16
-
-    answers, applied, body = [], [], bytearray()
-    # The board is inside the frames of a good exchange, not hunting: a leading END, an empty
-    # frame, puts the reference there too.
-    for kind, data in slip.tokens(bytes([END]) + line):
-        if kind == slip.DATA:
-            body.append(data)
-            continue
-        command = body[0] if body else 0
-        seq = body[1] if len(body) > 1 else 0
-        error = None
-        if kind == slip.BAD_END:
-            error = LinkError.ESCAPE
-        elif len(body) < 4:
-            error = LinkError.SHORT
-        elif crc16(bytes(body[:-2])) != int.from_bytes(body[-2:], "big"):
-            error = LinkError.CRC
-        elif command not in {c.value for c in Command}:
-            error = LinkError.COMMAND
-        elif Command(command) not in codec.supported:
-            error = LinkError.UNSUPPORTED
-        elif len(body) - 4 != codec.request_length(command):
-            error = LinkError.LENGTH
-        elif Command(command) in codec.requests and _padding_set(codec, command, body[2:-2]):
-            error = LinkError.PADDING
-        if error is not None:
-            answers.append((ERROR, seq, bytes([error.value, command])))
-        elif Command(command) in (Command.WEIGHTS, Command.CLEAR, Command.TRNG_CLEAR,
-                                  Command.TRNG_ENABLE):
-            if command == Command.WEIGHTS:
-                value = codec_unpack(codec.requests[Command.WEIGHTS], bytes(body[2:-2]))
-                applied.append((value["row"], value["weights"]))
-            answers.append((command | OK_BIT, seq, None))  # payload: not predicted here
-        else:
-            answers.append((command | OK_BIT, seq, None))
-        body.clear()
-    return answers, applied
-
-
-def codec_unpack(layout, payload):
+    from imcgen.golden import executor
     from imcgen.link.codec import unpack
 
-    return unpack(layout, payload)
-
-
-def _padding_set(codec, command, payload):
-    width = Shape.cast(codec.requests[Command(command)]).width
-    return int.from_bytes(payload, "little") >> width != 0
+    bits = {int(c): Shape.cast(layout).width for c, layout in codec.requests.items()}
+    out, applied = [], []
+    for code, seq, error, command, payload in executor.answers(line, bits, codec.supported):
+        if error is not None:
+            out.append((code, seq, bytes([error.value, command])))
+            continue
+        if command == Command.WEIGHTS:
+            value = unpack(codec.requests[Command.WEIGHTS], payload)
+            applied.append((value["row"], value["weights"]))
+        out.append((code, seq, None))  # a command that ran: its payload is checked elsewhere
+    return out, applied
 
 
 def hostile_line(rng, codec, W):

@@ -84,6 +84,31 @@ def test_executor_refuses_bad_parameters():
 DOC = Path(__file__).resolve().parents[1] / "docs" / "board.md"
 
 
+def test_reference_answers_follow_the_documented_order():
+    # golden.executor, on hand-made frames (the board's own answers: test_board_top's fuzz).
+    from imcgen.golden import executor
+    from imcgen.link.protocol import ESC, encode_frame
+
+    bits = {int(Command.WEIGHTS): 21, int(Command.MVM): 64}
+    supported = {Command.INFO, Command.WEIGHTS, Command.MVM}
+    frame = encode_frame(Command.WEIGHTS, 7, b"\x01\x02\x03")
+    cases = [
+        (encode_frame(Command.INFO, 1), (Command.INFO | OK_BIT, 1, None)),
+        (frame, (Command.WEIGHTS | OK_BIT, 7, None)),
+        (frame[:-3] + bytes([frame[-3] ^ 1]) + frame[-2:], (ERROR, 7, LinkError.CRC)),
+        (bytes([0xC0, 0x10, 0xC0]), (ERROR, 0, LinkError.SHORT)),
+        (encode_frame(0x55, 2), (ERROR, 2, LinkError.COMMAND)),
+        (encode_frame(Command.PROGRAM, 3, b"\0\0"), (ERROR, 3, LinkError.UNSUPPORTED)),
+        (encode_frame(Command.WEIGHTS, 4, b"\1\2"), (ERROR, 4, LinkError.LENGTH)),
+        (encode_frame(Command.WEIGHTS, 5, b"\1\2\x20"), (ERROR, 5, LinkError.PADDING)),
+        (frame[:4] + bytes([ESC, 0x41]) + frame[4:], (ERROR, 7, LinkError.ESCAPE)),
+    ]
+    for line, want in cases:
+        (got,) = executor.answers(line, bits, supported)
+        assert got[:3] == want, (line.hex(), got, want)
+    assert executor.answers(b"\x13\x37" + frame, bits, supported, hunting=True)[0][2] is None
+
+
 def test_docs_payload_tables_are_current():
     import subprocess
     import sys
