@@ -415,6 +415,15 @@ CASES = {
     "sweep of a million points": (lambda f: ["accuracy", "--device", "pcm", "--sweep",
                                              "rows=1..1000000"],
                                   "has 1000000 points; at most 64"),
+    "program passes beyond memory": (lambda f: ["program", "--preset", "isaac", "--set",
+                                                "device.kind=rram", "--weights", f["W_isaac"],
+                                                "-o", f["dir"] / "p.npz", "--passes", "1000000"],
+                                     "--passes = 1000000: programming 16384000000 cells "
+                                     "needs about 2441.4 GiB"),
+    "program passes for hours on the RTL": (
+        lambda f: ["program", "--preset", "isaac", "--set", "device.kind=rram", "--weights",
+                   f["W_isaac"], "-o", f["dir"] / "p.npz", "--passes", "3000", "--rtl"],
+        "estimate = '17.0 h': programming 49152000 cells on the RTL and the golden model"),
     "huge value shortened": (lambda f: ["config", "show", "--set", f"rows={10**200}"],
                              "...00000000 (201 characters): must be an integer in 1..1024"),
 }

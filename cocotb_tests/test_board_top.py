@@ -28,6 +28,8 @@ from imcgen.fpga.protocol import (
     ESC,
     OK_BIT,
     PROTOCOL_VERSION,
+    XOFF,
+    XON,
     Codec,
     Command,
     LinkError,
@@ -37,6 +39,7 @@ from imcgen.fpga.protocol import (
     escape,
 )
 from imcgen.fpga.tb_board import UartLink
+from imcgen.golden import flow
 from imcgen.hdl.board_top import BoardCore, BoardTop
 from imcgen.hdl.uart import baud_divisor
 from imcgen.sim.runner import run_block
@@ -103,6 +106,7 @@ def _run(name, tmp_path, seed, tests):
 
 
 LINK_TESTS = ["info_and_mvm_match_golden", "back_to_back_commands_answer_in_order",
+              "a_burst_of_requests_gets_every_answer",
               "malformed_frames_are_refused_and_change_nothing", "frame_cut_by_a_reset",
               "hostile_frames_get_their_documented_answers_and_change_nothing"]
 
@@ -121,7 +125,9 @@ def test_board_top_long_fuzz(tmp_path, seed, monkeypatch):
 
 
 def test_board_top_trng(tmp_path, seed):
-    _run("small-rram-trng", tmp_path, seed, ["trng_bytes_match_golden"])
+    _run("small-rram-trng", tmp_path / "trng", seed, ["trng_bytes_match_golden"])
+    # Every command present; a simulation of its own, so its TRNG bytes start the stream.
+    _run("small-rram-trng", tmp_path / "burst", seed, ["a_burst_of_requests_gets_every_answer"])
 
 
 def test_board_top_programming(tmp_path, seed):
@@ -255,6 +261,92 @@ async def back_to_back_commands_answer_in_order(dut):
     await link.silence()
 
 
+BURST = int(os.environ.get("IMCGEN_BURST", "1000"))
+
+
+def burst_requests(rng, codec, cfg, W, X):
+    """``[(command, payload, line)]``: a burst of every command this protocol has (those the
+    build lacks answer UNSUPPORTED), corrupted and unknown frames among them; none changes
+    the weights (WEIGHTS rewrites a row with its own values; PROGRAM, if present, names a
+    cell that does not exist)."""
+    program = None
+    if Command.PROGRAM in codec.supported and \
+            (1 << _bits(codec.requests[Command.PROGRAM], "column")) > cfg.physical_columns:
+        program = codec.program(0, cfg.physical_columns, 1)
+    choices = [(Command.INFO, b""), (Command.STATUS, b""), (Command.MVM, None),
+               (Command.WEIGHTS, None), (Command.TRNG_STATUS, b""), (Command.TRNG_READ, None),
+               (Command.PROGRAM, program or b"\0\0"), (0x55, b""), ("crc", None)]
+    out = [(Command.CLEAR, b""), (Command.TRNG_ENABLE, b"\x01")]
+    while len(out) < BURST:
+        command, payload = choices[int(rng.integers(len(choices)))]
+        if command == Command.PROGRAM and program is None and \
+                Command.PROGRAM in codec.supported:
+            continue
+        if command == Command.MVM:
+            payload = codec.vector(X[int(rng.integers(len(X)))])
+        elif command == Command.WEIGHTS:
+            row = int(rng.integers(len(W)))
+            payload = codec.weights(row, W[row])
+        elif command == Command.TRNG_READ:
+            payload = bytes([int(rng.integers(1, 5))])
+        out.append((command, payload))
+    return out
+
+
+@cocotb.test()
+async def a_burst_of_requests_gets_every_answer(dut):
+    """BURST requests (1000) sent back to back without waiting, their responses up to twenty
+    times their size: every one answered, in order, exactly; the board paced the host with
+    XOFF and XON (docs/board.md section 1) and its receive FIFO never overran."""
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link, rng = bench.cfg, bench.codec, bench.link, bench.rng
+    W, X = stimulus(cfg, rng, 8)
+    await bench.load(W)
+    requests = burst_requests(rng, codec, cfg, W, X)
+    line = bytearray()
+    for command, payload in requests:
+        if command == "crc":  # a corrupted frame: answered CRC, applied never
+            seq, _ = link.frame(Command.MVM)
+            body = bytes([Command.MVM, seq]) + codec.vector(X[0])
+            crc = crc16(body) ^ 0x0100
+            line += bytes([END]) + escape(body + crc.to_bytes(2, "big")) + bytes([END])
+        else:
+            line += link.frame(command, payload)[1]
+    expected, applied = expected_answers(codec, bytes(line))
+    assert len(expected) == len(requests)
+    assert all(np.array_equal(W[row], values) for row, values in applied)  # no change
+    run = golden.run(cfg, W, X)
+    mvm = {codec.vector(x): (run.y[n].tolist(), int(run.cycles[n])) for n, x in enumerate(X)}
+    start = _now()
+    await link.send(bytes(line))
+    trng_bytes, answered = b"", 0
+    for (command, payload), (code, seq, error) in zip(requests, expected, strict=True):
+        response = await link.response(timeout_ns=(TIMEOUT_CYCLES + 4000) * CLOCK_NS)
+        assert (response.code, response.seq) == (code, seq), \
+            (answered, response, code, seq, f"seed {bench.seed}")
+        answered += 1
+        if error is not None:
+            assert response.payload == error, (answered, response)
+        elif command == Command.MVM:
+            assert codec.result(response.payload) == mvm[payload], (answered, response)
+        elif command == Command.TRNG_READ:
+            assert len(response.payload) == payload[0], (answered, response)
+            trng_bytes += response.payload
+    cycles = _now() - start
+    assert answered == len(requests) == BURST
+    status = await bench.status()
+    assert (status["overruns"], status["framing_errors"]) == (0, 0), status
+    assert XOFF in link.flow and flow.flow_bytes_alternate(link.flow), link.flow
+    if trng_bytes:
+        from imcgen.golden import trng
+
+        stream = trng.pack_bytes(trng.bits_for(cfg, 8 * len(trng_bytes)).bits).tobytes()
+        assert trng_bytes == stream[:len(trng_bytes)], "TRNG bytes differ from the golden model"
+    cocotb.log.info(f"burst of {BURST} requests ({len(line)} bytes): {answered} answers in "
+                    f"{cycles} cycles, {link.flow.count(XOFF)} XOFF")
+
+
 @cocotb.test()
 async def malformed_frames_are_refused_and_change_nothing(dut):
     bench = Bench(dut)
@@ -279,8 +371,10 @@ async def malformed_frames_are_refused_and_change_nothing(dut):
         await bench.refused(raw(body[:2] + bytes(whole)), LinkError.CRC, Command.WEIGHTS)
         bad += 1
     # Too short to hold a command, a sequence byte and a CRC.
-    await bench.refused(bytes([END, Command.MVM, END]), LinkError.SHORT, Command.MVM)
-    await bench.refused(bytes([END, Command.MVM, 7, 0x12, END]), LinkError.SHORT, Command.MVM)
+    # (Raw bytes, so not MVM: its code 0x11 is XON, stuffed in a frame, flow control raw.)
+    await bench.refused(bytes([END, Command.STATUS, END]), LinkError.SHORT, Command.STATUS)
+    await bench.refused(bytes([END, Command.STATUS, 7, 0x12, END]), LinkError.SHORT,
+                        Command.STATUS)
     bad += 2
     # A bad escape in the middle, and a frame ending inside an escape.
     frame = encode_frame(Command.WEIGHTS, 1, row0)
@@ -380,9 +474,7 @@ async def frame_cut_by_a_reset(dut):
     await link.send(frame)
     await Timer((len(frame) + 4) * link.byte_ns, "ns")
     await bench.reset()
-    link.sink.clear()
-    link.reader = type(link.reader)()
-    link.frames.clear()
+    link.forget()
     await bench.check_mvms(W, X[:1])
 
 
@@ -469,17 +561,18 @@ def test_crc_is_ccitt_false_in_both_implementations():
 
 
 def test_slip_framing_round_trips_every_byte_value():
-    from imcgen.link.protocol import ESC_END, ESC_ESC, FrameReader
+    from imcgen.link.protocol import ESC_END, ESC_ESC, ESC_XON, FrameReader
 
-    payload = bytes(range(256)) + bytes([END, ESC, END, ESC, ESC_END, ESC_ESC])
+    payload = bytes(range(256)) + bytes([END, ESC, END, ESC, ESC_END, ESC_ESC, XON, XOFF])
     frame = encode_frame(Command.MVM, END, payload)
     assert frame[0] == END and frame[-1] == END and END not in frame[1:-1]
-    assert frame[1:5] == bytes([Command.MVM, ESC, ESC_END, 0]) and \
+    assert XON not in frame and XOFF not in frame  # raw, they are flow control
+    assert frame[1:6] == bytes([ESC, ESC_XON, ESC, ESC_END, 0]) and \
         escape(bytes([ESC])) == bytes([ESC, ESC_ESC])
     reader = FrameReader()
     # Garbage before the first END is dropped; split anywhere; empty frames are skipped.
     frames = []
-    stream = b"\x12\x34" + frame + bytes([END]) + frame
+    stream = b"\x12\x34" + frame + bytes([END, XON]) + frame  # a flow byte between frames
     for n in range(0, len(stream), 7):
         frames += reader.feed(stream[n:n + 7])
     assert [f.body for f in frames] == [frames[0].body] * 2 and all(f.crc_ok for f in frames)
@@ -621,14 +714,15 @@ def expected_answers(codec, line):
 
 
 def hostile_line(rng, codec, W):
-    """One burst of hostile bytes: a mutated request, garbage, or a good one."""
+    """One burst of hostile bytes: a mutated request, garbage, flow-control bytes inside a
+    frame, or a good one."""
     good = [(Command.INFO, b""), (Command.STATUS, b""),
             (Command.WEIGHTS, codec.weights(int(rng.integers(len(W))),
                                             W[int(rng.integers(len(W)))]))]
     command, payload = good[int(rng.integers(len(good)))]
     seq = int(rng.integers(256))
     frame = bytearray(encode_frame(command, seq, payload))
-    kind = rng.integers(9)
+    kind = rng.integers(10)
     if kind == 0:  # a bit flip anywhere inside the delimiters
         bit = int(rng.integers(8, 8 * (len(frame) - 1)))
         frame[bit // 8] ^= 1 << (bit % 8)
@@ -654,6 +748,10 @@ def hostile_line(rng, codec, W):
             frame = bytearray(encode_frame(command, seq, bytes(body)))
     elif kind == 7:  # empty frames around it
         frame = bytearray([END, END]) + frame + bytearray([END])
+    elif kind == 8:  # raw flow control inside it: XOFF somewhere, XON (maybe) later
+        at = sorted(int(a) for a in rng.integers(1, len(frame), 2))
+        frame[at[1]:at[1]] = bytes([XON]) if rng.random() < 0.8 else b""
+        frame[at[0]:at[0]] = bytes([XOFF])
     return bytes(frame)
 
 
@@ -682,6 +780,8 @@ async def hostile_frames_get_their_documented_answers_and_change_nothing(dut):
             await link.send(bytes([END]))  # the link hunts for a delimiter: give it one
             continue
         line = hostile_line(rng, codec, W)
+        if flow.split(line)[1]:  # garbage ending in a raw XOFF: the board stops until XON
+            line += bytes([XON])
         answers, applied = expected_answers(codec, line)
         await link.send(line)
         for code, seq, payload in answers:

@@ -9,7 +9,19 @@ from cocotb.triggers import ClockCycles, with_timeout
 from imcgen.core.config import MacroConfig
 from imcgen.golden import slip
 from imcgen.hdl.slip import SlipDecoder, SlipEncoder, raw_layout, token_layout
-from imcgen.link.protocol import END, ESC, ESC_END, ESC_ESC, FrameReader, encode_frame
+from imcgen.link.protocol import (
+    END,
+    ESC,
+    ESC_END,
+    ESC_ESC,
+    ESC_XOFF,
+    ESC_XON,
+    STUFFED,
+    XOFF,
+    XON,
+    FrameReader,
+    encode_frame,
+)
 from imcgen.sim.runner import run_block
 from imcgen.sim.tb.streams import decode, encode, seed_from_env, stream_test
 
@@ -29,8 +41,13 @@ def test_reference_tokens_of_a_host_frame():
     assert slip.tokens(bytes([END, 0x41, ESC, END])) == [(slip.DATA, 0x41), (slip.BAD_END, 0)]
     assert slip.tokens(bytes([END, END, END])) == []
     reader = FrameReader()
-    frames = reader.feed(slip.frame(b"\x81\x07" + bytes([END, ESC, ESC_END, ESC_ESC])))
-    assert len(frames) == 1 and frames[0].crc_ok
+    body = b"\x81\x07" + bytes([END, ESC, ESC_END, ESC_ESC, XON, XOFF, ESC_XON, ESC_XOFF])
+    line = slip.frame(body)
+    assert XON not in line and XOFF not in line  # stuffed: a raw one is flow control
+    frames = reader.feed(line)
+    assert len(frames) == 1 and frames[0].crc_ok and frames[0].body[:-2] == body
+    assert slip.tokens(bytes([END, ESC, ESC_XON, ESC, ESC_XOFF, END])) == [
+        (slip.DATA, XON), (slip.DATA, XOFF), (slip.FRAME_END, 0)]
 
 
 @pytest.mark.parametrize("block", ["decoder", "encoder"])
@@ -44,7 +61,7 @@ def test_slip(block, tmp_path, seed):
 def _random_line(rng):
     """Random traffic: garbage, frames of random bytes rich in the special ones, bad escapes,
     empty frames, frames ending inside an escape."""
-    special = [END, ESC, ESC_END, ESC_ESC]
+    special = [*STUFFED, *STUFFED.values()]
     line = bytearray(rng.randbytes(rng.randint(0, 5)))  # before the first END: dropped
     for _ in range(40):
         body = bytes(rng.choice(special) if rng.random() < 0.3 else rng.randrange(256)
@@ -101,7 +118,7 @@ async def decoder_times_out_a_stalled_frame_and_hunts_again(dut):
 @cocotb.test()
 async def encoder_lines_equal_the_reference(dut):
     _, rng, source, sink = await stream_test(dut, idle=0.3, stall=0.4)
-    special = [END, ESC, ESC_END, ESC_ESC]
+    special = [*STUFFED, *STUFFED.values()]
     bodies = [bytes(range(256))] + [
         bytes(rng.choice(special) if rng.random() < 0.3 else rng.randrange(256)
               for _ in range(rng.randint(2, 20))) for _ in range(30)]

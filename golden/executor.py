@@ -1,13 +1,14 @@
 """Reference of the board link's executor (:mod:`imcgen.hdl.executor`): the answer the board
 gives to each frame of a line, from the rules of docs/board.md alone.
 
-The framing is :mod:`imcgen.golden.slip`'s; then each closed frame is checked in the
+Raw ``XON``/``XOFF`` are flow control (:mod:`imcgen.golden.flow`), off the line before the
+framing, which is :mod:`imcgen.golden.slip`'s; then each closed frame is checked in the
 documented order (SHORT, CRC, COMMAND, UNSUPPORTED, LENGTH, PADDING; ESCAPE for a frame with a
 bad escape). What a configuration's build accepts (its commands and their payload widths in
 bits) is passed in, so nothing here reads the hardware.
 """
 
-from imcgen.golden import slip
+from imcgen.golden import flow, slip
 from imcgen.link.protocol import END, ERROR, OK_BIT, Command, LinkError, crc16
 
 __all__ = ["answers"]
@@ -25,6 +26,7 @@ def answers(line, payload_bits, supported, hunting=False):
     """
     known = {c.value for c in Command}
     out, body = [], bytearray()
+    line, _ = flow.split(line)
     for kind, data in slip.tokens(line if hunting else bytes([END]) + line):
         if kind == slip.DATA:
             body.append(data)

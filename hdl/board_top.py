@@ -5,14 +5,17 @@ A host drives the macro over one serial line with the protocol of docs/board.md 
 
 Blocks, line to macro and back, each a component of its own::
 
-    rx -> UartRx -> RX FIFO -> SlipDecoder -> Executor -> MacroTop
-    tx <- UartTx <- SlipEncoder (CRC, stuffing) <-----/
+    rx -> UartRx -> FlowControl -> RX FIFO -> SlipDecoder -> Executor -> MacroTop
+    tx <- UartTx <- FlowControl <- SlipEncoder (CRC, stuffing) <-----/
 
 :class:`imcgen.hdl.slip.SlipDecoder`, :class:`imcgen.hdl.slip.SlipEncoder`
     The framing (:mod:`imcgen.hdl.slip`).
 :class:`imcgen.hdl.executor.Executor`
     Runs the commands (:mod:`imcgen.hdl.executor`). The RX FIFO holds the frames a host sends
     while one runs (back-to-back commands).
+:class:`imcgen.hdl.flow.FlowControl`
+    XON/XOFF both ways: the board stops the host before the RX FIFO overflows, and the host
+    may stop the board.
 :class:`BoardCore`
     The blocks connected, pins as ports.
 :class:`BoardTop`
@@ -40,6 +43,7 @@ from imcgen.hdl.executor import (  # noqa: F401  (re-exported: the board's layou
     status_layout,
     supported,
 )
+from imcgen.hdl.flow import FlowControl
 from imcgen.hdl.macro_top import MacroTop
 from imcgen.hdl.slip import CRC, SlipDecoder, SlipEncoder, Token, raw_layout, token_layout  # noqa: F401
 from imcgen.hdl.uart import DATA_BITS, Uart, baud_divisor
@@ -63,7 +67,8 @@ class BoardCore(wiring.Component):
         Idle cycles inside a frame before it is answered as truncated (TIMEOUT), and the
         longest wait for each TRNG byte.
     rx_fifo_depth : int
-        Bytes buffered from the line while a command runs.
+        Bytes buffered from the line while a command runs (at least 8: the flow control keeps
+        an eighth of it for the host's reaction to ``XOFF``).
     clk_hz : int
         The clock, reported by INFO (0 when unknown).
 
@@ -87,7 +92,7 @@ class BoardCore(wiring.Component):
         self._config = config
         self._divisor = check_int("UART divisor", divisor, 4, 0xFFFF)
         self._timeout = check_int("link timeout", timeout_cycles, 1)
-        self._depth = check_int("RX FIFO depth", rx_fifo_depth, 2, 0xFFFF)
+        self._depth = check_int("RX FIFO depth", rx_fifo_depth, 8, 0xFFFF)
         self._clk_hz = check_int("clock frequency", clk_hz, 0, 2**32 - 1)
         super().__init__({
             "rx": In(1, init=1),
@@ -117,6 +122,7 @@ class BoardCore(wiring.Component):
         m = Module()
         m.submodules.macro = macro = MacroTop(config=cfg)
         m.submodules.uart = uart = Uart(divisor=self._divisor)
+        m.submodules.flow = flow = FlowControl(depth=self._depth)
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=DATA_BITS, depth=self._depth)
         m.submodules.decoder = decoder = SlipDecoder(timeout_cycles=self._timeout)
         m.submodules.executor = executor = Executor(
@@ -124,13 +130,16 @@ class BoardCore(wiring.Component):
             divisor=self._divisor, clk_hz=self._clk_hz)
         m.submodules.encoder = encoder = SlipEncoder()
         m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
-        wiring.connect(m, uart.o, fifo.w_stream)
+        wiring.connect(m, uart.o, flow.line_i)
+        wiring.connect(m, flow.rx, fifo.w_stream)
+        m.d.comb += flow.level.eq(fifo.level)
         wiring.connect(m, fifo.r_stream, decoder.i)
         # The decoder and the encoder register both sides of their streams (docs/architecture.md
         # section 11): the executor's decisions, theirs and the UART's never meet in a cycle.
         wiring.connect(m, decoder.o, executor.i)
         wiring.connect(m, executor.o, encoder.i)
-        wiring.connect(m, encoder.o, uart.i)
+        wiring.connect(m, encoder.o, flow.tx)
+        wiring.connect(m, flow.line_o, uart.i)
         wiring.connect(m, executor.macro, macro)
         m.d.comb += [
             executor.framing_errors.eq(uart.framing_errors),

@@ -17,12 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from imcgen.hdl.common import check_int, one_hot
 from imcgen.hdl.uart import DATA_BITS
-from imcgen.link.protocol import (
-    END,
-    ESC,
-    ESC_END,
-    ESC_ESC,
-)
+from imcgen.link.protocol import END, ESC, STUFFED
 
 __all__ = ["CRC", "Token", "token_layout", "raw_layout", "SlipDecoder", "SlipEncoder"]
 
@@ -31,6 +26,17 @@ CRC = crc.catalog.CRC16_IBM_3740
 
 
 _TIMER_LOW_BITS = 8  # SlipDecoder: the low part of the split timeout count
+
+
+def _stuffed(m, value, prefix):
+    """``(special, code)``: signals saying whether ``value`` is a stuffed byte
+    (:data:`STUFFED`: ``END``, ``ESC``, ``XON``, ``XOFF``) and the byte after ``ESC`` for it."""
+    special = Signal(name=f"{prefix}_special")
+    code = Signal(DATA_BITS, name=f"{prefix}_code")
+    for byte, escape in STUFFED.items():
+        with m.If(value == byte):
+            m.d.comb += [special.eq(1), code.eq(escape)]
+    return special, code
 
 
 class Token(enum.Enum, shape=2):
@@ -89,7 +95,8 @@ class SlipDecoder(wiring.Component):
         line_valid = Signal()
         have = Signal()               # a byte waits, classed
         byte = Signal(DATA_BITS)
-        is_end, is_esc, is_esc_end, is_esc_esc = Signal(), Signal(), Signal(), Signal()
+        is_end, is_esc, is_code = Signal(), Signal(), Signal()  # is_code: follows an ESC
+        unstuffed = Signal(DATA_BITS)  # the data byte it stands for after an ESC
         take = Signal()               # the waiting byte is consumed this cycle
         m.d.comb += self.i.ready.eq(~line_valid)
         with m.If(~line_valid):
@@ -98,8 +105,10 @@ class SlipDecoder(wiring.Component):
             m.d.sync += line_valid.eq(0)
         with m.If(~have):
             m.d.sync += [have.eq(line_valid), byte.eq(line), is_end.eq(line == END),
-                         is_esc.eq(line == ESC), is_esc_end.eq(line == ESC_END),
-                         is_esc_esc.eq(line == ESC_ESC)]
+                         is_esc.eq(line == ESC), is_code.eq(0)]
+            for data_byte, code in STUFFED.items():
+                with m.If(line == code):
+                    m.d.sync += [is_code.eq(1), unstuffed.eq(data_byte)]
         with m.Elif(take):
             m.d.sync += have.eq(0)
         with m.If(self.o.valid & self.o.ready):
@@ -160,8 +169,8 @@ class SlipDecoder(wiring.Component):
                 with m.Elif(have & free):
                     m.d.comb += take.eq(1)
                     m.next = "FRAME"
-                    with m.If(is_esc_end | is_esc_esc | is_end):
-                        # DATA END or DATA ESC; BAD_END if the frame ends inside the escape
+                    with m.If(is_code | is_end):
+                        # DATA (END, ESC, XON or XOFF); BAD_END if the frame ends inside it
                         emit()
                 idle_count()
             with m.State("TIMED_OUT"):  # the line waits until the token is registered
@@ -182,10 +191,10 @@ class SlipDecoder(wiring.Component):
             with m.Else():
                 m.d.sync += self.o.payload.kind.eq(Token.DATA)
             m.d.sync += self.o.payload.data.eq(
-                Mux(escaped_state, Mux(is_esc_end, END, ESC), byte))
+                Mux(escaped_state, unstuffed, byte))
         # The frame's flags as sums of products of registers (no enable logic): cleared as a
         # frame opens, ends or times out; `started` set by its first byte (or escape), `bad`
-        # by an escape followed by anything but ESC_END, ESC_ESC or END.
+        # by an escape followed by anything but a stuffing code or END.
         go = have & free
         in_frame = fsm.ongoing("FRAME") & ~expired & go
         escaped = fsm.ongoing("ESCAPED") & ~expired & go
@@ -193,7 +202,7 @@ class SlipDecoder(wiring.Component):
                  | (fsm.ongoing("TIMED_OUT") & free))
         m.d.sync += [
             started.eq(~clear & (started | (in_frame & ~is_end))),
-            bad.eq(~clear & (bad | (escaped & ~is_esc_end & ~is_esc_esc))),
+            bad.eq(~clear & (bad | (escaped & ~is_code))),
         ]
         one_hot(fsm)
         return m
@@ -226,14 +235,14 @@ class SlipEncoder(wiring.Component):
         # stuffing come from the input register, line bytes go into the output register.
         have = Signal()
         token = Signal(raw_layout)
-        special = Signal()  # the token's byte is END or ESC
-        token_end = Signal()  # it is END
+        special = Signal()  # the token's byte is stuffed (END, ESC, XON, XOFF)
+        token_code = Signal(DATA_BITS)  # the byte after ESC for it
         take = Signal()
         m.d.comb += self.i.ready.eq(~have)
         with m.If(~have):
-            value = self.i.payload.data
+            is_special, code = _stuffed(m, self.i.payload.data, "in")
             m.d.sync += [have.eq(self.i.valid), token.eq(self.i.payload),
-                         special.eq((value == END) | (value == ESC)), token_end.eq(value == END)]
+                         special.eq(is_special), token_code.eq(code)]
         with m.Elif(take):
             m.d.sync += have.eq(0)
         with m.If(self.o.valid & self.o.ready):
@@ -244,7 +253,7 @@ class SlipEncoder(wiring.Component):
         def put(value):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(value)]
 
-        def send(value, is_special, is_end, done):
+        def send(value, is_special, code, done):
             """Send ``value`` stuffed; call ``done()`` in the cycle its last byte goes."""
             with m.If(free):
                 with m.If(~second):
@@ -254,17 +263,17 @@ class SlipEncoder(wiring.Component):
                     with m.Else():
                         done()
                 with m.Else():
-                    put(Mux(is_end, ESC_END, ESC_ESC))
+                    put(code)
                     m.d.sync += second.eq(0)
                     done()
 
         # The CRC's bytes are classed a cycle ahead: it settles two cycles before CRC_HI
         # (the last byte is taken, then the end token loaded).
-        crc_flags = Signal(4)  # high byte END, high byte END or ESC, then the low byte's
-
+        crc_special = Signal(2)  # the high byte, then the low byte, is stuffed
+        crc_codes = [Signal(DATA_BITS, name=f"crc_code{n}") for n in range(2)]
         for n, half in enumerate((check.crc[8:16], check.crc[0:8])):
-            m.d.sync += [crc_flags[2 * n].eq(half == END),
-                         crc_flags[2 * n + 1].eq((half == END) | (half == ESC))]
+            is_special, code = _stuffed(m, half, f"crc{n}")
+            m.d.sync += [crc_special[n].eq(is_special), crc_codes[n].eq(code)]
 
         with m.FSM(init="IDLE", name="slip_tx") as fsm:
             with m.State("IDLE"):
@@ -276,7 +285,7 @@ class SlipEncoder(wiring.Component):
                 with m.If(have & ~token.end):
                     def consume():
                         m.d.comb += [take.eq(1), check.valid.eq(1), check.data.eq(token.data)]
-                    send(token.data, special, token_end, consume)
+                    send(token.data, special, token_code, consume)
                 with m.Elif(have):
                     m.next = "CRC_HI"
 
@@ -286,9 +295,9 @@ class SlipEncoder(wiring.Component):
                 return go
 
             with m.State("CRC_HI"):
-                send(check.crc[8:16], crc_flags[1], crc_flags[0], after("CRC_LO"))
+                send(check.crc[8:16], crc_special[0], crc_codes[0], after("CRC_LO"))
             with m.State("CRC_LO"):
-                send(check.crc[0:8], crc_flags[3], crc_flags[2], after("CLOSE"))
+                send(check.crc[0:8], crc_special[1], crc_codes[1], after("CLOSE"))
             with m.State("CLOSE"):
                 with m.If(free):
                     put(END)

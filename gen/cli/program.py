@@ -18,7 +18,7 @@ def add_parser(commands, command):
     prog.add_argument("--rtl", action="store_true",
                       help="also program the RTL on Verilator and check it against the golden "
                            "model")
-    prog.add_argument("--passes", type=common.int_in(1, 1000, "a positive integer (at most 1000)"),
+    prog.add_argument("--passes", type=common.int_in(1, 10**6, "a positive integer (at most 10^6)"),
                       default=1,
                       help="array passes over the weight matrix (a second pass re-verifies)")
     prog.add_argument("--stuck-test", action="store_true",
@@ -87,15 +87,11 @@ def cmd_program(args):
     cells = (0 if single is None else len(single)) + \
         passes * cfg.input_rows * cfg.physical_columns + \
         (2 * cfg.tiles * cfg.rows * cfg.physical_columns if args.stuck_test else 0)
-    if args.rtl:
-        from imcgen.core import timing
+    from imcgen.sim.budget import check_programming
 
-        cycles = cells * int(timing.program_cycles(cfg, 8))
-        if cycles > 2e8 and not args.allow_long:
-            raise ImcError("estimate", f"{cycles / 1.5e5 / 3600:.1f} h",
-                           f"programming {cells} cells on the RTL takes that long; allowed "
-                           f"without --allow-long: 1 h (program fewer cells, or use the golden "
-                           f"model: no --rtl)")
+    check_programming(cfg, cells, args.rtl, allow_long=args.allow_long,
+                      field="--passes" if passes else "--requests",
+                      value=args.passes if passes else args.requests)
     where = "the RTL and the golden model" if args.rtl else "the golden model"
     sys.stderr.write(f"programming {cells} cells ({cfg.device.kind}, tolerance "
                      f"+/-{cfg.write_verify.tolerance} codes) on {where}\n")

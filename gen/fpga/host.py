@@ -13,8 +13,10 @@
 
 The same class drives the simulated board of ``imcgen board --sim`` through a pseudo-terminal.
 Requests are pipelined up to the board's receive FIFO (``INFO.rx_fifo_depth``), responses
-matched by their sequence byte. An error response raises :class:`BoardError` naming the
-command and the reason; a missing one raises :class:`LinkTimeout`.
+matched by their sequence byte; the port does XON/XOFF, so a burst beyond that (another
+host program's) is paced by the board instead of overrunning it. An error response raises
+:class:`BoardError` naming the command and the reason; a missing one raises
+:class:`LinkTimeout`.
 """
 
 import time
@@ -50,11 +52,12 @@ class ConfigMismatch(BoardError):
 
 
 def open_serial(port, baud, timeout):
-    """A pyserial port, raw 8N1."""
+    """A pyserial port, raw 8N1 with XON/XOFF flow control (docs/board.md section 1): the
+    operating system (or the USB-UART) stops sending on the board's XOFF."""
     import serial
 
     return serial.Serial(port, baudrate=baud, bytesize=8, parity="N", stopbits=1,
-                         timeout=timeout, write_timeout=timeout)
+                         xonxoff=True, timeout=timeout, write_timeout=timeout)
 
 
 class Board:

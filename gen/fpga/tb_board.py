@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cocotb
 
-from imcgen.link.protocol import FrameReader, encode_frame, parse_response
+from imcgen.link.protocol import XOFF, XON, FrameReader, encode_frame, parse_response
 from imcgen.sim.tb.streams import CLOCK_NS, reset_dut, start_clock
 
 __all__ = ["uart_baud", "UartLink", "pty_bridge", "IDLE_POLLS"]
@@ -39,7 +39,13 @@ def uart_baud(divisor):
 
 
 class UartLink:
-    """Frames to the board's ``rx``, responses from its ``tx`` (cocotbext-uart models).
+    """Frames to the board's ``rx``, responses from its ``tx`` (cocotbext-uart models), with
+    the XON/XOFF flow control of a USB-UART doing it in hardware.
+
+    Bytes to send wait in :attr:`pending`; a pump hands them to the UART model one at a time,
+    at most one queued behind the byte on the line, and hands none while the board has said
+    ``XOFF`` (so it stops within two bytes). A monitor reads every byte from ``tx``: ``XON``
+    and ``XOFF`` steer the pump, the rest is :attr:`received` (what a host program reads).
 
     Parameters
     ----------
@@ -49,16 +55,46 @@ class UartLink:
     """
 
     def __init__(self, dut, divisor):
+        from cocotb.queue import Queue
+        from cocotb.triggers import Event
         from cocotbext.uart import UartSink, UartSource
 
         self.dut, self.divisor = dut, divisor
         self.source = UartSource(dut.rx, baud=uart_baud(divisor))
+        self.source.queue = Queue(maxsize=1)  # one byte behind the line: XOFF stops us fast
         self.sink = UartSink(dut.tx, baud=uart_baud(divisor))
         for model in (self.source, self.sink):  # not a log line per byte
             model.log.setLevel(logging.WARNING)
         self.reader = FrameReader()
         self.frames = deque()
         self.seq = 0
+        self.pending = deque()   # bytes to send
+        self.received = bytearray()  # bytes from the board, flow control taken out
+        self.flow = []            # the flow-control bytes the board sent, in order
+        self.stopped = False      # the board said XOFF
+        self._wake_pump, self._arrived = Event(), Event()
+        cocotb.start_soon(self._pump())
+        cocotb.start_soon(self._monitor())
+
+    async def _pump(self):
+        while True:
+            if not self.pending or self.stopped:
+                self._wake_pump.clear()
+                await self._wake_pump.wait()
+                continue
+            await self.source.write(bytes([self.pending.popleft()]))
+
+    async def _monitor(self):
+        while True:
+            for byte in await self.sink.read():
+                if byte in (XON, XOFF):
+                    self.flow.append(byte)
+                    self.stopped = byte == XOFF
+                    if not self.stopped:
+                        self._wake_pump.set()
+                else:
+                    self.received.append(byte)
+            self._arrived.set()
 
     @property
     def byte_ns(self):
@@ -66,12 +102,35 @@ class UartLink:
         return 10 * self.divisor * CLOCK_NS
 
     async def send(self, data):
-        """Queue raw line bytes (returns at once; they go out back to back)."""
-        await self.source.write(bytes(data))
+        """Queue raw line bytes (returns at once; they go out back to back, paced by the
+        board's XON/XOFF)."""
+        self.pending.extend(bytes(data))
+        self._wake_pump.set()
+
+    @property
+    def idle(self):
+        """Nothing waits to be sent and nothing is on the line."""
+        return not self.pending and self.source.idle()
 
     async def sent(self):
         """Until every queued byte has left."""
+        from cocotb.triggers import Timer
+
+        while self.pending:
+            await Timer(self.byte_ns, "ns")
         await self.source.wait()
+
+    def take(self):
+        """The bytes received so far (flow control taken out), and forget them."""
+        data = bytes(self.received)
+        self.received.clear()
+        return data
+
+    def forget(self):
+        """Drop whatever was received and any partial frame (after a reset of the board)."""
+        self.take()
+        self.reader = FrameReader()
+        self.frames.clear()
 
     def frame(self, command, payload=b""):
         """``(seq, frame)``: a request frame with the next sequence byte."""
@@ -84,7 +143,10 @@ class UartLink:
 
         async def collect():
             while not self.frames:
-                self.frames.extend(self.reader.feed(await self.sink.read()))
+                self.frames.extend(self.reader.feed(self.take()))
+                if not self.frames:
+                    self._arrived.clear()
+                    await self._arrived.wait()
             return self.frames.popleft()
 
         return await with_timeout(collect(), timeout_ns, "ns")
@@ -103,12 +165,12 @@ class UartLink:
         return response
 
     async def silence(self, byte_times=3):
-        """Assert that nothing arrives on ``tx`` for ``byte_times`` frames."""
+        """Assert that nothing but flow control arrives on ``tx`` for ``byte_times`` frames."""
         from cocotb.triggers import Timer
 
         await Timer(byte_times * self.byte_ns, "ns")
-        assert self.sink.empty() and not self.frames and self.reader.pending == 0, \
-            f"unexpected bytes from the board: {bytes(self.sink.read_nowait()).hex()}"
+        assert not self.received and not self.frames and self.reader.pending == 0, \
+            f"unexpected bytes from the board: {bytes(self.received).hex()}"
 
 
 async def pty_bridge(dut, divisor, name_file, stop_file):
@@ -139,13 +201,13 @@ async def pty_bridge(dut, divisor, name_file, stop_file):
                 data = b""
             if data:
                 await link.send(data)
-            out = bytes(link.sink.read_nowait()) if not link.sink.empty() else b""
+            out = link.take()
             while out:
                 try:
                     out = out[os.write(master, out):]
                 except BlockingIOError:
                     select.select([], [master], [], 0.01)
-            if data or out or not link.source.idle() or link.sink.active:
+            if data or out or not link.idle or link.sink.active:
                 quiet = 0
             else:
                 quiet += 1

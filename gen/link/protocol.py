@@ -7,10 +7,18 @@ reference; in brief:
 Frame
     ``END body END`` with SLIP byte stuffing (RFC 1055): inside ``body`` the byte ``END``
     (0xC0) is sent as ``ESC ESC_END`` (0xDB 0xDC) and ``ESC`` (0xDB) as ``ESC ESC_ESC``
-    (0xDB 0xDD). ``body`` = ``code, seq, payload..., crc_hi, crc_lo``: CRC-16/IBM-3740 (also
+    (0xDB 0xDD); protocol 2 also stuffs the flow-control bytes ``XON`` (0x11) as ``ESC ESC_XON``
+    (0xDB 0xDE) and ``XOFF`` (0x13) as ``ESC ESC_XOFF`` (0xDB 0xDF). ``body`` =
+    ``code, seq, payload..., crc_hi, crc_lo``: CRC-16/IBM-3740 (also
     known as CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no reflection, no
     final XOR; check value 0x29B1) over ``code, seq, payload``, most significant byte first.
     Empty frames (two ``END`` in a row) are ignored, so every frame may start with ``END``.
+Flow control
+    XON/XOFF both ways, outside the frames (a raw 0x11 or 0x13 on the line is never data): the
+    board sends ``XOFF`` when its receive FIFO is nearly full and ``XON`` when it has drained
+    (:func:`flow_levels`), and stops sending after the current byte on an ``XOFF`` from the
+    host until an ``XON``. pyserial's ``xonxoff=True`` (or the USB-UART's own flow control)
+    honours it on the host.
 Request
     ``code`` is a :class:`Command`, ``seq`` any byte the host chooses (echoed back), the payload
     has the command's exact length (:meth:`imcgen.fpga.protocol.Codec.request_length`).
@@ -35,17 +43,24 @@ from enum import IntEnum
 from imcgen.link.codec import nbytes, pack, unpack  # re-exported: payloads go through it
 
 __all__ = [
-    "PROTOCOL_VERSION", "END", "ESC", "ESC_END", "ESC_ESC", "OK_BIT", "ERROR",
+    "PROTOCOL_VERSION", "END", "ESC", "ESC_END", "ESC_ESC", "XON", "XOFF", "ESC_XON",
+    "ESC_XOFF", "STUFFED", "flow_levels", "OK_BIT", "ERROR",
     "Command", "LinkError", "crc16", "config_digest", "nbytes", "pack", "unpack",
     "escape", "encode_frame", "FrameReader", "Frame", "Response", "parse_response",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: XON/XOFF flow control, 0x11 and 0x13 stuffed in frames
 
 END = 0xC0
 ESC = 0xDB
 ESC_END = 0xDC
 ESC_ESC = 0xDD
+XON = 0x11   # DC1: resume sending
+XOFF = 0x13  # DC3: stop sending after the current byte
+ESC_XON = 0xDE
+ESC_XOFF = 0xDF
+#: The bytes a frame never holds raw, and the byte that follows ``ESC`` for each.
+STUFFED = {END: ESC_END, ESC: ESC_ESC, XON: ESC_XON, XOFF: ESC_XOFF}
 
 OK_BIT = 0x80  # response code of a command that succeeded: the command | OK_BIT
 ERROR = 0xFF   # response code of an error response
@@ -104,14 +119,28 @@ def config_digest(cfg):
 # -- framing -----------------------------------------------------------------------------------
 
 
+def flow_levels(depth):
+    """``(xoff, xon)``: the receive FIFO levels (bytes) at which the board sends ``XOFF``
+    (at or above) and, after it, ``XON`` (at or below).
+
+    The ``depth // 8`` bytes above ``xoff`` are the host's reaction: the board's ``XOFF``
+    waits for at most two bytes already leaving its UART, so a host that stops within
+    ``depth // 8 - 3`` bytes of receiving it never overruns the FIFO (61 bytes for the
+    512-byte FIFO; a USB-UART doing XON/XOFF in its own hardware stops within one or two).
+    """
+    return depth - depth // 8, depth // 4
+
+
+_UNSTUFFED = {code: byte for byte, code in STUFFED.items()}
+
+
 def escape(body):
-    """SLIP byte stuffing of ``body`` (no delimiters)."""
+    """SLIP byte stuffing of ``body`` (no delimiters): :data:`STUFFED` bytes as ``ESC`` and
+    their code."""
     out = bytearray()
     for byte in body:
-        if byte == END:
-            out += bytes([ESC, ESC_END])
-        elif byte == ESC:
-            out += bytes([ESC, ESC_ESC])
+        if byte in STUFFED:
+            out += bytes([ESC, STUFFED[byte]])
         else:
             out.append(byte)
     return bytes(out)
@@ -141,7 +170,8 @@ class FrameReader:
     """Splits a byte stream into frames (the receiving half of the framing).
 
     Bytes before the first ``END`` are dropped (the stream may start mid-frame); empty frames
-    are skipped. :meth:`feed` returns the frames completed by the given bytes.
+    are skipped; raw ``XON`` and ``XOFF`` (flow control, never data) are skipped wherever they
+    come. :meth:`feed` returns the frames completed by the given bytes.
     """
 
     def __init__(self):
@@ -153,6 +183,8 @@ class FrameReader:
     def feed(self, data):
         frames = []
         for byte in bytes(data):
+            if byte in (XON, XOFF):
+                continue
             if not self._synced:
                 self._synced = byte == END
                 continue
@@ -163,10 +195,8 @@ class FrameReader:
                 self._escaped = self._bad = False
             elif self._escaped:
                 self._escaped = False
-                if byte == ESC_END:
-                    self._body.append(END)
-                elif byte == ESC_ESC:
-                    self._body.append(ESC)
+                if byte in _UNSTUFFED:
+                    self._body.append(_UNSTUFFED[byte])
                 else:
                     self._bad = True
             elif byte == ESC:

@@ -12,7 +12,8 @@ import numpy as np
 
 from imcgen.core.errors import ImcError
 
-__all__ = ["Estimate", "estimate", "check_affordable", "check_memory", "MAX_SECONDS"]
+__all__ = ["Estimate", "estimate", "check_affordable", "check_memory", "program_estimate",
+           "check_programming", "MAX_SECONDS"]
 
 MAX_SECONDS = 3600.0
 
@@ -107,3 +108,43 @@ def check_memory(field, value, need_bytes, what):
         raise ImcError(field, value, f"{what} needs about {need_bytes / 2**30:.1f} GiB, more "
                                      f"than the {limit / 2**30:.0f} GiB allowed here: ask for "
                                      f"less per run")
+
+
+#: Golden write-verify (``golden.programming``): cells per second and peak bytes per cell,
+#: measured on isaac with an RRAM device (0.8 M cells/s at 1 pass, 2.4 M/s at 4; 131 B/cell).
+GOLDEN_PROGRAM_RATE = 4e5
+GOLDEN_PROGRAM_BYTES = 160
+
+
+def program_estimate(cfg, cells, rtl):
+    """Cost of write-verifying ``cells`` cells: on the golden model alone, or (``rtl``) also
+    on the RTL, whose run takes the timing model's cycles for a cell of eight pulses."""
+    from imcgen.core import timing
+
+    golden_s = cells / GOLDEN_PROGRAM_RATE
+    memory = GOLDEN_PROGRAM_BYTES * cells
+    if not rtl:
+        return Estimate(0.0, 0.0, golden_s, int(memory))
+    base = estimate(cfg, None, rtl=True)
+    lanes = cfg.tiles * cfg.rows * cfg.adcs
+    cycles = cells * int(timing.program_cycles(cfg, 8))
+    simulate_s = 2 + golden_s + cycles / (1.5e5 / (1 + lanes / 4096))
+    return Estimate(base.elaborate_s, base.build_s, simulate_s,
+                    int(max(base.memory_bytes, memory)))
+
+
+def check_programming(cfg, cells, rtl, allow_long=False, field="cells", value=None):
+    """Refuse programming ``cells`` cells when it would take hours (unless ``allow_long``) or
+    more memory than the machine has (always: it would fail after its work); the memory
+    refusal names ``field`` = ``value`` (the option that asked for the cells)."""
+    cost = program_estimate(cfg, cells, rtl)
+    check_memory(field, cells if value is None else value, cost.memory_bytes,
+                 f"programming {cells} cells")
+    if cost.seconds > MAX_SECONDS and not allow_long:
+        where = "the RTL and the golden model" if rtl else "the golden model"
+        raise ImcError("estimate", _duration(cost.seconds),
+                       f"programming {cells} cells on {where} needs {cost.describe()}; "
+                       f"allowed without --allow-long: {_duration(MAX_SECONDS)} (program "
+                       f"fewer cells or passes{', or drop --rtl' if rtl else ''}, or pass "
+                       f"--allow-long)")
+    return cost
