@@ -22,7 +22,7 @@ KEYS = {**_FIELDS, **{f"{t}.{k}": spec for t, cls in TABLES.items()
 #: What turns a table on, so that its keys' checks and derived values run.
 CONTEXT = {"device": ["device.kind=rram"], "write_verify": ["device.kind=rram"],
            "trng": ["trng.enabled=true"], "analog": ["analog.device=pcm", "crossbar=external"],
-           "stub": [], "": []}
+           "stub": [], "cost": [], "": []}
 MAX_LINE = 240  # "about 200": the longest real explanations run a little over
 HUGE = 2**70        # beyond 64 bits
 VAST = 2**1100      # beyond a float
@@ -211,9 +211,11 @@ def base_args(words, workdir):
 
     W = workdir / "W.npy"
     X = workdir / "X.npy"
+    spec = workdir / "spec.toml"
     if not W.exists():
         np.save(W, np.zeros((64, 10), dtype=np.int64))
         np.save(X, np.zeros((2, 64), dtype=np.int64))
+        spec.write_text("[grid]\nadc_bits = [5, 6]\n")
     return {
         ("verilog",): ["verilog", "-o", "ok"],
         ("simulate",): ["simulate", "--weights", W, "--inputs", X, "-o", "ok.npz"],
@@ -222,6 +224,8 @@ def base_args(words, workdir):
         ("program",): ["program", "--set", "device.kind=rram", "--weights", W, "-o", "ok.npz"],
         ("demo",): ["demo"],
         ("fpga",): ["fpga", "--synth-only"],
+        ("cost",): ["cost", "--inputs", X, "--weights", W, "--json", "ok.json"],
+        ("sweep",): ["sweep", spec, "-o", "ok"],
     }[words]
 
 
@@ -243,7 +247,8 @@ def test_every_path_option_refuses_what_cannot_be_meant(words, names, workdir, c
                 args = list(args)
                 del args[args.index(name):args.index(name) + 2]
         code, out, err, written = run([*args, option, text], capsys, workdir)
-        written = {p for p in written if p.name not in ("W.npy", "X.npy", "dangling")}
+        written = {p for p in written if p.name not in ("W.npy", "X.npy", "dangling",
+                                                        "spec.toml")}
         assert_refused(code, out, err, written, names, f"{' '.join(words)} {option} {text!r}")
 
 

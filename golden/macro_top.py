@@ -1,6 +1,6 @@
 """Macro top: the blocks composed into the macro's result for a batch of vectors."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,9 +19,9 @@ from imcgen.golden import (
     shift_add,
     weight_mapper,
 )
-from imcgen.golden.blas import matmul_exact
+from imcgen.golden.blas import product, tile_products
 
-__all__ = ["GoldenResult", "cycles", "exact_reads", "run"]
+__all__ = ["GoldenResult", "Events", "cycles", "events", "exact_reads", "run"]
 
 # Bound on the elements of any per-chunk intermediate (vectors, planes, tiles, reads, columns).
 _CHUNK_ELEMENTS = 20_000_000
@@ -38,7 +38,8 @@ class GoldenResult:
     sums : ndarray of int64, shape (V, outputs)
         Adder-network sums, before the output stage.
     psums : ndarray of int64, shape (V, tiles, outputs)
-        Partial sum of each tile.
+        Partial sum of each tile (computed when first read on the exact path, which needs
+        only their total).
     reads : ndarray of int64, shape (V, tiles)
         Reads issued per tile.
     clipped : ndarray of bool, shape (V,)
@@ -49,10 +50,69 @@ class GoldenResult:
 
     y: np.ndarray
     sums: np.ndarray
-    psums: np.ndarray
+    tile_sums: object = field(repr=False)  # psums, or a function that computes them
+    reads: np.ndarray = None
+    clipped: np.ndarray = None
+    cycles: np.ndarray = None
+
+    @property
+    def psums(self):
+        if callable(self.tile_sums):
+            object.__setattr__(self, "tile_sums", self.tile_sums())
+        return self.tile_sums
+
+
+@dataclass(frozen=True)
+class Events:
+    """What the macro does for each of ``V`` vectors, counted exactly (``int64``, shape
+    ``(V,)`` unless noted): the basis of the cost model (:mod:`imcgen.apps.cost`).
+
+    Attributes
+    ----------
+    reads : compute reads issued, over every tile (``run().reads`` summed).
+    row_pulses : input-bit pulses on rows (a row whose bit is 1 in a plane: one pulse).
+    cell_reads : cells conducting in a read (each pulsed row, every physical column).
+    conversions : ADC conversions (every physical column of every read).
+    compares : SAR comparator decisions (``adc_bits`` per conversion: the binary search).
+    shift_adds : ADC codes shifted and added into a tile's partial sums (one per conversion).
+    adds : additions of the adder network (``tiles - 1`` per output) and the output stage
+        (one per output).
+    cycles : the vector's cycles (``run().cycles``): its latency.
+    interval : cycles from the result before it to its own in a stream offered back to back
+        (:func:`imcgen.core.timing.stream_cycles`): the throughput.
+    """
+
     reads: np.ndarray
-    clipped: np.ndarray
+    row_pulses: np.ndarray
+    cell_reads: np.ndarray
+    conversions: np.ndarray
+    compares: np.ndarray
+    shift_adds: np.ndarray
+    adds: np.ndarray
     cycles: np.ndarray
+    interval: np.ndarray
+
+    def total(self):
+        """``{event: count}`` summed over the vectors (Python ints)."""
+        return {name: int(getattr(self, name).sum()) for name in self.__dataclass_fields__}
+
+
+def events(cfg, X):
+    """The :class:`Events` of every vector of ``X``: from the bit planes' popcounts and the
+    schedule alone (the reads equal :func:`run`'s; test_golden checks it), one bit plane at a
+    time, so memory stays at a few copies of ``X``."""
+    X = check_inputs(cfg, X)
+    V = X.shape[0]
+    counts = input_driver.plane_counts(cfg, X)  # per plane, (V, tiles): rows pulsed
+    pulses = sum(count.sum(axis=-1, dtype=np.int64) for count in counts)
+    reads = _reads(cfg, counts)
+    total = reads.sum(axis=-1)
+    conversions = total * cfg.physical_columns
+    return Events(reads=total, row_pulses=pulses, cell_reads=pulses * cfg.physical_columns,
+                  conversions=conversions, compares=conversions * cfg.adc_bits,
+                  shift_adds=conversions,
+                  adds=np.full(V, cfg.tiles * cfg.outputs, dtype=np.int64),
+                  cycles=cycles(cfg, reads), interval=timing.stream_cycles(cfg, reads))
 
 
 def cycles(cfg, reads):
@@ -110,25 +170,41 @@ def exact_reads(cfg):
     return not cfg.analog.physical and not cfg.programmable and not cfg.reads_may_clip
 
 
-def _run_exact(cfg, W, X):
-    """:func:`run` when :func:`exact_reads` holds: one BLAS product per tile, read counts from
-    the planes' popcounts (equal to the read-by-read path: test_golden checks both)."""
-    V = X.shape[0]
-    x = X.reshape(V, cfg.tiles, cfg.rows)
-    w = W.reshape(cfg.tiles, cfg.rows, cfg.outputs)
-    bound = int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0)) * cfg.rows
-    psums = np.empty((V, cfg.tiles, cfg.outputs), dtype=np.int64)
-    for t in range(cfg.tiles):
-        psums[:, t] = matmul_exact(x[:, t], w[t], bound)
-    reads = np.zeros((V, cfg.tiles), dtype=np.int64)
+def _reads(cfg, counts):
+    """Reads per vector and tile, from the planes' popcounts (:func:`imcgen.golden.
+    input_driver.plane_counts`: a ``(V, tiles)`` array per plane), through a table of
+    ``ceil(count / rows_per_read)`` (a lookup is cheaper than a division)."""
     if cfg.schedule == "dense":
-        reads += cfg.input_bits * cfg.groups_per_plane
+        return np.full((len(counts[0]), cfg.tiles), cfg.input_bits * cfg.groups_per_plane,
+                       dtype=np.int64)
+    per_plane = -(-np.arange(cfg.rows + 1) // cfg.rows_per_read)
+    small = np.uint16 if cfg.input_bits * cfg.groups_per_plane < 1 << 16 else np.int64
+    table = per_plane.astype(small)
+    reads = np.zeros(counts[0].shape, dtype=small)
+    for count in counts:
+        reads += np.take(table, count)
+    return reads.astype(np.int64)
+
+
+def _run_exact(cfg, W, X):
+    """:func:`run` when :func:`exact_reads` holds: one BLAS product ``X @ W`` (the tiles'
+    partial sums only if asked for), read counts from the planes' popcounts (equal to the
+    read-by-read path: test_golden checks both)."""
+    V = X.shape[0]
+    bound = max(abs(cfg.input_min), abs(cfg.input_max)) * \
+        max(abs(cfg.weight_min), abs(cfg.weight_max)) * cfg.rows
+    sums = product(X, W, bound * cfg.tiles)
+    if cfg.tiles == 1:
+        psums = sums[:, np.newaxis, :]
     else:
-        for b in range(cfg.input_bits):  # each plane's popcount, one bit at a time
-            reads += -(-((x >> b) & 1).sum(axis=-1) // cfg.rows_per_read)
-    sums = adder_network.add_tiles(psums)
-    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, psums=psums, reads=reads,
-                        clipped=np.zeros(V, dtype=bool), cycles=cycles(cfg, reads))
+        def psums():
+            return tile_products(X, W, cfg.tiles, bound)
+    if cfg.schedule == "dense":  # no count needed
+        reads = np.full((V, cfg.tiles), cfg.input_bits * cfg.groups_per_plane, dtype=np.int64)
+    else:
+        reads = _reads(cfg, input_driver.plane_counts(cfg, X))
+    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, tile_sums=psums,
+                        reads=reads, clipped=np.zeros(V, dtype=bool), cycles=cycles(cfg, reads))
 
 
 def run(cfg, W, X, states=None, read_start=None, force_reads=False):
@@ -206,5 +282,5 @@ def run(cfg, W, X, states=None, read_start=None, force_reads=False):
     psums = np.concatenate(psums)
     reads = np.concatenate(reads)
     sums = adder_network.add_tiles(psums)
-    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, psums=psums, reads=reads,
-                        clipped=np.concatenate(clipped), cycles=cycles(cfg, reads))
+    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, tile_sums=psums,
+                        reads=reads, clipped=np.concatenate(clipped), cycles=cycles(cfg, reads))

@@ -17,9 +17,12 @@ def apply(cfg, sums):
     -------
     ndarray of int64, same shape as ``sums``
         ``sums >> out_shift`` (floor), then ``max(., 0)`` if ``out_relu``, then clamped to
-        ``out_bits`` signed bits if ``out_bits > 0``.
+        ``out_bits`` signed bits if ``out_bits > 0``; ``sums`` itself (as int64) when the
+        stage changes nothing.
     """
-    y = np.asarray(sums, dtype=np.int64) >> cfg.out_shift
+    y = np.asarray(sums, dtype=np.int64)
+    if cfg.out_shift:
+        y = y >> cfg.out_shift
     if cfg.out_relu:
         y = np.maximum(y, 0)
     if cfg.out_bits:

@@ -4,14 +4,26 @@
 
 import sys
 
-from imcgen.cli import accuracy, board, cache, config, demo, fpga, program, simulate, trng
+from imcgen.cli import (
+    accuracy,
+    board,
+    cache,
+    config,
+    cost,
+    demo,
+    fpga,
+    program,
+    simulate,
+    sweep,
+    trng,
+)
 from imcgen.cli.common import EXIT_CODES, MISMATCH, USAGE_ERROR, Parser
 from imcgen.core.errors import ImcError, SimulationError
 
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules in the order of ``imcgen --help``.
-COMMANDS = (config, simulate, trng, accuracy, program, demo, fpga, board, cache)
+COMMANDS = (config, simulate, trng, accuracy, program, cost, sweep, demo, fpga, board, cache)
 
 
 def build_parser():

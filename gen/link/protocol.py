@@ -104,12 +104,13 @@ def crc16(data, value=0xFFFF):
 
 
 def config_digest(cfg):
-    """32-bit identity of a configuration: CRC-32 of its canonical JSON.
+    """32-bit identity of a configuration: CRC-32 of the canonical JSON of its hardware keys
+    (every key but the ``[cost]`` table's, :meth:`MacroConfig.hardware_dict`).
 
     The board reports the digest of the configuration it was built for (INFO), so a host
     driving it with another configuration is refused instead of misreading every payload.
     """
-    text = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(cfg.hardware_dict(), sort_keys=True, separators=(",", ":"))
     return zlib.crc32(text.encode())
 
 

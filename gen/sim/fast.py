@@ -77,7 +77,7 @@ def elaborated(cfg):
     from imcgen.sim.toolchain import cache_dir
     from imcgen.sim.verilog import TOP_NAME, Design, Port
 
-    text = json.dumps(cfg.to_dict(), sort_keys=True) + source_digest()
+    text = json.dumps(cfg.hardware_dict(), sort_keys=True) + source_digest()
     key = f"{TOP_NAME}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
     home = cache_dir() / "elab" / key
     record = home / "design.json"

@@ -141,6 +141,15 @@ class MacroConfig:
             values[tab.TABLE] = tab.to_dict()
         return values
 
+    def hardware_dict(self):
+        """:meth:`to_dict` without the tables no RTL depends on (``[cost]``): the identity of
+        a build and of a board (:func:`imcgen.link.protocol.config_digest`)."""
+        values = self.to_dict()
+        for tab in self.tables:
+            if not tab.HARDWARE:
+                del values[tab.TABLE]
+        return values
+
     @classmethod
     def from_dict(cls, values):
         """Inverse of :meth:`to_dict` (flat keys and table dicts)."""

@@ -142,6 +142,7 @@ class Table:
 
     FIELDS = {}
     TABLE = ""
+    HARDWARE = True  # the RTL depends on it (configuration digest, build identities)
 
     def __post_init__(self):
         for key, spec in self.FIELDS.items():
