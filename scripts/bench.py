@@ -7,6 +7,7 @@ ceiling, golden model against X @ W, cycles against the ADC bound).
     ./scripts/bench --suite perf [--configs default,isaac,...] [--set KEY=VALUE] [--json perf.json]
     ./scripts/bench --suite perf --quick      # smoke instance (the default test suite runs it)
     ./scripts/bench --suite fmax [--configs default,small] [--blocks a,b] [--freq 100]
+    ./scripts/bench --suite golden [--golden-vectors 20000] [--repeats 7]   # golden vs BLAS
 
 Numbers depend on the machine; the closing notes of the issues quote runs of this script.
 """
@@ -27,7 +28,7 @@ def main():
     parser.add_argument("--preset", default="default")
     parser.add_argument("--vectors", type=int, default=2000)
     parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--suite", choices=("macro", "write_verify", "perf", "fmax"),
+    parser.add_argument("--suite", choices=("macro", "write_verify", "perf", "fmax", "golden"),
                         default="macro")
     parser.add_argument("--cells", type=int, default=1_000_000,
                         help="cells the write_verify suite programs (golden model)")
@@ -66,6 +67,8 @@ def main():
         return None
     if args.suite == "write_verify":
         return bench_write_verify(args)
+    if args.suite == "golden":
+        return bench_golden(args)
     if args.suite == "perf":
         from bench_perf import bench_perf
 
@@ -125,6 +128,56 @@ def show(report, json_path):
         print(f"{key.ljust(width)}  {text}")
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def bench_golden(args):
+    """The golden model (``golden.run``: values, reads, cycles, from int64 inputs) against a
+    plain float64 BLAS product ``X @ W`` of the same shapes (arrays already float64; NumPy's
+    default BLAS threads, and one thread), on every preset, side by side, best of
+    ``--repeats`` each; half the inputs zero (like ReLU activations). Target: golden within
+    10x of the product (issue: cost and exploration)."""
+    from imcgen import PRESETS, golden, load_config
+    from imcgen.golden.blas import _one_thread
+
+    def best(fn, *a):
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn(*a)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    def one_thread(a, b):
+        with _one_thread():
+            a @ b
+
+    V = args.golden_vectors
+    rows = []
+    rng = np.random.default_rng(0)
+    for name in PRESETS:
+        cfg = load_config(name)
+        W = rng.integers(cfg.weight_min, cfg.weight_max + 1, (cfg.input_rows, cfg.outputs))
+        X = rng.integers(cfg.input_min, cfg.input_max + 1, (V, cfg.input_rows))
+        X = np.where(rng.random(X.shape) < 0.5, X, 0)
+        Xf, Wf = X.astype(np.float64), W.astype(np.float64)
+        result = golden.run(cfg, W, X)
+        assert np.array_equal(result.sums, X @ W)
+
+        row = {"preset": name, "shape": f"{V}x{cfg.input_rows} @ {cfg.input_rows}x"
+                                        f"{cfg.outputs}",
+               "golden_ms": 1e3 * best(golden.run, cfg, W, X),
+               "blas_ms": 1e3 * best(np.matmul, Xf, Wf),
+               "blas_one_thread_ms": 1e3 * best(one_thread, Xf, Wf)}
+        row["ratio"] = row["golden_ms"] / row["blas_ms"]
+        row["ratio_one_thread"] = row["golden_ms"] / row["blas_one_thread_ms"]
+        rows.append(row)
+    print(f"{'preset':<8} {'shape':<22} {'golden ms':>9} {'BLAS ms':>8} {'1-thr ms':>8} "
+          f"{'ratio':>6} {'1-thr':>6}")
+    for r in rows:
+        print(f"{r['preset']:<8} {r['shape']:<22} {r['golden_ms']:9.3f} {r['blas_ms']:8.3f} "
+              f"{r['blas_one_thread_ms']:8.3f} {r['ratio']:6.1f} {r['ratio_one_thread']:6.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"vectors": V, "rows": rows}, indent=2) + "\n")
 
 
 def bench_write_verify(args):

@@ -261,7 +261,7 @@ def connect(scheduler=None, workers=None):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler, timeout="10s")
+        return Client(scheduler, timeout="5s")
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                            processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                            silence_logs=40)
@@ -304,15 +304,15 @@ def run_sweep(spec, out_dir, scheduler=None, workers=None, out=sys.stderr, clien
     Writes ``points.jsonl`` as points finish, then ``results.parquet`` and ``pareto.png``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "spec.json").write_text(json.dumps(
-        {"source": spec.source, "base": spec.base, "mode": spec.mode,
-         "axes": spec.axes, "vectors": spec.vectors, "seed": spec.seed}, indent=1) + "\n")
-    journal = Journal(out_dir / "points.jsonl")
     own = client is None
-    client = client or connect(scheduler, workers)
+    client = client or connect(scheduler, workers)  # before anything is written
     start = time.perf_counter()
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "spec.json").write_text(json.dumps(
+            {"source": spec.source, "base": spec.base, "mode": spec.mode,
+             "axes": spec.axes, "vectors": spec.vectors, "seed": spec.seed}, indent=1) + "\n")
+        journal = Journal(out_dir / "points.jsonl")
         out.write(f"sweep: {spec.size} points ({spec.mode}) on "
                   f"{len(client.scheduler_info()['workers'])} Dask workers; dashboard "
                   f"{client.dashboard_link}\n")
@@ -320,8 +320,8 @@ def run_sweep(spec, out_dir, scheduler=None, workers=None, out=sys.stderr, clien
             rows = _run_points(client, spec, points_of(spec), journal, out)
         else:
             rows = _run_nsga2(client, spec, journal, out)
-    finally:
         journal.close()
+    finally:
         if own:
             cluster = getattr(client, "cluster", None)
             client.close()
@@ -470,8 +470,14 @@ def _plot(rows, mask, spec, path):
         fig.colorbar(points, ax=ax, label=spec.objectives[2])
     else:
         ax.scatter(x, y, s=14, alpha=0.6, label="points")
-    order = np.argsort(x[mask])
-    ax.plot(x[mask][order], y[mask][order], "r.-", label="Pareto front (all objectives)")
+    # The front of the two plotted objectives as a line; the front of all of them marked.
+    two = pareto_mask(np.stack([x, y], axis=1),
+                      [OBJECTIVES[x_name], OBJECTIVES[y_name]])
+    order = np.argsort(x[two])
+    ax.plot(x[two][order], y[two][order], "r-", lw=1.2, label=f"front: {x_name}, {y_name}")
+    if len(spec.objectives) > 2:
+        ax.scatter(x[mask], y[mask], s=40, facecolors="none", edgecolors="r",
+                   label="front: all objectives")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     for axis, values in (("x", x), ("y", y)):

@@ -61,8 +61,8 @@ def cmd_cost(args):
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         data = {"workload": name, "vectors": report.vectors, "events": report.events,
-                "energy_pj": report.energy, "area_mm2": report.area,
-                "programming": report.programming, **report.as_row(),
+                **report.as_row(), "energy_pj_per_block": report.energy,
+                "area_mm2_per_block": report.area, "programming": report.programming,
                 "config": cfg.to_dict()}
         with written_whole(out) as tmp:
             tmp.write_text(json.dumps(data, indent=1, default=float) + "\n")
