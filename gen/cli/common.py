@@ -40,6 +40,9 @@ EXIT_CODES = {
              "link failed, 2 bad configuration, option or port, or a board built for another "
              "configuration",
     "cache": "exit status: 0 done, 2 bad option",
+    "formal": "exit status: 0 every property proved or held to its depth and every cover "
+              "reached (with --planted: every planted bug caught), 1 a property failed (its "
+              "counterexample written), 2 bad option or path, or the tools missing",
     "cost": "exit status: 0 report written, 2 bad configuration, input file, option or path",
     "sweep": "exit status: 0 every point evaluated or recorded with its error, 1 the cluster "
              "failed, 2 bad specification, option, scheduler address or path",

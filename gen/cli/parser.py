@@ -11,6 +11,7 @@ from imcgen.cli import (
     config,
     cost,
     demo,
+    formal,
     fpga,
     program,
     simulate,
@@ -23,7 +24,8 @@ from imcgen.core.errors import ImcError, SimulationError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules in the order of ``imcgen --help``.
-COMMANDS = (config, simulate, trng, accuracy, program, cost, sweep, demo, fpga, board, cache)
+COMMANDS = (config, simulate, trng, accuracy, program, cost, sweep, formal, demo, fpga, board,
+            cache)
 
 
 def build_parser():

@@ -1,0 +1,338 @@
+"""Formal properties of the blocks: their stream contracts and their own contracts, as
+harnesses for SymbiYosys (runner: :mod:`imcgen.sim.formal`; docs/formal.md).
+
+A :class:`Harness` wraps one block. Every input of the block is left free (the solver picks it
+each cycle), reset included; then
+
+- every stream the block **produces** must hold ``valid`` and its payload until ``ready``
+  (asserted; the cycle after a reset excepted, as the stream rules allow);
+- every stream it **consumes** is assumed to follow the same rule (the environment may stall
+  and offer at will, but keeps an offer until it is taken);
+- every produced stream must be able to transfer (a cover: no block is dead from reset);
+- a block's own contracts (:data:`CONTRACTS`) add assertions over its ports: the scheduler's
+  reads enable at most ``rows_per_read`` rows, say how many, and (zero-skipping) none
+  but skip tokens are empty; the SLIP encoder never sends XON or XOFF raw and follows
+  every ESC with a stuffing code; the weight port writes no row outside the tile.
+
+Properties are named: each assertion's source location is its name, so a failure reports it.
+"""
+
+from amaranth import Elaboratable, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, Cover
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In
+
+__all__ = ["Harness", "streams", "free_inputs", "CONTRACTS"]
+
+
+def _named(statement, name):
+    """``statement`` (an Assert, Assume or Cover) reported under ``name`` by the tools."""
+    statement.src_loc = (name, 0)
+    return statement
+
+
+def streams(dut):
+    """``[(name, interface, produced)]`` for every stream port of ``dut`` (a component);
+    ``produced``: the block drives ``valid`` and ``payload``."""
+    out = []
+    for name, member in dut.signature.members.items():
+        if not member.is_signature:
+            continue
+        sig = member.signature
+        flipped = isinstance(sig, wiring.FlippedSignature)
+        base = sig.flip() if flipped else sig
+        if isinstance(base, stream.Signature):
+            value = getattr(dut, name)
+            if member.dimensions:  # an array of streams: each element its own stream
+                for n, element in enumerate(_elements(value)):
+                    out.append((f"{name}[{n}]", element, not flipped))
+            else:
+                out.append((name, value, not flipped))
+    return out
+
+
+def _elements(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _elements(item)
+    else:
+        yield value
+
+
+def free_inputs(dut):
+    """Every input signal of ``dut``: the harness leaves them to the solver."""
+    return [Value.cast(value) for _, member, value in dut.signature.flatten(dut)
+            if member.flow == In]
+
+
+class Harness(Elaboratable):
+    """One block under its stream properties and contracts.
+
+    Parameters
+    ----------
+    name : str
+        The block's name (:data:`imcgen.sim.formal.BLOCKS`).
+    dut : wiring.Component
+    contracts : sequence of callables ``(harness, module, dut, steady)``
+        Add the block's own assertions; ``steady`` is 1 in cycles where the state follows
+        from the last cycle (not the first, not just after a reset).
+    config : MacroConfig or None
+        The block's configuration, for the contracts.
+    part : str
+        ``"streams"``: the stream assertions only; ``"contracts"``: the contracts' only (the
+        environment's assumptions are in both); ``"all"``. Apart, each proof's induction
+        closes or fails on its own.
+    """
+
+    def __init__(self, name, dut, contracts=(), config=None, part="all"):
+        self.name, self.dut, self.contracts = name, dut, tuple(contracts)
+        self.config, self.part = config, part
+        self.properties = []  # (kind, name): kind "assert", "assume" or "cover"
+
+    @property
+    def ports(self):
+        return free_inputs(self.dut)
+
+    def check(self, m, test, name, kind="assert"):
+        """Add a named assertion (or assumption, cover) in the combinational domain."""
+        make = {"assert": Assert, "assume": Assume, "cover": Cover}[kind]
+        m.d.comb += _named(make(test), f"{self.name}: {name}")
+        self.properties.append((kind, name))
+
+    def past(self, m, value):
+        """``value`` one cycle ago (kept through resets)."""
+        value = Value.cast(value)
+        old = Signal(value.shape(), reset_less=True)
+        m.d.sync += old.eq(value)
+        return old
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        primed = Signal(reset_less=True)  # a cycle has passed
+        m.d.sync += primed.eq(1)
+        steady = primed & ~self.past(m, ResetSignal("sync"))
+        for name, port, produced in streams(dut):
+            valid, ready = port.valid, port.ready
+            payload = Value.cast(port.payload)
+            was_offered = steady & self.past(m, valid) & ~self.past(m, ready)
+            held = valid & (payload == self.past(m, payload))
+            if produced and self.part != "contracts":
+                with m.If(was_offered):
+                    self.check(m, held, f"{name} holds valid and payload until ready")
+                self.check(m, valid & ready, f"{name} transfers (cover)", "cover")
+            elif produced:
+                pass
+            else:
+                with m.If(was_offered):
+                    self.check(m, held, f"{name}: the environment holds its offer", "assume")
+        for contract in self.contracts:
+            if self.part == "streams":  # keep only the contract's assumptions
+                contract(_AssumptionsOnly(self), m, dut, steady)
+            else:
+                contract(self, m, dut, steady)
+        return m
+
+
+class _AssumptionsOnly:
+    """A harness view for a contract whose assertions are not wanted: its assumptions (the
+    environment's rules) stay, its assertions and covers go."""
+
+    def __init__(self, harness):
+        self._h = harness
+
+    def __getattr__(self, name):
+        return getattr(self._h, name)
+
+    def check(self, m, test, name, kind="assert"):
+        if kind == "assume":
+            self._h.check(m, test, name, kind)
+
+
+# -- block contracts ---------------------------------------------------------------------------
+
+
+def _taken(port):
+    return port.valid & port.ready
+
+
+def scheduler_reads_are_well_formed(h, m, dut, steady):
+    """Every read enables at most ``rows_per_read`` rows and says how many (``count``, the
+    offset correction's operand); under zero-skipping, a read that is not a skip token
+    enables at least one row, and only rows of the plane being read."""
+    cfg = h.config
+    cmd = dut.o.payload
+    with m.If(_taken(dut.o)):
+        h.check(m, _popcount(cmd.rows) <= cfg.rows_per_read, "at most rows_per_read rows")
+        h.check(m, cmd.count == _popcount(cmd.rows), "count equals the rows enabled")
+        if cfg.schedule == "zero_skip":
+            h.check(m, cmd.skip | (cmd.rows != 0), "a read enables a row (zero_skip)")
+            h.check(m, ~cmd.skip | (cmd.rows == 0), "a skip token enables none")
+
+
+def _popcount(value):
+    value = Value.cast(value)
+    total = 0
+    for bit in value:
+        total = total + bit
+    return total
+
+
+def weight_rows_stay_in_the_tile(h, m, dut, steady):
+    """The weight mapper writes cells only for rows that exist: every write goes to the last
+    row taken whose global index is below ``rows * tiles`` (a row beyond is taken and dropped,
+    whatever index the host sends), inside the tile (column group below ``column_groups``)."""
+    cfg = h.config
+    cell = dut.cell
+    payload = dut.i.payload
+    storable = payload.row < cfg.input_rows
+    if cfg.weight_mapping == "differential":  # -2^(B-1) has no magnitude in B-1 bits
+        for j in range(cfg.outputs):
+            storable = storable & (payload.weights[j] != -(1 << (cfg.weight_bits - 1)))
+    good = Signal.like(Value.cast(payload.row), name="formal_good_row")  # last storable row
+    with m.If(_taken(dut.i) & storable):
+        m.d.sync += good.eq(payload.row)
+    # Writes leave a register a cycle after the row's (tile, row) is registered.
+    written = Signal(8, name="formal_written_row")
+    was = Signal(8, name="formal_past_good_row")
+    m.d.comb += [written.eq(dut.tile * cfg.rows + cell.row), was.eq(h.past(m, good))]
+    with m.If(cell.we & steady):
+        h.check(m, written == was, "no write for a row that does not exist")
+    with m.If(cell.we):
+        h.check(m, cell.row < cfg.rows, "no write outside the tile's rows")
+        h.check(m, cell.group < cfg.column_groups, "no write outside the column groups")
+
+
+def slip_encoder_stuffs_exactly(h, m, dut, steady):
+    """No byte the protocol stuffs (XON, XOFF; END between the delimiters) leaves raw except
+    as a delimiter, and every ESC is followed by one of the four codes."""
+    from imcgen.link.protocol import ESC, STUFFED, XOFF, XON
+
+    byte = dut.o.payload
+    sent = _taken(dut.o)
+    h.check(m, ~(sent & ((byte == XON) | (byte == XOFF))), "XON and XOFF never leave raw")
+    after_esc = Signal()
+    with m.If(sent):
+        m.d.sync += after_esc.eq(byte == ESC)
+    with m.If(sent & after_esc & steady):
+        h.check(m, _any(byte == code for code in STUFFED.values()),
+                "ESC is followed by a stuffing code")
+
+
+def _any(tests):
+    out = 0
+    for test in tests:
+        out = out | test
+    return out
+
+
+def conserves(into, out, capacity):
+    """A contract: the vectors (items whose ``last`` is set, or every item where the payload
+    has no ``last``) taken from stream ``into`` and sent on ``out`` balance: none leaves that
+    did not enter (nothing duplicated), and at most ``capacity`` are inside at once (nothing
+    stays forever while more arrive: dropping shows as a block that fills). A reset empties
+    the block."""
+
+    def contract(h, m, dut, steady):
+        def count(port):
+            payload = port.payload
+            fields = getattr(getattr(payload, "shape", lambda: None)(), "members", {})
+            last = payload.last if "last" in fields else 1
+            return _taken(port) & last
+
+        ports = {name: port for name, port, _ in streams(dut)}
+        inside = Signal(range(-1, capacity + 2))
+        change = inside + count(ports[into]) - count(ports[out])
+        m.d.sync += inside.eq(change)
+        h.check(m, inside >= 0, f"no vector leaves {out} that did not enter {into}")
+        h.check(m, inside <= capacity, f"at most {capacity} vectors inside")
+
+    return contract
+
+
+def slip_decoder_unstuffs_like_the_reference(h, m, dut, steady):
+    """Every DATA token is the reference's next data byte: bytes before the first END are
+    dropped, ``ESC`` and a stuffing code give the byte it stands for (every escape, every
+    byte value), other bytes pass, and none is lost, doubled or reordered; frames do not time
+    out within the proof's depth (the timeout is set far beyond it)."""
+    from amaranth.lib.fifo import SyncFIFO
+
+    from imcgen.hdl.slip import Token
+    from imcgen.link.protocol import END, ESC, STUFFED
+
+    m.submodules.expected = expected = SyncFIFO(width=8, depth=4)
+    hunting = Signal(init=1)
+    escaped = Signal()
+    byte = dut.i.payload
+    with m.If(_taken(dut.i)):
+        with m.If(hunting):
+            m.d.sync += hunting.eq(byte != END)
+        with m.Elif(escaped):
+            m.d.sync += escaped.eq(0)
+            for data, code in STUFFED.items():
+                with m.If(byte == code):
+                    m.d.comb += [expected.w_en.eq(1), expected.w_data.eq(data)]
+        with m.Elif(byte == ESC):
+            m.d.sync += escaped.eq(1)
+        with m.Elif(byte != END):
+            m.d.comb += [expected.w_en.eq(1), expected.w_data.eq(byte)]
+    with m.If(expected.w_en):
+        h.check(m, expected.w_rdy, "at most four data bytes inside the decoder")
+    token = dut.o.payload
+    with m.If(_taken(dut.o) & (Value.cast(token.kind) == Token.DATA.value)):
+        h.check(m, expected.r_rdy, "no data token without its byte")
+        h.check(m, token.data == expected.r_data, "data tokens are the reference's bytes")
+        m.d.comb += expected.r_en.eq(1)
+    with m.If(_taken(dut.o) & (Value.cast(token.kind) == Token.TIMEOUT.value)):
+        h.check(m, 0, "no timeout within the depth")
+
+
+def codes_arrive_in_group_order(h, m, dut, steady):
+    """Environment of the shift-and-add (the SAR controller's contract): a read's codes come
+    in column-group order, ``last`` only on a read's last group, a skip token alone."""
+    groups = h.config.column_groups
+    group = Signal(range(groups))
+    item = dut.i.payload
+    with m.If(dut.i.valid):
+        h.check(m, item.skip | (item.group == group), "codes come in group order", "assume")
+        h.check(m, ~item.last | item.skip | (item.group == groups - 1),
+                "last only on a read's last group", "assume")
+        h.check(m, ~item.skip | (group == 0), "a skip token between reads", "assume")
+    with m.If(_taken(dut.i) & ~item.skip):
+        m.d.sync += group.eq(0 if groups == 1 else
+                             (group + 1) % groups if groups & (groups - 1) == 0 else
+                             _wrap(group, groups))
+
+
+def _wrap(value, modulus):
+    from amaranth.hdl import Mux
+
+    return Mux(value == modulus - 1, 0, value + 1)
+
+
+def write_verify_stops_within_budget(h, m, dut, steady):
+    """Every programmed cell ends OK, STUCK or GAVE_UP within the pulse budget: at most
+    ``max_pulses`` pulses, one verify read more than its pulses, and a cell of the array."""
+    cfg = h.config
+    result = dut.o.payload
+    with m.If(_taken(dut.o)):
+        h.check(m, result.pulses <= cfg.write_verify.max_pulses, "at most max_pulses pulses")
+        h.check(m, result.reads == result.pulses + 1, "one verify read per pulse, and a first")
+        h.check(m, Value.cast(result.status) <= 2, "status is OK, STUCK or GAVE_UP")
+        h.check(m, result.row < cfg.input_rows, "a result names a row of the array")
+        h.check(m, result.column < cfg.physical_columns, "a result names a column of the array")
+
+
+CONTRACTS = {
+    "slip_encoder": [slip_encoder_stuffs_exactly],
+    "weight_mapper": [weight_rows_stay_in_the_tile],
+    "row_scheduler": [scheduler_reads_are_well_formed, conserves("i", "o", 4)],
+    "pipe": [conserves("i", "o", 2)],
+    "input_driver": [conserves("i", "o", 2)],
+    "sar_adc": [conserves("i", "o", 3)],
+    "shift_add": [codes_arrive_in_group_order, conserves("i", "o", 3)],
+    "output_stage": [conserves("i", "o", 1)],
+    "adder_network": [conserves("i[0]", "o", 2), conserves("i[1]", "o", 2)],
+    "slip_decoder": [slip_decoder_unstuffs_like_the_reference],
+    "write_verify": [write_verify_stops_within_budget],
+}
