@@ -29,7 +29,7 @@ def cmd_formal(args):
     from imcgen.core.errors import ImcError
     from imcgen.sim import formal
 
-    blocks = args.block or list(formal.BLOCKS)
+    blocks = args.block or list(formal.PLANTED if args.planted else formal.BLOCKS)
     for name in blocks:
         if name not in formal.BLOCKS:
             raise ImcError("--block", name, "must be one of " + ", ".join(formal.BLOCKS))
