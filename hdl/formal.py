@@ -87,11 +87,13 @@ class Harness(Elaboratable):
     def __init__(self, name, dut, contracts=(), config=None, part="all"):
         self.name, self.dut, self.contracts = name, dut, tuple(contracts)
         self.config, self.part = config, part
+        # A free input for contracts that let the solver choose (which item to track).
+        self.pick = Signal(name="formal_pick")
         self.properties = []  # (kind, name): kind "assert", "assume" or "cover"
 
     @property
     def ports(self):
-        return free_inputs(self.dut)
+        return free_inputs(self.dut) + [self.pick]
 
     def check(self, m, test, name, kind="assert"):
         """Add a named assertion (or assumption, cover) in the combinational domain."""
@@ -168,6 +170,69 @@ def scheduler_reads_are_well_formed(h, m, dut, steady):
         if cfg.schedule == "zero_skip":
             h.check(m, cmd.skip | (cmd.rows != 0), "a read enables a row (zero_skip)")
             h.check(m, ~cmd.skip | (cmd.rows == 0), "a skip token enables none")
+
+
+def planes_arrive_in_order(h, m, dut, steady):
+    """Environment of the row scheduler (the input driver's contract): a vector's planes come
+    with index 0, 1, ..., ``input_bits - 1``, ``last`` on the final one only, ``neg`` only on
+    the MSB plane of signed inputs."""
+    cfg = h.config
+    plane = dut.i.payload
+    expect = Signal(range(cfg.input_bits))
+    with m.If(dut.i.valid):
+        h.check(m, plane.index == expect, "planes come in index order", "assume")
+        h.check(m, plane.last == (expect == cfg.input_bits - 1), "last on the last plane",
+                "assume")
+        h.check(m, plane.neg == (int(cfg.input_signed) & (expect == cfg.input_bits - 1)),
+                "neg on the signed MSB plane", "assume")
+    with m.If(_taken(dut.i)):
+        m.d.sync += expect.eq(_wrap(expect, cfg.input_bits))
+
+
+def scheduler_reads_cover_the_active_rows(h, m, dut, steady):
+    """zero_skip: the reads of a plane enable exactly its active rows, each once; a skip
+    token closes only a vector whose planes are all empty.
+
+    The solver picks any one plane to track (the free input ``pick`` when it is taken). Reads
+    carry their plane's index and a vector's last read is marked, so the reads of the tracked
+    plane are those with its index in its vector (vectors counted at both ends). Each must
+    enable only rows of that plane not enabled before; when its vector's reads end, every
+    active row of the plane must have been enabled. A reset ends the tracking."""
+    from amaranth.hdl import Mux
+
+    cfg = h.config
+    if cfg.schedule != "zero_skip":
+        return
+    pick = h.pick  # a free input: the solver chooses the plane
+    vec_in = Signal(4)   # vectors taken (planes with `last`), modulo 16
+    vec_out = Signal(4)  # vectors closed by a read with `last`
+    tracking = Signal()
+    bits = Signal(cfg.rows)
+    index = Signal(range(cfg.input_bits))
+    vector = Signal(4)
+    seen = Signal(cfg.rows)
+    plane = dut.i.payload
+    with m.If(_taken(dut.i)):
+        m.d.sync += vec_in.eq(vec_in + plane.last)
+        with m.If(pick & ~tracking):
+            m.d.sync += [tracking.eq(1), bits.eq(plane.bits), index.eq(plane.index),
+                         vector.eq(vec_in), seen.eq(0)]
+    cmd = dut.o.payload
+    taken = _taken(dut.o)
+    with m.If(taken):
+        m.d.sync += vec_out.eq(vec_out + cmd.last)
+    ours = taken & tracking & (vec_out == vector) & (cmd.plane == index) & ~cmd.skip
+    with m.If(ours):
+        h.check(m, (cmd.rows & ~bits) == 0, "a read enables only active rows of its plane")
+        h.check(m, (cmd.rows & seen) == 0, "no row is read twice")
+        m.d.sync += seen.eq(seen | cmd.rows)
+    # The tracked plane's reads are over when its vector's last read goes (or one of a later
+    # plane of the vector): by then every active row was enabled.
+    over = taken & tracking & (vec_out == vector) & (cmd.last | (cmd.plane > index))
+    with m.If(over):
+        h.check(m, (Mux(ours, seen | cmd.rows, seen)) == bits, "every active row is read")
+    with m.If(taken & tracking & (vec_out == vector) & cmd.last):
+        m.d.sync += tracking.eq(0)
 
 
 def _popcount(value):
@@ -326,7 +391,8 @@ def write_verify_stops_within_budget(h, m, dut, steady):
 CONTRACTS = {
     "slip_encoder": [slip_encoder_stuffs_exactly],
     "weight_mapper": [weight_rows_stay_in_the_tile],
-    "row_scheduler": [scheduler_reads_are_well_formed, conserves("i", "o", 4)],
+    "row_scheduler": [planes_arrive_in_order, scheduler_reads_are_well_formed,
+                      scheduler_reads_cover_the_active_rows, conserves("i", "o", 4)],
     "pipe": [conserves("i", "o", 2)],
     "input_driver": [conserves("i", "o", 2)],
     "sar_adc": [conserves("i", "o", 3)],

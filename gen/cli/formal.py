@@ -12,9 +12,9 @@ def add_parser(commands, command):
     formal.add_argument("--block", action="append", metavar="NAME",
                         help="a block (repeatable; default: every one, imcgen.sim.formal."
                              "BLOCKS)")
-    formal.add_argument("--depth", type=common.int_in(2, 200), default=12,
+    formal.add_argument("--depth", type=common.int_in(2, 200), default=10,
                         help="cycles of bounded model checking, and the induction's depth "
-                             "(default 12)")
+                             "(default 10)")
     formal.add_argument("-o", "--output", default="out/formal", metavar="DIR",
                         help="one directory per block: the RTLIL, the .sby file, the tools' "
                              "logs and, on a failure, trace.vcd with trace.gtkw")
