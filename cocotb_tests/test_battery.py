@@ -226,6 +226,7 @@ def base_args(words, workdir):
         ("fpga",): ["fpga", "--synth-only"],
         ("cost",): ["cost", "--inputs", X, "--weights", W, "--json", "ok.json"],
         ("sweep",): ["sweep", spec, "-o", "ok"],
+        ("formal",): ["formal", "--block", "pipe", "--depth", "2", "-o", "ok"],
     }[words]
 
 

@@ -175,7 +175,17 @@ BLOCK_CONFIGS = {
     "s5-debias": trng_config(sources=5, debias=True, pulse_cycles=14),
     "s3-stuck-always": trng_config(sources=3, fault="stuck_always", pulse_cycles=10),
     "s4-biased": trng_config(sources=4, fault="biased"),
+    # Directed: the golden APT alarm comes in round 1017, in the second 512-sample window
+    # (rounds 512..1023), so the window's length is observed: a window one sample short
+    # (an off-by-one that every other configuration passes) moves or loses the alarm.
+    "s1-biased-second-window": trng_config(sources=1, fault="biased", seed=3,
+                                           apt_window=512),
 }
+
+
+def test_the_directed_configuration_alarms_in_its_second_window():
+    round_, test, _ = trng.run(BLOCK_CONFIGS["s1-biased-second-window"], 3000).alarm
+    assert test == "apt" and 512 <= round_ < 1024, (round_, test)
 
 
 @pytest.mark.parametrize("name", BLOCK_CONFIGS)
