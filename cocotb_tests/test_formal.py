@@ -17,9 +17,15 @@ DEPTH = 20 if os.environ.get("IMCGEN_SLOW") else 8
 PLANTED_DEPTH = {"sar_adc_overlap": 12}
 
 
+#: Proofs too slow for the default suite: the end-to-end product (75 s at its depth, 40).
+SLOW_MODES = {"macro_top": ("contracts",)}
+
+
 @pytest.mark.parametrize("block", formal.BLOCKS)
 def test_block_properties_hold(block, tmp_path):
-    results = {r.mode: r for r in formal.run_block(block, DEPTH, tmp_path)}
+    modes = [m for m in ("streams", "contracts", "cover")
+             if os.environ.get("IMCGEN_SLOW") or m not in SLOW_MODES.get(block, ())]
+    results = {r.mode: r for r in formal.run_block(block, DEPTH, tmp_path, modes=modes)}
     for r in results.values():
         assert r.status in ("proved", "bounded", "covered"), r
     if "streams" in results:  # every produced stream holds its offer: for every input, ever
