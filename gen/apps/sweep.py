@@ -261,7 +261,7 @@ def connect(scheduler=None, workers=None):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler, timeout="5s")
+        return Client(scheduler, timeout="3s")
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                            processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                            silence_logs=40)

@@ -203,7 +203,7 @@ CONTRACT_DEPTH = {"macro_top": 40}
 
 #: Blocks whose first transfer takes longer than the default depth: the cover's depth (a
 #: UART byte is ten bits of ``divisor`` cycles; a TRNG byte needs its warm-up and draws).
-COVER_DEPTH = {"uart_rx": 48, "trng": 64, "macro_top": 40}
+COVER_DEPTH = {"uart_rx": 48, "trng": 36, "macro_top": 40}
 
 #: Blocks whose contracts close by induction; the others' counters do not (docs/formal.md),
 #: so their contracts run as bounded model checking alone (the induction would only cost).
