@@ -17,9 +17,9 @@ each cycle), reset included; then
 Properties are named: each assertion's source location is its name, so a failure reports it.
 """
 
-from amaranth import Cat, Elaboratable, Module, ResetSignal, Signal, Value, signed
+from amaranth import Cat, Elaboratable, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.hdl import Assert, Assume, Cover
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In
 
 __all__ = ["Harness", "streams", "free_inputs", "CONTRACTS"]
@@ -123,8 +123,6 @@ class Harness(Elaboratable):
                 with m.If(was_offered):
                     self.check(m, held, f"{name} holds valid and payload until ready")
                 self.check(m, valid & ready, f"{name} transfers (cover)", "cover")
-            elif produced:
-                pass
             else:
                 with m.If(was_offered):
                     self.check(m, held, f"{name}: the environment holds its offer", "assume")
@@ -200,8 +198,6 @@ def scheduler_reads_cover_the_active_rows(h, m, dut, steady):
     plane are those with its index in its vector (vectors counted at both ends). Each must
     enable only rows of that plane not enabled before; when its vector's reads end, every
     active row of the plane must have been enabled. A reset ends the tracking."""
-    from amaranth.hdl import Mux
-
     cfg = h.config
     if cfg.schedule != "zero_skip":
         return
@@ -303,8 +299,9 @@ def conserves(into, out, capacity):
     def contract(h, m, dut, steady):
         def count(port):
             payload = port.payload
-            fields = getattr(getattr(payload, "shape", lambda: None)(), "members", {})
-            last = payload.last if "last" in fields else 1
+            layout = payload.shape() if isinstance(payload, data.View) else None
+            last = payload.last if isinstance(layout, data.StructLayout) and \
+                "last" in layout.members else 1
             return _taken(port) & last
 
         ports = {name: port for name, port, _ in streams(dut)}
@@ -372,8 +369,6 @@ def codes_arrive_in_group_order(h, m, dut, steady):
 
 
 def _wrap(value, modulus):
-    from amaranth.hdl import Mux
-
     return Mux(value == modulus - 1, 0, value + 1)
 
 
@@ -396,7 +391,6 @@ def macro_computes_the_product(h, m, dut, steady):
     them (the environment writes weights only while no vector is inside, with a gap before
     the next one, and no reset while a row is being stored). Weights live in non-volatile
     cells: a reset keeps them; vectors inside are dropped."""
-    from amaranth.hdl import Mux
     from amaranth.lib.fifo import SyncFIFOBuffered
 
     cfg = h.config
@@ -445,7 +439,6 @@ def macro_computes_the_product(h, m, dut, steady):
         h.check(m, expected.r_rdy, "no output without its vector")
         h.check(m, Value.cast(dut.o.payload.y) == expected.r_data, "y equals x @ W")
         m.d.comb += expected.r_en.eq(1)
-    del Mux
 
 
 CONTRACTS = {
