@@ -12,9 +12,6 @@ import pytest
 from imcgen.sim import formal
 
 DEPTH = 20 if os.environ.get("IMCGEN_SLOW") else 8
-#: The planted bugs' depth: the SAR's overlapped early take needs two conversions back to
-#: back (12 cycles); the others fail within 8.
-PLANTED_DEPTH = {"sar_adc_overlap": 12}
 
 
 #: Proofs too slow for the default suite: the end-to-end product (75 s at its depth, 40).
@@ -36,7 +33,7 @@ def test_block_properties_hold(block, tmp_path):
 
 @pytest.mark.parametrize("block", formal.PLANTED)
 def test_planted_bug_fails_its_property(block, tmp_path):
-    (r,) = formal.run_block(block, max(DEPTH, PLANTED_DEPTH.get(block, 0)), tmp_path,
+    (r,) = formal.run_block(block, max(DEPTH, formal.PLANTED_DEPTH.get(block, 0)), tmp_path,
                             factory=formal.planted(block), modes=("prove",))
     assert r.status == "FAIL" and formal.PLANTED[block][2] in r.failed, r
     trace = Path(r.trace)

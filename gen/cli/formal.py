@@ -44,7 +44,9 @@ def cmd_formal(args):
     for name in blocks:
         factory = formal.planted(name) if args.planted else None
         modes = ("prove",) if args.planted else ("streams", "contracts", "cover")
-        for r in formal.run_block(name, args.depth, f"{args.output}/{name}", factory, modes):
+        depth = max(args.depth, formal.PLANTED_DEPTH.get(name, 0)) if args.planted \
+            else args.depth
+        for r in formal.run_block(name, depth, f"{args.output}/{name}", factory, modes):
             rows.append(r)
             what = r.failed or f"{r.properties} {'covers' if r.mode == 'cover' else 'asserts'}"
             sys.stdout.write(f"{r.block:<16} {r.mode:<9} {r.depth:>5} {r.status:<9} "

@@ -25,8 +25,8 @@ from pathlib import Path
 from imcgen.core.config import MacroConfig
 from imcgen.core.errors import ImcError
 
-__all__ = ["BLOCKS", "FORMAL_CONFIG", "PLANTED", "STREAMS_BOUNDED", "FormalResult", "harness",
-           "planted", "run_block", "sby_command", "check_tools"]
+__all__ = ["BLOCKS", "FORMAL_CONFIG", "PLANTED", "PLANTED_DEPTH", "STREAMS_BOUNDED",
+           "FormalResult", "harness", "planted", "run_block", "sby_command", "check_tools"]
 
 #: Small but real: two tiles of six rows (not a power of two, so index fields have room for
 #: rows that do not exist), 3-bit inputs, 4-bit weights over 2-bit cells, a 3-bit ADC shared
@@ -104,7 +104,21 @@ PLANTED = {
                      "for byte, escape in list(STUFFED.items())[:3]:",
                      "XON and XOFF never leave raw"),
     "flow": ("free = ~self.line_o.valid | self.line_o.ready", "free = 1", "line_o holds"),
+    "uart_rx": ("            with m.If(free):\n                m.d.sync += [self.o.valid.eq(1), "
+                "self.o.payload.eq(shift)]",
+                "            with m.If(1):\n                m.d.sync += [self.o.valid.eq(1), "
+                "self.o.payload.eq(shift)]", "o holds"),
+    "trng": ("take = self.o.valid & self.o.ready", "take = self.o.valid", "o holds"),
+    "executor": ("m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]\n"
+                 "                with m.If(tx.ready):",
+                 "m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]\n"
+                 "                with m.If(1):", "o holds"),
 }
+
+
+#: Depth a planted bug needs before it shows: two conversions back to back (the SAR's early
+#: take), two received bytes (the UART: ten bits of four cycles each), two TRNG bytes.
+PLANTED_DEPTH = {"sar_adc_overlap": 12, "uart_rx": 96, "trng": 72}
 
 
 def planted(name):
