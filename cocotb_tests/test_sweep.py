@@ -175,6 +175,16 @@ adcs = [1, 2, 4, 8]
         assert not ((values <= values[i]).all(axis=1) & (values < values[i]).any(axis=1)).any()
 
 
+def test_a_point_with_yosys_resources(tmp_path):
+    """``fpga = "synth"``: the point's bare macro through Yosys (the small instance that keeps
+    the option from rotting); its LUTs join the objectives."""
+    spec = _spec(tmp_path, '[sweep]\npreset = "small"\nvectors = 20\nfpga = "synth"\n'
+                           'objectives = ["energy_pj", "yosys_luts"]\n[grid]\nadc_bits = [4]\n')
+    row = sweep.evaluate_point(spec.base, {"adc_bits": 4}, spec.vectors, spec.seed, spec.fpga)
+    assert row["error"] is None and row["yosys_luts"] > 1000 and row["yosys_ffs"] > 500, row
+    assert "fpga_ecp5_luts" not in row  # the fitted model is the other choice
+
+
 @pytest.mark.parametrize("text, message", [
     ("[grid]\nadc_bit = [3]\n", "grid.adc_bit = [3]: unknown configuration key"),
     ("[grid]\nadc_bits = [3, 99]\n", "grid.adc_bits = 99: must be an integer in"),

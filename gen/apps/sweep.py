@@ -39,6 +39,7 @@ OBJECTIVES = {
     "energy_pj": "minimize", "area_mm2": "minimize", "latency_ns": "minimize",
     "cycles": "minimize", "tops_per_w": "maximize", "tops_per_mm2": "maximize",
     "mvm_per_s": "maximize", "fpga_ecp5_luts": "minimize", "fpga_ecp5_ffs": "minimize",
+    "yosys_luts": "minimize", "yosys_ffs": "minimize",  # fpga = "synth"
 }
 MAX_POINTS = 100_000
 _SWEEP_KEYS = {"preset", "config", "mode", "vectors", "seed", "objectives", "generations",
