@@ -31,11 +31,12 @@ def test_block_properties_hold(block, tmp_path):
     assert results["cover"].status == "covered"
 
 
-@pytest.mark.parametrize("block", formal.PLANTED)
-def test_planted_bug_fails_its_property(block, tmp_path):
+@pytest.mark.parametrize(("block", "which"), [(b, n) for b in formal.PLANTED
+                                              for n in range(len(formal.planted_bugs(b)))])
+def test_planted_bug_fails_its_property(block, which, tmp_path):
     (r,) = formal.run_block(block, max(DEPTH, formal.PLANTED_DEPTH.get(block, 0)), tmp_path,
-                            factory=formal.planted(block), modes=("prove",))
-    assert r.status == "FAIL" and formal.PLANTED[block][2] in r.failed, r
+                            factory=formal.planted(block, which), modes=("prove",))
+    assert r.status == "FAIL" and formal.planted_bugs(block)[which][2] in r.failed, r
     trace = Path(r.trace)
     assert trace.stat().st_size > 0 and trace.with_suffix(".gtkw").exists()
     assert "[dumpfile]" in trace.with_suffix(".gtkw").read_text()

@@ -12,7 +12,9 @@ each cycle), reset included; then
 - a block's own contracts (:data:`CONTRACTS`) add assertions over its ports: the scheduler's
   reads enable at most ``rows_per_read`` rows, say how many, and (zero-skipping) none
   but skip tokens are empty; the SLIP encoder never sends XON or XOFF raw and follows
-  every ESC with a stuffing code; the weight port writes no row outside the tile.
+  every ESC with a stuffing code; the weight port writes no row outside the tile; the SAR's
+  DAC walks the binary search and its codes are its comparator's answers, on time; the TRNG's
+  repetition count test alarms exactly at its cutoff.
 
 Properties are named: each assertion's source location is its name, so a failure reports it.
 """
@@ -102,15 +104,17 @@ class Harness(Elaboratable):
         self.properties.append((kind, name))
 
     def past(self, m, value):
-        """``value`` one cycle ago (kept through resets)."""
+        """``value`` one cycle ago (kept through resets), wherever it is asked for: the
+        register lives in a module of its own, outside any ``If`` of the caller."""
         value = Value.cast(value)
         old = Signal(value.shape(), reset_less=True)
-        m.d.sync += old.eq(value)
+        self._pasts.d.sync += old.eq(value)
         return old
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self.dut
+        m.submodules.pasts = self._pasts = Module()
         primed = Signal(reset_less=True)  # a cycle has passed
         m.d.sync += primed.eq(1)
         steady = primed & ~self.past(m, ResetSignal("sync"))
@@ -368,6 +372,92 @@ def codes_arrive_in_group_order(h, m, dut, steady):
                              _wrap(group, groups))
 
 
+def sar_converts_by_binary_search(h, m, dut, steady):
+    """The SAR controller's contract, seen at its analog port (``adc_bits`` >= 2): each lane's
+    DAC code walks the binary search, one compare per cycle, MSB first, without a pause (the
+    bit under test is the code's lowest set bit; the comparator's yes keeps it); the codes
+    that leave are the outcomes of their conversion's compares, in order; and with ``o`` ready
+    throughout, a group's codes leave ``adc_bits`` cycles after its first compare. The
+    comparator is assumed to answer alike while what it sees (its DAC code, the group, the
+    buffer) holds, as a held sample does."""
+    cfg = h.config
+    xbar, lanes, bits = dut.xbar, cfg.adcs, cfg.adc_bits
+    assert bits >= 2, "the final compare is told from the first by its trial bit"
+    dac = [Value.cast(xbar.dac[a]) for a in range(lanes)]
+    cmp = Value.cast(xbar.cmp)
+    sees = Cat(Value.cast(xbar.dac), xbar.col_sel, xbar.bank)
+    old_cmp = h.past(m, cmp)
+    with m.If(steady & (sees == h.past(m, sees))):
+        h.check(m, cmp == old_cmp, "the comparator answers alike while its inputs hold",
+                "assume")
+    for a in range(lanes):
+        old = h.past(m, dac[a])
+        for k in range(1, bits):  # the bit under test in the last cycle: the search goes on
+            t = 1 << k
+            with m.If(steady & ((old & (2 * t - 1)) == t)):
+                kept = Mux(old_cmp[a], old, old ^ t)
+                h.check(m, dac[a] == (kept | (t >> 1)), "the DAC walks the binary search")
+    # The outcome of a final compare (bit 0 under test): the bits kept and the comparator's.
+    outcome = Cat(*[Cat(cmp[a], dac[a][1:]) for a in range(lanes)])
+    from amaranth.lib.fifo import SyncFIFO
+
+    m.submodules.outcomes = outcomes = SyncFIFO(width=lanes * bits, depth=4)
+    final_begins = steady & ((h.past(m, dac[0]) & 3) == 2)  # the compare before had bit 1
+    m.d.comb += [outcomes.w_en.eq(final_begins), outcomes.w_data.eq(outcome)]
+    with m.If(final_begins):
+        h.check(m, outcomes.w_rdy, "at most four conversions inside")
+    codes = Value.cast(dut.o.payload.codes)
+    with m.If(_taken(dut.o) & ~dut.o.payload.skip):
+        h.check(m, outcomes.r_rdy, "no codes without their conversion")
+        h.check(m, codes == outcomes.r_data, "codes are the outcomes of their compares")
+        m.d.comb += outcomes.r_en.eq(1)
+    # Timing: a first compare (the DAC at the MSB alone), then `o` ready and no reset for
+    # adc_bits cycles: the codes are at `o` now.
+    ready = dut.o.ready & ~ResetSignal("sync")
+    track = Signal(bits)
+    m.d.sync += track.eq(Cat(steady & (dac[0] == 1 << (bits - 1)) & ready,
+                             track[:-1] & Mux(ready, (1 << (bits - 1)) - 1, 0)))
+    with m.If(track[-1]):
+        h.check(m, dut.o.valid & ~dut.o.payload.skip & (codes == h.past(m, outcome)),
+                "a group's codes leave adc_bits cycles after its first compare")
+
+
+def trng_rct_alarms_at_its_cutoff(h, m, dut, steady):
+    """The repetition count test (SP 800-90B 4.4.1), against a reference fed from the entropy
+    port: a round's raw sample per source is the parity of the cycles its comparator was high
+    during the pulse (``pulse`` high); a round ends when its reset pulse does. The RCT alarm is
+    up exactly from the round whose sample makes ``rct_cutoff`` equal ones in a row, for any
+    source, until the host clears it (which restarts the test); the adaptive proportion test
+    must not fire before its window fills. Run on a configuration whose cutoff is small."""
+    trng = h.config.trng
+    n, cutoff = trng.sources, trng.rct_cutoff
+    ent = dut.entropy
+    parity = Signal(n)
+    with m.If(ent.pulse):
+        m.d.sync += parity.eq(parity ^ ent.switched)
+    ends = steady & h.past(m, ent.reset) & ~ent.reset  # the EVAL cycle
+    started = Signal()
+    last = Signal(n)
+    runs = [Signal(range(cutoff + 1), name=f"formal_run{s}") for s in range(n)]
+    alarm = Signal()
+    fails = []
+    for s in range(n):
+        new = Mux(started & (parity[s] == last[s]), runs[s] + 1, 1)
+        fails.append(new >= cutoff)
+        with m.If(ends):
+            m.d.sync += runs[s].eq(Mux(new >= cutoff, cutoff, new))
+    clearing = alarm & dut.ctl.clear
+    with m.If(ends):
+        m.d.sync += [started.eq(1), last.eq(parity), parity.eq(0)]
+        with m.If(_any(fails)):
+            m.d.sync += alarm.eq(1)
+    with m.If(clearing):
+        m.d.sync += [alarm.eq(0), started.eq(0)]
+    with m.If(steady):
+        h.check(m, dut.status.rct_alarm == alarm, "the RCT alarms exactly at its cutoff")
+        h.check(m, ~dut.status.apt_alarm, "no APT alarm before its window fills")
+
+
 def _wrap(value, modulus):
     return Mux(value == modulus - 1, 0, value + 1)
 
@@ -448,11 +538,13 @@ CONTRACTS = {
                       scheduler_reads_cover_the_active_rows, conserves("i", "o", 4)],
     "pipe": [conserves("i", "o", 2)],
     "input_driver": [conserves("i", "o", 2)],
-    "sar_adc": [conserves("i", "o", 3)],
+    "sar_adc": [conserves("i", "o", 3), sar_converts_by_binary_search],
+    "sar_adc_overlap": [conserves("i", "o", 3)],
     "shift_add": [codes_arrive_in_group_order, conserves("i", "o", 3)],
     "output_stage": [conserves("i", "o", 1)],
     "adder_network": [conserves("i[0]", "o", 2), conserves("i[1]", "o", 2)],
     "slip_decoder": [slip_decoder_unstuffs_like_the_reference],
     "write_verify": [write_verify_stops_within_budget],
     "macro_top": [macro_computes_the_product],
+    "trng": [trng_rct_alarms_at_its_cutoff],
 }

@@ -41,12 +41,15 @@ def cmd_formal(args):
     rows = []
     sys.stdout.write(f"{'block':<16} {'mode':<9} {'depth':>5} {'result':<9} {'time':>7}  "
                      f"properties / failed\n")
-    for name in blocks:
-        factory = formal.planted(name) if args.planted else None
+    runs = [(name, which) for name in blocks for which in
+            (range(len(formal.planted_bugs(name))) if args.planted else [None])]
+    for name, which in runs:
+        factory = formal.planted(name, which) if args.planted else None
         modes = ("prove",) if args.planted else ("streams", "contracts", "cover")
         depth = max(args.depth, formal.PLANTED_DEPTH.get(name, 0)) if args.planted \
             else args.depth
-        for r in formal.run_block(name, depth, f"{args.output}/{name}", factory, modes):
+        where = f"{args.output}/{name}" + (f"-{which}" if which else "")
+        for r in formal.run_block(name, depth, where, factory, modes):
             rows.append(r)
             what = r.failed or f"{r.properties} {'covers' if r.mode == 'cover' else 'asserts'}"
             sys.stdout.write(f"{r.block:<16} {r.mode:<9} {r.depth:>5} {r.status:<9} "

@@ -26,7 +26,8 @@ from imcgen.core.config import MacroConfig
 from imcgen.core.errors import ImcError
 
 __all__ = ["BLOCKS", "FORMAL_CONFIG", "PLANTED", "PLANTED_DEPTH", "STREAMS_BOUNDED",
-           "FormalResult", "harness", "planted", "run_block", "sby_command", "check_tools"]
+           "FormalResult", "harness", "planted", "planted_bugs", "run_block", "sby_command",
+           "check_tools"]
 
 #: Small but real: two tiles of six rows (not a power of two, so index fields have room for
 #: rows that do not exist), 3-bit inputs, 4-bit weights over 2-bit cells, a 3-bit ADC shared
@@ -42,7 +43,10 @@ def _blocks():
     # 1-bit ADCs with overlapped reads: the SAR's early take (the path a bug hid in).
     one_bit = cfg.replace(adc_overlap=True, adc_bits=1, cell_bits=1, weight_bits=2,
                           rows_per_read=1)
-    trng = cfg.replace(trng={"enabled": True, "pulse_cycles": 13, "reset_cycles": 1})
+    # Health-test cutoffs a proof reaches: three equal samples in a row fail the RCT (a 25 %
+    # false-alarm rate at full entropy; the configuration's formulas, not a special case).
+    trng = cfg.replace(trng={"enabled": True, "pulse_cycles": 13, "reset_cycles": 1,
+                             "min_entropy": 1.0, "false_alarm": 0.25})
     # End to end: two rows, one output, 2-bit inputs and weights, reads that never clip.
     tiny = MacroConfig(rows=2, tiles=1, outputs=1, input_bits=2, weight_bits=2, cell_bits=1,
                        adc_bits=2, adcs=1)
@@ -76,8 +80,9 @@ BLOCKS = ("pipe", "input_driver", "row_scheduler", "sar_adc", "sar_adc_overlap",
           "uart_rx", "uart_tx", "slip_decoder", "executor", "slip_encoder", "flow",
           "macro_top")
 
-#: A realistic one-line bug per block, planted in a copy of its module: ``(old text, new
-#: text, the property that must then fail)``. cocotb_tests/test_formal.py keeps each one.
+#: A realistic one-line bug per block (or a list of them), planted in a copy of its module:
+#: ``(old text, new text, the property that must then fail)``. cocotb_tests/test_formal.py
+#: keeps each one.
 PLANTED = {
     "pipe": ("free = ~self.o.valid | self.o.ready", "free = 1",
              "o holds valid and payload until ready"),
@@ -86,6 +91,8 @@ PLANTED = {
     "row_scheduler": ("count.eq(Mux(final, left, per_read))",
                       "count.eq(Mux(final, left, per_read - 1))",
                       "count equals the rows enabled"),
+    "sar_adc": ("m.d.comb += final[a].eq(Cat(xbar.cmp[a], code[a][1:]))",
+                "m.d.comb += final[a].eq(code[a])", "codes are the outcomes of their compares"),
     "sar_adc_overlap": ("early = win | (win_pen & out_free)", "early = win | win_pen",
                         "no vector leaves o that did not enter i"),
     "shift_add": ("m.d.comb += self.i.ready.eq(~hold)", "m.d.comb += self.i.ready.eq(1)",
@@ -108,7 +115,15 @@ PLANTED = {
                 "self.o.payload.eq(shift)]",
                 "            with m.If(1):\n                m.d.sync += [self.o.valid.eq(1), "
                 "self.o.payload.eq(shift)]", "o holds"),
-    "trng": ("take = self.o.valid & self.o.ready", "take = self.o.valid", "o holds"),
+    # Two: its byte stream, and the repetition count test one sample late.
+    "trng": [("take = self.o.valid & self.o.ready", "take = self.o.valid", "o holds"),
+             ("rct_fail.eq(Cat(new_run[s] >= trng.rct_cutoff",
+              "rct_fail.eq(Cat(new_run[s] > trng.rct_cutoff",
+              "the RCT alarms exactly at its cutoff")],
+    # The input slice one bit off: every vector's bits land a row early.
+    "macro_top": ("self.i.payload.as_value()[lo:lo + cfg.rows * bits]",
+                  "self.i.payload.as_value()[lo + 1:lo + 1 + cfg.rows * bits]",
+                  "y equals x @ W"),
     "executor": ("m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]\n"
                  "                with m.If(tx.ready):",
                  "m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]\n"
@@ -117,18 +132,26 @@ PLANTED = {
 
 
 #: Depth a planted bug needs before it shows: two conversions back to back (the SAR's early
-#: take), two received bytes (the UART: ten bits of four cycles each), two TRNG bytes.
-PLANTED_DEPTH = {"sar_adc_overlap": 12, "uart_rx": 96, "trng": 72}
+#: take), two received bytes (the UART: ten bits of four cycles each), two TRNG bytes, a weight
+#: row and a vector through the whole macro.
+PLANTED_DEPTH = {"sar_adc_overlap": 12, "uart_rx": 96, "trng": 72, "macro_top": 40}
 
 
-def planted(name):
-    """A factory of block ``name`` built from a copy of its module with :data:`PLANTED`'s bug:
-    the source text changed in one place (which must exist exactly once)."""
+def planted_bugs(name):
+    """Block ``name``'s planted bugs: ``[(old text, new text, property)]``."""
+    bugs = PLANTED[name]
+    return bugs if isinstance(bugs, list) else [bugs]
+
+
+def planted(name, which=0):
+    """A factory of block ``name`` built from a copy of its module with :data:`PLANTED`'s bug
+    (its ``which``-th): the source text changed in one place (which must exist exactly
+    once)."""
     import importlib
     import types
 
     module, cls, kwargs, _ = _blocks()[name]
-    old, new, _ = PLANTED[name]
+    old, new, _ = planted_bugs(name)[which]
     source = Path(importlib.import_module(module).__file__).read_text()
     if source.count(old) != 1:
         raise ValueError(f"planted bug of {name}: {old!r} occurs {source.count(old)} times")
@@ -150,8 +173,7 @@ def harness(name, factory=None, part="all"):
         raise ImcError("--block", name, "must be one of " + ", ".join(BLOCKS))
     module, cls, kwargs, cfg = blocks[name]
     dut = factory() if factory else getattr(importlib.import_module(module), cls)(**kwargs)
-    return Harness(name, dut, CONTRACTS.get(name.removesuffix("_overlap"), ()), config=cfg,
-                   part=part)
+    return Harness(name, dut, CONTRACTS.get(name, ()), config=cfg, part=part)
 
 
 @dataclass
@@ -213,7 +235,7 @@ STREAMS_BOUNDED = frozenset({"trng"})
 #: Contracts that need more cycles than the default depth to say anything: the end-to-end
 #: product's first result leaves 22 to 40 cycles after reset (a weight row, its settling, a
 #: vector of two active planes): at 40 a planted off-by-one in the output stage fails.
-CONTRACT_DEPTH = {"macro_top": 40}
+CONTRACT_DEPTH = {"macro_top": 40, "trng": 72}
 
 #: Blocks whose first transfer takes longer than the default depth: the cover's depth (a
 #: UART byte is ten bits of ``divisor`` cycles; a TRNG byte needs its warm-up and draws).
