@@ -186,7 +186,7 @@ def _reads(cfg, counts):
     return reads.astype(np.int64)
 
 
-def _run_exact(cfg, W, X):
+def _run_exact(cfg, W, X, requant=None):
     """:func:`run` when :func:`exact_reads` holds: one BLAS product ``X @ W`` (the tiles'
     partial sums only if asked for), read counts from the planes' popcounts (equal to the
     read-by-read path: test_golden checks both)."""
@@ -203,11 +203,11 @@ def _run_exact(cfg, W, X):
         reads = np.full((V, cfg.tiles), cfg.input_bits * cfg.groups_per_plane, dtype=np.int64)
     else:
         reads = _reads(cfg, input_driver.plane_counts(cfg, X))
-    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, tile_sums=psums,
+    return GoldenResult(y=output_stage.apply(cfg, sums, requant), sums=sums, tile_sums=psums,
                         reads=reads, clipped=np.zeros(V, dtype=bool), cycles=cycles(cfg, reads))
 
 
-def run(cfg, W, X, states=None, read_start=None, force_reads=False):
+def run(cfg, W, X, states=None, read_start=None, force_reads=False, requant=None):
     """Outputs of the macro for a batch of input vectors.
 
     Parameters
@@ -227,6 +227,9 @@ def run(cfg, W, X, states=None, read_start=None, force_reads=False):
         from 0 (a run that a reset interrupted passes the indices its crossbar really used).
     force_reads : bool
         Evaluate read by read even where :func:`exact_reads` allows the exact product (tests).
+    requant : (bias, scale), optional
+        ``[requant] enabled``: each output's bias and scale, as loaded through the ``q`` port
+        (default: nothing loaded, 0 and 1).
 
     Returns
     -------
@@ -238,8 +241,10 @@ def run(cfg, W, X, states=None, read_start=None, force_reads=False):
         If W or X has the wrong shape, a non-integer type or a value out of range.
     """
     X = check_inputs(cfg, X)
+    if cfg.requant.enabled:  # checked before any work
+        requant = output_stage.requant_params(cfg, requant)
     if states is None and exact_reads(cfg) and not force_reads:
-        return _run_exact(cfg, check_weights(cfg, W), X)
+        return _run_exact(cfg, check_weights(cfg, W), X, requant)
     if states is None:
         W = check_weights(cfg, W)
         states = device.load_levels(cfg, device.initial_states(cfg),
@@ -282,5 +287,5 @@ def run(cfg, W, X, states=None, read_start=None, force_reads=False):
     psums = np.concatenate(psums)
     reads = np.concatenate(reads)
     sums = adder_network.add_tiles(psums)
-    return GoldenResult(y=output_stage.apply(cfg, sums), sums=sums, tile_sums=psums,
+    return GoldenResult(y=output_stage.apply(cfg, sums, requant), sums=sums, tile_sums=psums,
                         reads=reads, clipped=np.concatenate(clipped), cycles=cycles(cfg, reads))

@@ -542,6 +542,7 @@ CONTRACTS = {
     "sar_adc_overlap": [conserves("i", "o", 3)],
     "shift_add": [codes_arrive_in_group_order, conserves("i", "o", 3)],
     "output_stage": [conserves("i", "o", 1)],
+    "output_stage_requant": [conserves("i", "o", 1)],
     "adder_network": [conserves("i[0]", "o", 2), conserves("i[1]", "o", 2)],
     "slip_decoder": [slip_decoder_unstuffs_like_the_reference],
     "write_verify": [write_verify_stops_within_budget],

@@ -31,7 +31,7 @@ from imcgen.hdl.analog import AnalogSignature, EntropySignature
 from imcgen.hdl.common import Block, Pipe, record_fsm
 from imcgen.hdl.crossbar_stub import CrossbarStub
 from imcgen.hdl.input_driver import InputDriver, vector_layout
-from imcgen.hdl.output_stage import OutputStage, output_layout
+from imcgen.hdl.output_stage import OutputStage, output_layout, requant_layout
 from imcgen.hdl.row_scheduler import RowScheduler
 from imcgen.hdl.sar_adc import SarAdcController
 from imcgen.hdl.shift_add import ShiftAdd
@@ -97,6 +97,9 @@ class MacroTop(Block):
         Sticky error flags (a dropped request is never applied anywhere).
     clear : In(1)
         Clears ``status`` on the edge it is high.
+    q : In(stream.Signature(requant_layout))
+        ``requant.enabled``: every output's bias and scale; taken only while no vector is
+        inside (``busy`` low), so a vector's outputs use the parameters loaded before it.
     p : In(stream.Signature(write_verify.request_layout))
         Programmable devices: single-cell write-verify requests.
     r : Out(stream.Signature(write_verify.result_layout))
@@ -121,6 +124,8 @@ class MacroTop(Block):
             "status": Out(status_layout(config)),
             "clear": In(1),
         }
+        if config.requant.enabled:
+            members["q"] = In(stream.Signature(requant_layout(config)))
         if config.programmable:
             from imcgen.hdl import write_verify
 
@@ -213,6 +218,10 @@ class MacroTop(Block):
         computing = Signal()
         done = Signal()  # the oldest one's result goes into the FIFO on this edge
         m.d.comb += computing.eq(inside != 0)
+        if cfg.requant.enabled:  # between vectors only (and never with one being accepted)
+            m.d.comb += [output.q.valid.eq(self.q.valid & ~computing & ~self.i.valid),
+                         output.q.payload.eq(self.q.payload),
+                         self.q.ready.eq(~computing & ~self.i.valid)]
         if cfg.overlap:  # the tiles launch a vector together: each at its boundary
             go = Cat(sar.boundary & sar.i.valid for sar in sars).all()
             for sar in sars:

@@ -10,10 +10,13 @@ from imcgen.core.errors import ImcError
 __all__ = ["REQUIREMENTS", "unmet", "require"]
 
 
-def _stub(cfg):
+def _board(cfg):
     if cfg.crossbar != "stub":
         return ImcError("crossbar", cfg.crossbar,
                         "a board top needs the synthesizable stub: crossbar = 'stub'")
+    if cfg.requant.enabled:  # the executor has no command for the q port (docs/board.md)
+        return ImcError("requant.enabled", True, "the board link cannot load requantization "
+                                                 "parameters yet: requant.enabled = false")
     return None
 
 
@@ -40,7 +43,7 @@ def _physics_in_python(cfg):
 
 #: name -> check; each gives the refusal or None.
 REQUIREMENTS = {
-    "board": _stub,                   # a board top: the synthesizable stub inside
+    "board": _board,                  # a board top: the stub inside, every port on the link
     "programming": _programmable,     # write-verify: a programmable device
     "trng": _trng,                    # TRNG runs: the TRNG built
     "analog_physics": _physics_in_python,  # a physical analog model: the Python crossbar

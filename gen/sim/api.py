@@ -21,7 +21,7 @@ def get_engine(name, option="engine"):
 def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
              reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
              work_dir=None, progress=None, program=None, program_reset_after=None,
-             p_gaps=0.0, r_stalls=0.0, load_weights=None, engine="cocotb"):
+             p_gaps=0.0, r_stalls=0.0, load_weights=None, requant=None, engine="cocotb"):
     """Run ``inputs`` through the RTL and the golden model.
 
     Parameters
@@ -61,6 +61,9 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
         Idle gaps before program requests, backpressure on programming results.
     load_weights : bool, optional
         Load ``weights`` exactly (default: unless ``program`` is given).
+    requant : (bias, scale), optional
+        ``requant.enabled``: every output's bias and scale, loaded through the ``q`` port
+        after the weights (default: nothing loaded, bias 0 and scale 1).
     engine : "cocotb" or "fast"
         ``"fast"``: a C++ driver runs the whole batch (:mod:`imcgen.sim.fast`); stub crossbar
         and plain MVM runs only, anything else is refused with an :class:`ImcError`.

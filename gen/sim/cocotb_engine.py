@@ -81,7 +81,9 @@ class CocotbEngine(Engine):
         job = scratch / "job"
         shutil.rmtree(job, ignore_errors=True)
         job.mkdir(parents=True)
-        np.savez(job / "stimulus.npz", weights=spec.weights, inputs=spec.inputs)
+        requant = {} if spec.requant is None else \
+            {"requant_bias": spec.requant[0], "requant_scale": spec.requant[1]}
+        np.savez(job / "stimulus.npz", weights=spec.weights, inputs=spec.inputs, **requant)
         job_spec = {
             "config": cfg.to_dict(), "seed": spec.seed, "in_gaps": spec.in_gaps,
             "w_gaps": spec.w_gaps, "out_stalls": spec.out_stalls, "resets": list(spec.resets),
@@ -117,7 +119,8 @@ class CocotbEngine(Engine):
         read_start = None
         if cfg.analog.physical and cfg.crossbar == "external" and len(inputs):
             read_start = _read_start(cfg, inputs, rtl)
-        expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start)
+        expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start,
+                              requant=spec.requant)
         waves = None
         if spec.waves_dir is not None:
             waves = spec.waves_dir / "dump.vcd"

@@ -19,7 +19,7 @@ import numpy as np
 
 from imcgen.core import timing
 from imcgen.core.checks import check_inputs, check_weights
-from imcgen.core.errors import SimulationError
+from imcgen.core.errors import ImcError, SimulationError
 from imcgen.golden.row_scheduler import reads_per_tile
 from imcgen.sim.toolchain import cache_dir
 
@@ -73,6 +73,7 @@ class RunSpec:
     p_gaps: float = 0.0
     r_stalls: float = 0.0
     load_weights: bool = True
+    requant: tuple | None = None  # (bias, scale) loaded through q before the vectors
 
     @classmethod
     def make(cls, cfg, weights, inputs, **options):
@@ -85,6 +86,14 @@ class RunSpec:
         program = options.pop("program", None)
         load_weights = options.pop("load_weights", None)
         raw_rows = options.pop("raw_rows", None) or ()
+        requant = options.pop("requant", None)
+        if requant is not None:
+            if not cfg.requant.enabled:
+                raise ImcError("requant", "given", "needs a configuration with "
+                                                   "requant.enabled = true")
+            from imcgen.golden.output_stage import requant_params
+
+            requant = requant_params(cfg, requant)
         paths = {k: Path(options.pop(k)).resolve() if options.get(k) is not None
                  else options.pop(k, None) for k in ("waves_dir", "work_dir")}
         return cls(
@@ -94,6 +103,7 @@ class RunSpec:
             raw_rows=tuple((int(r), tuple(int(w) for w in ws)) for r, ws in raw_rows),
             program=_program_plan(program),
             load_weights=(program is None) if load_weights is None else bool(load_weights),
+            requant=requant,
             **paths, **options)
 
     @property

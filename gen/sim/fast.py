@@ -302,6 +302,8 @@ class FastEngine(Engine):
         if spec.program_reset_after is not None:
             return ImcError("program_reset_after", spec.program_reset_after,
                             "write-verify programming " + why)
+        if spec.requant is not None:
+            return ImcError("requant", "given", "loading the requantization port " + why)
         return None
 
     def run(self, cfg, spec, progress=None):

@@ -45,6 +45,9 @@ def _blocks():
                           rows_per_read=1)
     # Health-test cutoffs a proof reaches: three equal samples in a row fail the RCT (a 25 %
     # false-alarm rate at full entropy; the configuration's formulas, not a special case).
+    # Requantization to 6 bits, ties to even (its q port a stream the environment drives).
+    requant = cfg.replace(out_shift=5, out_bits=6, requant={"enabled": True,
+                                                           "rounding": "half_even"})
     trng = cfg.replace(trng={"enabled": True, "pulse_cycles": 13, "reset_cycles": 1,
                              "min_entropy": 1.0, "false_alarm": 0.25})
     # End to end: two rows, one output, 2-bit inputs and weights, reads that never clip.
@@ -60,6 +63,8 @@ def _blocks():
         "shift_add": (hdl + "shift_add", "ShiftAdd", {"config": cfg}, cfg),
         "adder_network": (hdl + "adder_network", "AdderNetwork", {"config": cfg}, cfg),
         "output_stage": (hdl + "output_stage", "OutputStage", {"config": cfg}, cfg),
+        "output_stage_requant": (hdl + "output_stage", "OutputStage", {"config": requant},
+                                 requant),
         "weight_mapper": (hdl + "weight_mapper", "WeightMapper", {"config": cfg}, cfg),
         "write_verify": (hdl + "write_verify", "WriteVerify", {"config": rram}, rram),
         "slip_decoder": (hdl + "slip", "SlipDecoder", {"timeout_cycles": 1 << 12}, None),
@@ -76,9 +81,9 @@ def _blocks():
 
 #: Block names, in the order of the table.
 BLOCKS = ("pipe", "input_driver", "row_scheduler", "sar_adc", "sar_adc_overlap", "shift_add",
-          "adder_network", "output_stage", "weight_mapper", "write_verify", "trng",
-          "uart_rx", "uart_tx", "slip_decoder", "executor", "slip_encoder", "flow",
-          "macro_top")
+          "adder_network", "output_stage", "output_stage_requant", "weight_mapper",
+          "write_verify", "trng", "uart_rx", "uart_tx", "slip_decoder", "executor",
+          "slip_encoder", "flow", "macro_top")
 
 #: A realistic one-line bug per block (or a list of them), planted in a copy of its module:
 #: ``(old text, new text, the property that must then fail)``. cocotb_tests/test_formal.py

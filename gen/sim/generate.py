@@ -34,6 +34,9 @@ def generate(cfg, directory, *, dump_name="dump.vcd", span_ns=None):
             "w": f"row index (low bits), then {cfg.outputs} x {cfg.weight_bits}-bit signed weights",
             "o": f"{cfg.outputs} x {cfg.out_width}-bit signed outputs (LSBs), "
                  f"then a {cfg.cycle_bits}-bit cycle count",
+            **({"q": f"{cfg.outputs} x {cfg.bias_bits}-bit signed biases (LSBs), then "
+                     f"{cfg.outputs} x {cfg.requant.scale_bits}-bit unsigned scales; taken "
+                     f"between vectors, kept through resets"} if cfg.requant.enabled else {}),
         },
         "timing": {
             "cycles_per_read": timing.read_cycles(cfg),

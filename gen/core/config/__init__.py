@@ -8,9 +8,9 @@ later feature groups are TOML tables (``[write_verify]``), addressed in ``--set`
 
 Every key is declared once, where its table is (:func:`key`: default, description, allowed set
 and limits; :mod:`.schema`), one module per table: :mod:`.macro` (the flat keys),
-:mod:`.device`, :mod:`.write_verify`, :mod:`.analog`, :mod:`.trng`, :mod:`.stub`, :mod:`.cost`
-(not hardware: left out of :meth:`MacroConfig.hardware_dict`); presets in
-:mod:`.presets`, loading in :mod:`.load`.
+:mod:`.device`, :mod:`.write_verify`, :mod:`.analog`, :mod:`.trng`, :mod:`.stub`,
+:mod:`.requant`, :mod:`.cost` (not hardware: left out of
+:meth:`MacroConfig.hardware_dict`); presets in :mod:`.presets`, loading in :mod:`.load`.
 
 Configurations are cache and sweep keys: two compare equal exactly when every later
 ``replace`` gives equal results (``rows_per_read = 0`` stays "automatic" and is not equal to
@@ -26,6 +26,7 @@ from .trng import (TRNG_DELAY_CAP, TRNG_DELAY_FRAC, TRNG_FRAC_BITS, TRNG_TABLE_B
                    TRNG_VOLTAGES, TrngConfig)
 from .stub import StubConfig
 from .cost import CostConfig
+from .requant import ROUNDINGS, RequantConfig
 from .macro import _FIELDS, MAX_ACCUMULATOR_BITS, MacroConfig
 from .presets import PRESETS
 from .macro import _field, allowed_keys
@@ -34,7 +35,7 @@ from .load import load_config, parse_set
 __all__ = ["Field", "MacroConfig", "PRESETS", "TABLES", "load_config", "parse_set",
            "signed_bits", "key", "fields_of", "table", "Table", "allowed_keys",
            "DeviceConfig", "WriteVerifyConfig", "AnalogConfig", "TrngConfig", "StubConfig",
-           "CostConfig",
+           "CostConfig", "RequantConfig", "ROUNDINGS",
            "MAX_ACCUMULATOR_BITS", "GAIN_SHIFT", "NOISE_SHIFT", "IRWIN_HALL_SD", "G_BITS",
            "IR_BITS", "TRNG_TABLE_BITS", "TRNG_FRAC_BITS", "TRNG_DELAY_FRAC", "TRNG_DELAY_CAP",
            "TRNG_VOLTAGES", "_FIELDS", "_field"]

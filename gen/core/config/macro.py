@@ -98,10 +98,12 @@ class MacroConfig:
                            f"with input_bits = {self.input_bits}, rows = {self.rows} and tiles = "
                            f"{self.tiles} the accumulator needs {self.sum_bits} bits; at most "
                            f"{MAX_ACCUMULATOR_BITS} are supported")
-        if self.out_shift and self.out_shift >= self.sum_bits - 1:
+        scaled = self.product_bits if self.requant.enabled else self.sum_bits
+        if self.out_shift and self.out_shift >= scaled - 1:
+            what = "products (sum + bias) * scale" if self.requant.enabled else "sums"
             raise ImcError("out_shift", self.out_shift,
-                           f"shifts out every magnitude bit of the {self.sum_bits}-bit sums "
-                           f"(every output would be 0 or -1); allowed: 0..{self.sum_bits - 2}")
+                           f"shifts out every magnitude bit of the {scaled}-bit {what} "
+                           f"(every output would be 0 or -1); allowed: 0..{scaled - 2}")
         for tab in self.tables:
             tab.check(self)
 
@@ -465,8 +467,25 @@ class MacroConfig:
         return signed_bits(*self.sum_range)
 
     @property
+    def bias_bits(self):
+        """Signed width of a requantization bias: the sums' (a bias beyond them is no use)."""
+        return self.sum_bits
+
+    @property
+    def product_bits(self):
+        """Signed width of ``(sum + bias) * scale``, exact (``[requant]``)."""
+        return self.sum_bits + 1 + self.requant.scale_bits
+
+    @property
     def out_range(self):
-        lo, hi = (v >> self.out_shift for v in self.sum_range)
+        lo, hi = self.sum_range
+        if self.requant.enabled:  # (sum + bias) * scale, the bias in the sums' own range
+            top = (1 << self.requant.scale_bits) - 1
+            bias = 1 << (self.bias_bits - 1)
+            lo, hi = (lo - bias) * top, (hi + bias - 1) * top
+            lo, hi = lo >> self.out_shift, -(-hi >> self.out_shift)  # any rounding stays inside
+        else:
+            lo, hi = lo >> self.out_shift, hi >> self.out_shift
         if self.out_relu:
             lo, hi = max(lo, 0), max(hi, 0)
         if self.out_bits:

@@ -82,6 +82,8 @@ class MacroTestbench:
         self.inputs = StreamSource(dut, "i", self.rng, self.in_gaps)
         if cfg.programmable:
             self.requests = StreamSource(dut, "p", self.rng, self.p_gaps)
+        if cfg.requant.enabled:
+            self.requant = StreamSource(dut, "q", self.rng, self.w_gaps)
         dut.clear.value = 0
         if cfg.trng.enabled:
             dut.trng_ctl.value = 0
@@ -115,6 +117,8 @@ class MacroTestbench:
         dut.w__valid.value = 0
         if self.cfg.programmable:
             dut.p__valid.value = 0
+        if self.cfg.requant.enabled:
+            dut.q__valid.value = 0
         await RisingEdge(dut.clk)
         dut.rst.value = 1
         if record:
@@ -160,6 +164,15 @@ class MacroTestbench:
             await self.weights.send_all(words)
         await self._idle()
         return resent
+
+    async def load_requant(self, bias, scale):
+        """Every output's bias and scale, one transfer on ``q`` (kept through resets)."""
+        from imcgen.hdl.output_stage import requant_layout
+
+        word = encode(requant_layout(self.cfg), {"bias": [int(b) for b in bias],
+                                                 "scale": [int(v) for v in scale]})
+        await self.requant.send(word)
+        await self._idle()
 
     async def send_raw_rows(self, rows):
         """Weight rows exactly as given ``[(index, [weights])]`` (the macro may drop them)."""
@@ -336,6 +349,8 @@ async def run_job(dut):
             resent_rows = await tb.load_weights(weights, spec.get("weight_reset_after"))
         if spec.get("raw_rows"):
             await tb.send_raw_rows(spec["raw_rows"])
+        if "requant_bias" in arrays:
+            await tb.load_requant(arrays["requant_bias"], arrays["requant_scale"])
         # Resets after given numbers of results; after each the host resends every vector it
         # has no result for.
         resets = sorted(r for r in spec.get("resets", []) if r < len(vectors))
