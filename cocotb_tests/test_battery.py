@@ -22,7 +22,7 @@ KEYS = {**_FIELDS, **{f"{t}.{k}": spec for t, cls in TABLES.items()
 #: What turns a table on, so that its keys' checks and derived values run.
 CONTEXT = {"device": ["device.kind=rram"], "write_verify": ["device.kind=rram"],
            "trng": ["trng.enabled=true"], "analog": ["analog.device=pcm", "crossbar=external"],
-           "stub": [], "cost": [], "": []}
+           "stub": [], "cost": [], "requant": ["requant.enabled=true"], "": []}
 MAX_LINE = 240  # "about 200": the longest real explanations run a little over
 HUGE = 2**70        # beyond 64 bits
 VAST = 2**1100      # beyond a float
@@ -212,6 +212,12 @@ def base_args(words, workdir):
     W = workdir / "W.npy"
     X = workdir / "X.npy"
     spec = workdir / "spec.toml"
+    model, npz, X8 = workdir / "m.toml", workdir / "m.npz", workdir / "X8.npy"
+    if not model.exists():  # a one-layer model on 64 pixels
+        model.write_text('input_shape = [64]\n[[layers]]\nkind = "dense"\nweights = "w"\n'
+                         'bias = "b"\nrelu = false\n')
+        np.savez(npz, w=np.ones((64, 10)), b=np.zeros(10))
+        np.save(X8, np.ones((2, 64), dtype=np.int64))
     if not W.exists():
         np.save(W, np.zeros((64, 10), dtype=np.int64))
         np.save(X, np.zeros((2, 64), dtype=np.int64))
@@ -227,6 +233,15 @@ def base_args(words, workdir):
         ("cost",): ["cost", "--inputs", X, "--weights", W, "--json", "ok.json"],
         ("sweep",): ["sweep", spec, "-o", "ok"],
         ("formal",): ["formal", "--block", "pipe", "--depth", "2", "-o", "ok"],
+        ("workload", "mlp"): ["workload", "mlp", "--rtl", "0", "--hidden", "2", "-o", "ok"],
+        ("workload", "cnn"): ["workload", "cnn", "--rtl", "0", "--steps", "1", "-o", "ok"],
+        ("workload", "model"): ["workload", "model", "--model", model, "--weights", npz,
+                                "--inputs", X8, "--rtl", "0", "-o", "ok"],
+        ("workload", "dpe"): ["workload", "dpe", "--rtl", "0", "-o", "ok"],
+        ("workload", "edges"): ["workload", "edges", "--rtl", "0", "--size", "32", "-o", "ok"],
+        ("workload", "dct"): ["workload", "dct", "--rtl", "0", "--size", "32", "-o", "ok"],
+        ("workload", "refine"): ["workload", "refine", "--rtl", "0", "--sweep", "none", "-o",
+                                 "ok"],
     }[words]
 
 
@@ -249,7 +264,8 @@ def test_every_path_option_refuses_what_cannot_be_meant(words, names, workdir, c
                 del args[args.index(name):args.index(name) + 2]
         code, out, err, written = run([*args, option, text], capsys, workdir)
         written = {p for p in written if p.name not in ("W.npy", "X.npy", "dangling",
-                                                        "spec.toml")}
+                                                        "spec.toml", "m.toml", "m.npz",
+                                                        "X8.npy")}
         assert_refused(code, out, err, written, names, f"{' '.join(words)} {option} {text!r}")
 
 

@@ -166,7 +166,7 @@ def test_requant_widths_and_refusals():
 def test_macro_requantizes_exactly_through_its_q_port(seed):
     """A whole macro with folded-batch-norm-like parameters: every output and cycle equals
     the golden model's under gaps, stalls and a reset (the parameters survive it, as the
-    weights do); the fast engine refuses to load them; bad parameters are refused."""
+    weights do), on both engines; bad parameters are refused."""
     import random
 
     from imcgen import simulate
@@ -186,9 +186,10 @@ def test_macro_requantizes_exactly_through_its_q_port(seed):
     plain = golden.run(cfg, W, X)  # nothing loaded: bias 0, scale 1
     assert not np.array_equal(plain.y, r.y) and np.array_equal(
         r.y_golden, apply(cfg, X @ W, (np.array(bias), np.array(scale))))
-    with pytest.raises(ImcError, match="requant = 'given': loading the requantization port "
-                                       "needs Python in the loop"):
-        simulate(cfg, W, X, requant=(bias, scale), engine="fast")
+    fast = simulate(cfg, W, X, seed=seed, in_gaps=0.2, out_stalls=0.3, reset_after=17,
+                    requant=(bias, scale), engine="fast")
+    assert fast.values_match and fast.cycles_match and np.array_equal(fast.y, r.y), \
+        f"seed {fast.seed}"
     with pytest.raises(ImcError, match="requant = 'given': needs a configuration with "
                                        "requant.enabled = true"):
         simulate(cfg.replace(requant={"enabled": False}), W, X, requant=(bias, scale))

@@ -43,6 +43,9 @@ EXIT_CODES = {
     "formal": "exit status: 0 every property proved or held to its depth and every cover "
               "reached (with --planted: every planted bug caught), 1 a property failed (its "
               "counterexample written), 2 bad option or path, or the tools missing",
+    "workload": "exit status: 0 report and plot written (and the RTL subset equals the golden "
+                "model), 1 the RTL differs or a build/simulation failed, 2 bad configuration, "
+                "model file, option or path",
     "cost": "exit status: 0 report written, 2 bad configuration, input file, option or path",
     "sweep": "exit status: 0 every point evaluated or recorded with its error, 1 the cluster "
              "failed, 2 bad specification, option, scheduler address or path",

@@ -17,6 +17,7 @@ from imcgen.cli import (
     simulate,
     sweep,
     trng,
+    workload,
 )
 from imcgen.cli.common import EXIT_CODES, MISMATCH, USAGE_ERROR, Parser
 from imcgen.core.errors import ImcError, SimulationError
@@ -24,8 +25,8 @@ from imcgen.core.errors import ImcError, SimulationError
 __all__ = ["build_parser", "main"]
 
 #: Subcommand modules in the order of ``imcgen --help``.
-COMMANDS = (config, simulate, trng, accuracy, program, cost, sweep, formal, demo, fpga, board,
-            cache)
+COMMANDS = (config, simulate, trng, accuracy, program, cost, sweep, formal, workload, demo,
+            fpga, board, cache)
 
 
 def build_parser():

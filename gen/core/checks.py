@@ -77,6 +77,11 @@ def _existing_file(flag, path, what):
     return path
 
 
+def check_input_file(flag, path, what):
+    """``path`` names an existing regular file (``what`` it should hold, for the refusal)."""
+    return _existing_file(flag, path, what)
+
+
 def read_config_text(path, flag="--config"):
     """The text of a TOML configuration file, checked to be a small readable text file."""
     path = _existing_file(flag, path, "a TOML file")

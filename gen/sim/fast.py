@@ -230,9 +230,22 @@ def build_native(design, kind="fast"):
 # -- jobs ------------------------------------------------------------------------------------
 
 
+def _requant_words(cfg, requant):
+    """The ``q`` payload as uint32 words, least significant first (none when not loaded)."""
+    if requant is None:
+        return np.zeros(0, dtype=np.uint32)
+    from imcgen.hdl.output_stage import requant_layout
+
+    layout = requant_layout(cfg)
+    value = codec.encode(layout, {"bias": [int(b) for b in requant[0]],
+                                  "scale": [int(v) for v in requant[1]]})
+    return np.array([(value >> (32 * k)) & 0xFFFFFFFF
+                     for k in range(fast_cxx.words(layout.size))], dtype=np.uint32)
+
+
 def write_job(path, *, seed, weights, raw, vectors, o_words, load_weights=True, in_gaps=0.0,
               w_gaps=0.0, out_stalls=0.0, resets=(), weight_reset_after=None, budget=1 << 62,
-              tail=0):
+              tail=0, requant=()):
     """The binary job file both C++ mains read (layout in :mod:`imcgen.sim.fast_cxx`)."""
     header = dict(magic=fast_cxx.MAGIC, seed=int(seed) & (2**63 - 1),
                   weight_rows=len(weights), raw_rows=len(raw),
@@ -240,13 +253,13 @@ def write_job(path, *, seed, weights, raw, vectors, o_words, load_weights=True, 
                   vectors=len(vectors), i_words=vectors.shape[1], o_words=o_words,
                   weight_reset_after=-1 if weight_reset_after is None else int(weight_reset_after),
                   resets=len(resets), budget=int(budget), tail=int(tail),
-                  load_weights=int(bool(load_weights)))
+                  load_weights=int(bool(load_weights)), q_words=len(requant))
     fields = np.array([header.get(name, 0) for name in fast_cxx.HEADER_FIELDS], dtype="<i8")
     with open(path, "wb") as handle:
         handle.write(fields.tobytes())
         handle.write(np.array([in_gaps, w_gaps, out_stalls], dtype="<f8").tobytes())
         handle.write(np.asarray(resets, dtype="<i8").tobytes())
-        for array in (weights, raw, vectors):
+        for array in (weights, raw, vectors, requant):
             handle.write(np.ascontiguousarray(array, dtype="<u4").tobytes())
 
 
@@ -302,8 +315,6 @@ class FastEngine(Engine):
         if spec.program_reset_after is not None:
             return ImcError("program_reset_after", spec.program_reset_after,
                             "write-verify programming " + why)
-        if spec.requant is not None:
-            return ImcError("requant", "given", "loading the requantization port " + why)
         return None
 
     def run(self, cfg, spec, progress=None):
@@ -334,7 +345,8 @@ class FastEngine(Engine):
                       w_gaps=spec.w_gaps,
                       out_stalls=spec.out_stalls, resets=resets,
                       weight_reset_after=spec.weight_reset_after,
-                      budget=budget_cycles(cfg, spec) + tail, tail=tail)
+                      budget=budget_cycles(cfg, spec) + tail, tail=tail,
+                      requant=_requant_words(cfg, spec.requant))
             t1 = time.perf_counter()
             try:
                 summary = _run(binary, job / "job.bin", out, out / "sim.log", progress, len(inputs))
@@ -350,7 +362,7 @@ class FastEngine(Engine):
             words = np.fromfile(out / "results.u32", dtype="<u4").reshape(-1, o_words)
             y, cycles = decode_results(cfg, words)
             status = status_layout(cfg).from_bits(int(summary["status"]))
-            expected = golden.run(cfg, weights, inputs)
+            expected = golden.run(cfg, weights, inputs, requant=spec.requant)
             return SimResult(
                 config=cfg, y=y, cycles=cycles, y_golden=expected.y, cycles_golden=expected.cycles,
                 reads=expected.reads, clipped=expected.clipped, seed=seed,

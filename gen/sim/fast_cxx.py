@@ -8,7 +8,8 @@ recovery, capture of every result); the ceiling adds nothing (no stalls, no chec
 
 Job file, little-endian: ``int64 header[16]``, ``double probabilities[3]`` (input gaps, weight
 gaps, output stalls), ``int64 resets[n_resets]``, then ``uint32`` words: the weight rows, the
-raw rows, the vectors (each payload ``ceil(width / 32)`` words, least significant first).
+raw rows, the vectors (each payload ``ceil(width / 32)`` words, least significant first),
+and ``q_words`` words of the requantization payload the driver loads on ``q`` (when given).
 """
 
 from string import Template
@@ -21,7 +22,7 @@ __all__ = ["HEADER_FIELDS", "MAGIC", "cxx_name", "port_setter", "port_getter", "
 MAGIC = 0x31464E4547434D49  # "IMCGENF1"
 HEADER_FIELDS = ("magic", "seed", "weight_rows", "raw_rows", "w_words", "vectors", "i_words",
                  "o_words", "weight_reset_after", "resets", "budget", "tail", "load_weights",
-                 "reserved0", "reserved1", "reserved2")
+                 "q_words", "reserved1", "reserved2")
 
 
 def cxx_name(port):
@@ -73,13 +74,14 @@ namespace {
 constexpr int W_WORDS = ${w_words}, I_WORDS = ${i_words}, O_WORDS = ${o_words};
 constexpr uint64_t MAGIC = ${magic}ULL;
 enum { H_MAGIC, H_SEED, H_WEIGHT_ROWS, H_RAW_ROWS, H_W_WORDS, H_VECTORS, H_I_WORDS, H_O_WORDS,
-       H_WEIGHT_RESET_AFTER, H_RESETS, H_BUDGET, H_TAIL, H_LOAD_WEIGHTS, H_COUNT = 16 };
+       H_WEIGHT_RESET_AFTER, H_RESETS, H_BUDGET, H_TAIL, H_LOAD_WEIGHTS, H_Q_WORDS,
+       H_COUNT = 16 };
 
 struct Job {
     int64_t h[H_COUNT];
     double in_gaps, w_gaps, out_stalls;
     std::vector<int64_t> resets;
-    std::vector<uint32_t> weights, raw, vectors;
+    std::vector<uint32_t> weights, raw, vectors, requant;
 
     bool read(const char* path) {
         FILE* f = std::fopen(path, "rb");
@@ -94,7 +96,9 @@ struct Job {
             weights.resize(h[H_WEIGHT_ROWS] * W_WORDS);
             raw.resize(h[H_RAW_ROWS] * W_WORDS);
             vectors.resize(h[H_VECTORS] * I_WORDS);
-            ok = fill(f, resets) && fill(f, weights) && fill(f, raw) && fill(f, vectors);
+            requant.resize(h[H_Q_WORDS]);
+            ok = fill(f, resets) && fill(f, weights) && fill(f, raw) && fill(f, vectors) &&
+                 fill(f, requant);
         }
         std::fclose(f);
         return ok;
@@ -107,6 +111,8 @@ struct Job {
 
 Vtop* top;
 int64_t edges = 0;  // rising edges so far
+bool q_offer = false;  // the requantization payload is offered on q (until taken)
+const uint32_t* job_requant = nullptr;
 
 inline void set_w(const uint32_t* p) { ${set_w} }
 inline void set_i(const uint32_t* p) { ${set_i} }
@@ -184,12 +190,14 @@ inline bool tick(Source* w, Source* v, bool rst) {
     if (iv && v->loaded != v->next) { set_i(v->words + v->next * I_WORDS); v->loaded = v->next; }
     top->${w_valid} = wv;
     top->${i_valid} = iv;
+    ${q_drive}
     top->${o_ready} = !(sink_on && stall > 0 && sink_rng->uniform() < stall);
     top->rst = rst;
     top->clk = 0;
     top->eval();
     bool wf = wv && top->${w_ready}, vf = iv && top->${i_ready};
     bool of = top->${o_valid} && top->${o_ready};
+    ${q_sample}
     if (of) {
         size_t n = results.size();
         results.resize(n + O_WORDS);
@@ -288,6 +296,12 @@ int main(int argc, char** argv) {
             Source raw(job.raw, W_WORDS, job.w_gaps, seed, 3);
             raw.begin(0);
             send_all(raw);
+            wait_idle();
+        }
+        if (!job.requant.empty()) {  // MacroTestbench.load_requant: one transfer on q
+            job_requant = job.requant.data();
+            q_offer = true;
+            while (q_offer) tick(nullptr, nullptr, false);
             wait_idle();
         }
         // imcgen.sim.tb.macro.run_job: after each reset point (results so far), reset, then resend
@@ -435,6 +449,13 @@ def _fields(design):
     for stream in ("w", "i", "o"):
         for signal in ("valid", "ready"):
             fields[f"{stream}_{signal}"] = cxx_name(f"{stream}__{signal}")
+    fields["q_drive"] = fields["q_sample"] = ""
+    if "q__payload" in width:  # [requant]: the payload stays set; valid until taken
+        q = f"top->{cxx_name('q__valid')}"
+        fields["q_drive"] = (f"if (q_offer) {{ const uint32_t* p = job_requant; "
+                             f"{port_setter('q__payload', width['q__payload'])} }} "
+                             f"{q} = q_offer;")
+        fields["q_sample"] = f"if (q_offer && top->{cxx_name('q__ready')}) q_offer = false;"
     return fields
 
 
