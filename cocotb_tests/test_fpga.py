@@ -236,8 +236,14 @@ def test_default_board_top_fits_ulx3s_25f(tmp_path, capsys):
     assert "per block" in capsys.readouterr().out
 
 
+#: Presets no FPGA holds: dpe's 128x64 array of 6-bit cells takes 154,310 LUTs in the stub
+#: (Yosys 608 s, 2.3 GB), beyond the largest ECP5 (84k); it is an ASIC-scale macro for the
+#: golden model and the simulators (docs/board.md).
+NOT_FOR_FPGA = ("dpe",)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p not in NOT_FOR_FPGA])
 def test_every_preset_synthesizes_for_ecp5_in_minutes(preset, tmp_path):
     out = tmp_path / preset
     start = time.monotonic()

@@ -140,15 +140,17 @@ def _run(argv, capsys):
     return code, out, err
 
 
-def test_mlp_workload_end_to_end_with_its_rtl_subset(tmp_path, capsys, seed):
+def test_mlp_workload_end_to_end(tmp_path, capsys, seed):
+    """Golden only (the cnn test below runs the same mapping path on the RTL: a build per
+    trained model's out_shift is the cost of another)."""
     code, out, err = _run(["workload", "mlp", "-o", str(tmp_path), "--hidden", "16",
-                           "--rtl", "2", "--seed", "3"], capsys)
+                           "--rtl", "0", "--seed", "3"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["rtl"]["values_match"] and report["rtl"]["cycles_match"]
-    assert report["rtl"]["vectors"] == 2 * 3  # two images through 2 + 1 macros
+    assert report["rtl"] is None
     assert report["golden_accuracy"] >= 0.9 and report["float_accuracy"] >= 0.9
-    assert "RTL == golden (values and cycles)" in out and "fc1" in out
+    assert [(p["row_blocks"], p["col_blocks"]) for p in report["plan"]] == [(1, 2), (1, 1)]
+    assert "fc1" in out
     assert (tmp_path / "mlp.png").stat().st_size > 0 and (tmp_path / "model.toml").exists()
     # The model it wrote runs through the generic workload, on the same macros.
     from imcgen.apps.workloads.classifier import digits

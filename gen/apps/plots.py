@@ -4,10 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["program_plots", "accuracy_plots"]
+__all__ = ["pyplot", "program_plots", "accuracy_plots"]
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the off-screen Agg backend (files only: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -18,7 +19,7 @@ def _pyplot():
 
 def program_plots(cfg, report, figures, directory):
     """Relative-error and iteration histograms of a programming run; returns the paths."""
-    plt = _pyplot()
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     from imcgen.golden.programming import final_requests
@@ -67,7 +68,7 @@ def accuracy_plots(report, device, directory):
     the swept key, and error histograms; returns the paths."""
     from imcgen.apps.accuracy import format_time
 
-    plt = _pyplot()
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []

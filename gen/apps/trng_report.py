@@ -77,9 +77,9 @@ def sweep(cfg, lengths, bits=100_000):
 
 def sweep_plot(cfg, rows, path, clock_mhz):
     """Bits per clock against pulse length, with bias and failing tests, as a PNG."""
-    from imcgen.apps.plots import _pyplot
+    from imcgen.apps.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     lengths = [r["pulse_cycles"] for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ax.plot(lengths, [r["bits_per_clock"] for r in rows], "o-", color="tab:blue",

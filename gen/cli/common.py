@@ -6,11 +6,17 @@ and what is allowed, exit code 2, and it is found before any long work starts.
 """
 
 import argparse
-import math
 import sys
 
 from imcgen.core.config import PRESETS, load_config
-from imcgen.core.errors import ImcError
+from imcgen.core.options import (  # noqa: F401 (the commands' argument types)
+    int_in,
+    number_in,
+    positive_float,
+    positive_int,
+    probability,
+    seed,
+)
 from imcgen.core.requirements import require
 
 OK = 0
@@ -80,45 +86,11 @@ def load(args):
     return cfg
 
 
-def seed(text):
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed (an integer in 0..2^63-1)")
-    return value
-
-
-def probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability in [0, 1)")
-    return value
-
-
-#: Keywords of imcgen.simulate whose command-line option has another name.
-_OPTIONS = {"engine": "--engine", "program": "--program", "waves_dir": "--waves"}
-
-
 def check_engine(cfg, engine, program=False, waves=None):
-    """Refuse what the engine ``--engine`` names cannot run (its ``supports``), before any
-    work, naming the command-line option."""
-    from imcgen.sim.api import get_engine
-    from imcgen.sim.engine import USE_COCOTB, RunSpec
+    """:func:`imcgen.sim.api.check_engine`, imported when a command needs it."""
+    from imcgen.sim.api import check_engine as check
 
-    chosen = get_engine(engine, "--engine")
-    spec = RunSpec(weights=None, inputs=None, seed=0,
-                   program={"requests": [], "passes": 1} if program else None,
-                   waves_dir=waves)
-    refusal = chosen.supports(cfg, spec)
-    if refusal is not None:
-        value = True if refusal.field == "program" else refusal.value
-        raise ImcError(_OPTIONS.get(refusal.field, refusal.field), value,
-                       refusal.allowed.replace(USE_COCOTB, "--engine cocotb"))
+    check(cfg, engine, program, waves)
 
 
 def engine_arg(parser, what, limits):
@@ -133,46 +105,4 @@ def programmable(cfg):
     require("programming", cfg)
 
 
-def int_in(lo, hi, what=None):
-    """argparse type: an integer in ``lo..hi`` (its bounds readable as ``.lo``, ``.hi``);
-    ``what`` names the allowed values in the message (default: the range)."""
-    what = what or f"an integer in {lo}..{hi}"
 
-    def parse(text):
-        try:
-            value = int(text, 0)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{_short(text)} is not {what}")
-        return value
-
-    parse.lo, parse.hi, parse.__name__ = lo, hi, f"int_in({lo}, {hi})"
-    return parse
-
-
-def number_in(lo, hi):
-    """argparse type: a finite number ``x`` with ``lo < x <= hi`` (``.lo``, ``.hi``)."""
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not lo < value <= hi:  # nan compares false: refused with the rest
-            raise argparse.ArgumentTypeError(f"{_short(text)} is not a number in ({lo}, {hi}]")
-        return value
-
-    parse.lo, parse.hi, parse.__name__ = lo, hi, f"number_in({lo}, {hi})"
-    return parse
-
-
-def _short(text):
-    text = repr(text)
-    return text if len(text) <= 40 else text[:30] + "..." + text[-6:]
-
-
-#: Counts (``--bits``, ``--vectors``...): at least 1; the commands bound them further.
-positive_int = int_in(1, 2**62, "a positive integer")
-#: Rates and times (``--timeout``, ``--freq``): finite and above 0.
-positive_float = number_in(0.0, 1e9)

@@ -24,7 +24,7 @@ def add_parser(commands, command):
         sub.add_argument("-o", "--output", metavar="DIR", default=f"workload-{name}",
                          help=f"where the plot and report.json go (default workload-{name})")
         sub.add_argument("--seed", type=common.seed, default=0,
-                         help="seeds the data split, the training and the device model")
+                         help="seeds the workload: its data, training and device model")
         rtl = getattr(module, "RTL_DEFAULT", 8)
         sub.add_argument("--rtl", type=common.int_in(0, 100_000), default=rtl, metavar="N",
                          help=f"vectors checked exactly on the RTL (default {rtl}; 0: golden "

@@ -5,7 +5,8 @@ from imcgen.sim.cocotb_engine import CocotbEngine, run_job, simulate_trng
 from imcgen.sim.engine import RunSpec, SimResult
 from imcgen.sim.fast import FastEngine
 
-__all__ = ["ENGINES", "simulate", "simulate_trng", "run_job", "SimResult", "RunSpec", "get_engine"]
+__all__ = ["ENGINES", "simulate", "simulate_trng", "run_job", "SimResult", "RunSpec", "get_engine",
+           "check_engine"]
 
 #: Engines by name, the default first.
 ENGINES = {e.name: e for e in (CocotbEngine(), FastEngine())}
@@ -80,3 +81,23 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     if refusal is not None:
         raise refusal
     return chosen.run(cfg, spec, progress)
+
+
+#: Keywords of imcgen.simulate whose command-line option has another name.
+_OPTIONS = {"engine": "--engine", "program": "--program", "waves_dir": "--waves"}
+
+
+def check_engine(cfg, engine, program=False, waves=None):
+    """Refuse what the engine ``--engine`` names cannot run (its ``supports``), before any
+    work, naming the command-line option."""
+    from imcgen.sim.engine import USE_COCOTB, RunSpec
+
+    chosen = get_engine(engine, "--engine")
+    spec = RunSpec(weights=None, inputs=None, seed=0,
+                   program={"requests": [], "passes": 1} if program else None,
+                   waves_dir=waves)
+    refusal = chosen.supports(cfg, spec)
+    if refusal is not None:
+        value = True if refusal.field == "program" else refusal.value
+        raise ImcError(_OPTIONS.get(refusal.field, refusal.field), value,
+                       refusal.allowed.replace(USE_COCOTB, "--engine cocotb"))

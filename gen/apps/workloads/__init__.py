@@ -13,12 +13,15 @@ A workload module (one per name in :data:`WORKLOADS`) defines
 """
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imcgen.core.errors import ImcError
+from imcgen.core.options import int_in, number_in  # the options' types (module docstring)
 
-__all__ = ["WORKLOADS", "Report", "RtlCheck", "get", "check_rtl"]
+__all__ = ["WORKLOADS", "Report", "RtlCheck", "get", "check_rtl", "load", "check_engine",
+           "int_in", "number_in"]
 
 #: Workload name -> module, in the order of ``imcgen workload --help``.
 WORKLOADS = {
@@ -30,6 +33,24 @@ WORKLOADS = {
     "dct": "imcgen.apps.workloads.dct",
     "refine": "imcgen.apps.workloads.refine",
 }
+
+
+def load(args):
+    """The configuration the options name (``--preset``, ``--config``, ``--set``); its
+    warnings on stderr."""
+    from imcgen.core.config import load_config
+
+    cfg = load_config(args.preset, args.config, args.overrides)
+    for line in cfg.warnings():
+        sys.stderr.write(f"imcgen: warning: {line}\n")
+    return cfg
+
+
+def check_engine(cfg, engine):
+    """Refuse, before any work, what ``--engine`` cannot run on ``cfg``."""
+    from imcgen.sim.api import check_engine as check
+
+    check(cfg, engine)
 
 
 def get(name):

