@@ -14,8 +14,11 @@ from imcgen.sim import formal
 DEPTH = 20 if os.environ.get("IMCGEN_SLOW") else 8
 
 
-#: Proofs too slow for the default suite: the end-to-end product (75 s at its depth, 40).
-SLOW_MODES = {"macro_top": ("contracts",)}
+#: Proofs too slow for the default suite: the end-to-end product (75 s at its depth, 40) and
+#: the TRNG's repetition count test (37 s at 72: three rounds after the warm-up). Their planted
+#: bugs still fail in the default suite; the passing proofs run with IMCGEN_SLOW=1 and in
+#: ``imcgen formal``.
+SLOW_MODES = {"macro_top": ("contracts",), "trng": ("contracts",)}
 
 
 @pytest.mark.parametrize("block", formal.BLOCKS)
