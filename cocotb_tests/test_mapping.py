@@ -165,6 +165,13 @@ def test_mlp_workload_end_to_end(tmp_path, capsys, seed):
     assert code == 0, err
     again = json.loads((tmp_path / "again" / "report.json").read_text())
     assert again["golden_accuracy"] >= 0.85
+    code, out, err = _run(["workload", "model", "--model", str(tmp_path / "model.toml"),
+                           "--weights", str(tmp_path / "model.npz"), "--inputs",
+                           str(tmp_path / "X.npy"), "--rtl", "0", "-o",
+                           str(tmp_path / "unlabelled")], capsys)
+    assert code == 0, err
+    plain = json.loads((tmp_path / "unlabelled" / "report.json").read_text())
+    assert plain["agreement"] >= 0.85 and (tmp_path / "unlabelled" / "model.png").exists()
 
 
 def test_cnn_workload_end_to_end_with_its_rtl_subset(tmp_path, capsys):

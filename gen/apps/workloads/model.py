@@ -91,6 +91,25 @@ def run(args, out_dir, progress):
     lines = mapping.format_plan(int_layers, result)
     figures = [("argmax agreement with the float model", f"{agree:.1%}", "-"),
                ("RMS of the outputs against the float model", f"{rms:.4g}", "-")]
-    return Report("model", title, figures, lines, None, rtl,
+    plot = out_dir / "model.png"
+    _scatter(plot, title, ref, result.logits)
+    return Report("model", title, figures, lines, plot, rtl,
                   {"agreement": agree, "rms": rms, "inputs": int(len(X)),
                    "plan": [vars(il.plan) for il in int_layers]})
+
+
+def _scatter(path, title, ref, got):
+    """The macro's outputs against the float model's, every output of every input."""
+    from imcgen.apps.plots import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot(ref.ravel(), got.ravel(), ".", ms=2, alpha=0.5)
+    lo, hi = float(min(ref.min(), got.min())), float(max(ref.max(), got.max()))
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.set_xlabel("float model")
+    ax.set_ylabel("macro (golden model)")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
