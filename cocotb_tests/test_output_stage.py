@@ -202,6 +202,11 @@ def test_requant_widths_and_refusals():
 # -- the macro end to end ------------------------------------------------------------------
 
 
+MACRO = MacroConfig(rows=8, tiles=2, outputs=4, input_bits=4, weight_bits=4, cell_bits=2,
+                    adc_bits=4, adcs=4, input_signed=True, out_shift=6, out_relu=True,
+                    out_bits=5).replace(requant={"enabled": True, "rounding": "half_even"})
+
+
 def test_macro_requantizes_exactly_through_its_q_port(seed):
     """A whole macro with folded-batch-norm-like parameters: every output and cycle equals
     the golden model's under gaps, stalls and a reset (the parameters survive it, as the
@@ -210,9 +215,7 @@ def test_macro_requantizes_exactly_through_its_q_port(seed):
 
     from imcgen import simulate
 
-    cfg = MacroConfig(rows=8, tiles=2, outputs=4, input_bits=4, weight_bits=4, cell_bits=2,
-                      adc_bits=4, adcs=4, input_signed=True, out_shift=6, out_relu=True,
-                      out_bits=5).replace(requant={"enabled": True, "rounding": "half_even"})
+    cfg = MACRO
     rng = np.random.default_rng(seed)
     W = rng.integers(cfg.weight_min, cfg.weight_max + 1, (cfg.input_rows, cfg.outputs))
     X = rng.integers(cfg.input_min, cfg.input_max + 1, (40, cfg.input_rows))
@@ -232,3 +235,39 @@ def test_macro_requantizes_exactly_through_its_q_port(seed):
     with pytest.raises(ImcError, match="requant = 'given': needs a configuration with "
                                        "requant.enabled = true"):
         simulate(cfg.replace(requant={"enabled": False}), W, X, requant=(bias, scale))
+
+
+def test_imcgen_simulate_loads_requant_from_a_file(tmp_path, capsys):
+    """The command line: ``--requant Q.npz`` on the fast engine; its refusals in one line."""
+    import random
+
+    from imcgen import cli
+
+    rng = np.random.default_rng(5)
+    W = rng.integers(MACRO.weight_min, MACRO.weight_max + 1, (MACRO.input_rows, MACRO.outputs))
+    X = rng.integers(MACRO.input_min, MACRO.input_max + 1, (20, MACRO.input_rows))
+    bias, scale = _params(MACRO, random.Random(5))
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "X.npy", X)
+    np.savez(tmp_path / "q.npz", bias=np.array(bias), scale=np.array(scale))
+    np.savez(tmp_path / "half.npz", bias=np.array(bias))
+    sets = [f"--set={k}={v}" for k, v in MACRO.to_dict().items() if not isinstance(v, dict)]
+    sets += ["--set=requant.enabled=true", "--set=requant.rounding=half_even"]
+    base = ["simulate", *sets, "--weights", str(tmp_path / "W.npy"), "--inputs",
+            str(tmp_path / "X.npy")]
+    assert cli.main([*base, "--requant", str(tmp_path / "q.npz"), "--engine", "fast", "-o",
+                     str(tmp_path / "out.npz")]) == 0
+    out = np.load(tmp_path / "out.npz")
+    assert np.array_equal(out["y"], apply(MACRO, X @ W, (np.array(bias), np.array(scale))))
+    assert "values match, cycles match" in capsys.readouterr().out
+    bad = {"half.npz": "must hold two arrays, bias and scale", "nowhere.npz": "file not found"}
+    for name, message in bad.items():
+        code = cli.main([*base, "--requant", str(tmp_path / name), "-o",
+                         str(tmp_path / "no.npz")])
+        err = capsys.readouterr().err
+        assert code == 2 and "--requant = '" in err and message in err, err
+    off = [a for a in base if a != "--set=requant.enabled=true"]
+    assert cli.main([*off, "--requant", str(tmp_path / "q.npz"), "-o",
+                     str(tmp_path / "no.npz")]) == 2
+    assert "needs a configuration with requant.enabled = true" in capsys.readouterr().err
+    assert not (tmp_path / "no.npz").exists()

@@ -28,6 +28,9 @@ def add_parser(commands, command):
                      help="probability of an idle gap before each input vector")
     sim.add_argument("--out-stalls", type=common.probability, default=0.0, metavar="P",
                      help="probability that the output is not ready in a cycle")
+    sim.add_argument("--requant", metavar="Q.npz",
+                     help="arrays bias and scale (one per output) loaded through the q port "
+                          "before the vectors; needs --set requant.enabled=true")
     common.engine_arg(sim, "the vectors", "stub crossbar only, no --program or --waves")
     common.allow_long_arg(sim)
     sim.set_defaults(run=cmd_simulate)
@@ -59,6 +62,7 @@ def cmd_simulate(args):
     if len(inputs) == 0:  # would check nothing and report a match
         raise ImcError("--inputs", str(args.inputs), f"holds no vectors (shape (0, "
                                                      f"{cfg.input_rows}))")
+    requant = None if args.requant is None else _requant(cfg, args.requant)
     check_affordable(cfg, inputs, allow_long=args.allow_long,
                      what=f"simulating {len(inputs)} vectors", in_gaps=args.in_gaps,
                      out_stalls=args.out_stalls)
@@ -72,7 +76,7 @@ def cmd_simulate(args):
         result = simulate(cfg, weights, inputs, seed=args.seed, in_gaps=args.in_gaps,
                           out_stalls=args.out_stalls, waves_dir=args.waves, work_dir=args.work,
                           progress=progress, program="array" if args.program else None,
-                          engine=args.engine)
+                          requant=requant, engine=args.engine)
     finally:
         progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,3 +114,25 @@ def cmd_simulate(args):
         sys.stdout.write(result.mismatch_report() + "\n")
         return MISMATCH
     return OK
+
+
+def _requant(cfg, path):
+    """``(bias, scale)`` from an ``.npz`` holding both, checked against the configuration."""
+    import numpy as np
+
+    from imcgen.core.checks import check_input_file
+    from imcgen.golden.output_stage import requant_params
+
+    path = check_input_file("--requant", path, "an .npz with arrays bias and scale")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in ("bias", "scale") if k in archive}
+    except (OSError, ValueError, AttributeError):
+        raise ImcError("--requant", str(path), "is not an .npz of arrays (numpy.savez)") from None
+    if set(arrays) != {"bias", "scale"}:
+        raise ImcError("--requant", str(path), "must hold two arrays, bias and scale "
+                                               "(numpy.savez(path, bias=..., scale=...))")
+    if not cfg.requant.enabled:
+        raise ImcError("--requant", str(path), "needs a configuration with "
+                                               "requant.enabled = true")
+    return requant_params(cfg, (arrays["bias"], arrays["scale"]))
