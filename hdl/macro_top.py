@@ -99,7 +99,7 @@ class MacroTop(Block):
         Clears ``status`` on the edge it is high.
     q : In(stream.Signature(requant_layout))
         ``requant.enabled``: every output's bias and scale; taken only while no vector is
-        inside (``busy`` low), so a vector's outputs use the parameters loaded before it.
+        inside or offered, so a vector's outputs use the parameters loaded before it.
     p : In(stream.Signature(write_verify.request_layout))
         Programmable devices: single-cell write-verify requests.
     r : Out(stream.Signature(write_verify.result_layout))
