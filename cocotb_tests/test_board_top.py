@@ -17,10 +17,11 @@ import cocotb
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
 
 from imcgen import golden
 from imcgen.apps.soak import stimulus
+from imcgen.core import timing
 from imcgen.core.config import load_config
 from imcgen.fpga.protocol import (
     END,
@@ -37,13 +38,14 @@ from imcgen.fpga.protocol import (
     crc16,
     encode_frame,
     escape,
+    parse_response,
 )
-from imcgen.fpga.tb_board import UartLink
+from imcgen.fpga.tb_board import UartLink, reset_domains, start_clocks
 from imcgen.golden import flow
 from imcgen.hdl.board_top import BoardCore, BoardTop
 from imcgen.hdl.uart import baud_divisor
 from imcgen.sim.runner import run_block
-from imcgen.sim.tb.streams import CLOCK_NS, config_from_env, seed_from_env, start_clock
+from imcgen.sim.tb.streams import CLOCK_NS, config_from_env, seed_from_env
 
 DIVISOR = 8            # clock cycles per bit in simulation
 TIMEOUT_CYCLES = 4000  # a frame idle this long mid-way is truncated (50 byte times)
@@ -53,6 +55,9 @@ CONFIGS = {
     # Every other path of the board top in one build: PROGRAM and array-mode rows, the TRNG.
     "small-rram-trng": ["preset=small", "device.kind=rram", "trng.enabled=true"],
 }
+# The macro's clock period against the link's 10 ns: unrelated ratios, faster and slower.
+MACRO_NS = {"small": 7.3, "small-rram-trng": 23.1}
+BATCH = 32  # vectors the simulated boards' batch memories hold
 
 
 def config_of(name):
@@ -60,8 +65,14 @@ def config_of(name):
     return load_config(items.pop("preset"), overrides=[f"{k}={v}" for k, v in items.items()])
 
 
-def core_of(cfg):
-    return BoardCore(config=cfg, divisor=DIVISOR, timeout_cycles=TIMEOUT_CYCLES)
+def macro_timeout(macro_ns):
+    """The TRNG byte wait in macro cycles: the link timeout's time, rounded up."""
+    return -(-TIMEOUT_CYCLES * CLOCK_NS * 10 // round(10 * macro_ns))
+
+
+def core_of(cfg, macro_ns):
+    return BoardCore(config=cfg, divisor=DIVISOR, timeout_cycles=TIMEOUT_CYCLES,
+                     macro_timeout_cycles=macro_timeout(macro_ns), batch_depth=BATCH)
 
 
 # -- parameters (no simulator) ----------------------------------------------------------------
@@ -99,16 +110,19 @@ def test_board_top_derives_its_divisor_and_timeout_from_the_clock():
 
 def _run(name, tmp_path, seed, tests):
     cfg = config_of(name)
-    run_block(core_of(cfg), "board_top", "test_board_top", tmp_path, config=cfg, seed=seed,
+    run_block(core_of(cfg, MACRO_NS[name]), "board_top", "test_board_top", tmp_path, config=cfg,
+              seed=seed,
               env={"IMCGEN_UART_DIVISOR": str(DIVISOR),
                    "IMCGEN_LINK_TIMEOUT": str(TIMEOUT_CYCLES),
+                   "IMCGEN_MACRO_NS": str(MACRO_NS[name]),
                    "COCOTB_TEST_FILTER": rf"\.({'|'.join(tests)})$"})
 
 
 LINK_TESTS = ["info_and_mvm_match_golden", "back_to_back_commands_answer_in_order",
               "a_burst_of_requests_gets_every_answer",
               "malformed_frames_are_refused_and_change_nothing", "frame_cut_by_a_reset",
-              "hostile_frames_get_their_documented_answers_and_change_nothing"]
+              "hostile_frames_get_their_documented_answers_and_change_nothing",
+              "batch_runs_match_golden_in_cycles_counted_on_chip"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -145,23 +159,20 @@ class Bench:
     def __init__(self, dut):
         self.dut = dut
         self.cfg = config_from_env()
-        self.codec = Codec(self.cfg)
+        self.codec = Codec(self.cfg, batch_depth=BATCH)
         self.seed = seed_from_env()
         self.rng = np.random.default_rng(self.seed)
         self.link = None
 
     async def start(self):
-        await start_clock(self.dut)
+        self.macro_ns = float(os.environ["IMCGEN_MACRO_NS"])
+        await start_clocks(self.dut, self.macro_ns)
         self.dut.rx.value = 1
+        self.link = UartLink(self.dut, DIVISOR)  # listening before the reset's XON
         await self.reset()
-        self.link = UartLink(self.dut, DIVISOR)
 
-    async def reset(self, cycles=3):
-        await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, cycles)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+    async def reset(self, link=True, macro=True):
+        await reset_domains(self.dut, link=link, macro=macro)
 
     async def ok(self, command, payload=b""):
         response = await self.link.call(command, payload)
@@ -207,7 +218,8 @@ async def info_and_mvm_match_golden(dut):
     assert info == {"version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
                     "trng": int(cfg.trng.enabled), "reserved": 0,
                     "config_digest": config_digest(cfg), "rx_fifo_depth": 512,
-                    "divisor": DIVISOR, "clk_hz": 0}
+                    "divisor": DIVISOR, "divisor_frac": 0, "clk_hz": 0, "macro_hz": 0,
+                    "batch_depth": BATCH}
     W, X = stimulus(cfg, bench.rng, 12)
     await bench.load(W)
     await bench.check_mvms(W, X)
@@ -337,7 +349,8 @@ async def a_burst_of_requests_gets_every_answer(dut):
     assert answered == len(requests) == BURST
     status = await bench.status()
     assert (status["overruns"], status["framing_errors"]) == (0, 0), status
-    assert XOFF in link.flow and flow.flow_bytes_alternate(link.flow), link.flow
+    assert XOFF in link.flow and flow.flow_bytes_alternate(link.flow), \
+        bytes(link.flow).hex()
     if trng_bytes:
         from imcgen.golden import trng
 
@@ -449,33 +462,116 @@ async def _bad_stop_bit(dut, byte):
 
 @cocotb.test()
 async def frame_cut_by_a_reset(dut):
-    """A reset in the middle of a frame: no answer to it, its tail is dropped, nothing it
-    carried is applied (cells keep their weights), and the link works at once."""
+    """A reset of the link's domain, the macro's or both in the middle of a request: no answer
+    to it, its tail dropped, nothing it carried applied (cells keep their weights), and the link
+    works at once. A reset while a response goes out loses that response only, and one in the
+    middle of a batch run loses its answer; the run then repeats exactly."""
     bench = Bench(dut)
     await bench.start()
     cfg, codec, link = bench.cfg, bench.codec, bench.link
     rng = random.Random(bench.seed)
     W, X = stimulus(cfg, bench.rng, 4)
     await bench.load(W)
+    commands = len(W)
     other = codec.weights(1, -W[1] if cfg.weight_mapping == "differential" else W[0])
-    _, frame = link.frame(Command.WEIGHTS, other)
+    domains = [(True, True), (True, False), (False, True)]
+    bad = 0
+    for link_reset, macro_reset in domains + domains:
+        _, frame = link.frame(Command.WEIGHTS, other)
+        await link.send(frame)
+        cut = rng.randint(2, len(frame) - 2) * link.byte_ns + rng.randint(0, 9) * DIVISOR * \
+            CLOCK_NS
+        await Timer(cut, "ns")
+        await bench.reset(link=link_reset, macro=macro_reset)
+        cocotb.log.info(f"reset link={link_reset} macro={macro_reset} at {cut} ns")
+        await link.sent()  # the tail goes out after the reset
+        await Timer(3 * link.byte_ns, "ns")
+        # A reset in the middle of a byte leaves the UART reading the rest of the line from a
+        # wrong start bit: if that garbage holds an END, the next bytes make a frame, which is
+        # refused (never run). Anything else is silence.
+        frames = link.reader.feed(link.take())
+        link.forget()
+        responses = [parse_response(frame) for frame in frames]
+        assert all(r.code == ERROR for r in responses), (responses, f"seed {bench.seed}")
+        commands = 0 if macro_reset else commands  # the executor's counters restart with it
+        bad = 0 if macro_reset else bad
+        bad += len(responses)
+        status = await bench.status()
+        assert (status["commands"], status["bad_frames"]) == (commands, bad), \
+            (link_reset, macro_reset, status, f"seed {bench.seed}")
+        await bench.check_mvms(W, X)
+        commands += 1 + len(X)
+    # While a response is going out: that response is lost (or arrives whole), never another.
+    for link_reset, macro_reset in domains:
+        _, frame = link.frame(Command.INFO)
+        await link.send(frame)
+        await Timer((len(frame) + rng.randint(2, 8)) * link.byte_ns, "ns")
+        await bench.reset(link=link_reset, macro=macro_reset)
+        await Timer(20 * link.byte_ns, "ns")
+        link.forget()
+        await bench.check_mvms(W, X[:1])
+    # In the middle of a batch run (the macro's side): its answer is lost, the run repeats.
+    count = min(BATCH, 16)
+    line = b"".join(link.frame(Command.BATCH_WRITE, codec.batch_write(k, X[k % len(X)]))[1]
+                    for k in range(count))
+    await link.send(line)
+    for _ in range(count):
+        assert (await link.response()).ok
+    _, frame = link.frame(Command.BATCH_RUN, codec.batch_run(count))
     await link.send(frame)
-    await Timer(rng.randint(2, len(frame) - 2) * link.byte_ns + rng.randint(0, 9) * DIVISOR
-                * CLOCK_NS, "ns")
-    await bench.reset()
-    await link.sent()  # the tail goes out after the reset
-    await link.silence()
-    status = await bench.status()
-    assert (status["commands"], status["bad_frames"]) == (0, 0)  # counters reset too
-    await bench.check_mvms(W, X)
-    # A reset between frames, and one while a response is going out, cost nothing either.
-    await bench.reset()
-    seq, frame = link.frame(Command.INFO)
-    await link.send(frame)
-    await Timer((len(frame) + 4) * link.byte_ns, "ns")
-    await bench.reset()
+    await link.sent()
+    await Timer(rng.randint(1, 20) * 10 * bench.macro_ns, "ns")  # the run has started
+    await bench.reset(link=False, macro=True)
+    await Timer(20 * link.byte_ns, "ns")
     link.forget()
-    await bench.check_mvms(W, X[:1])
+    expected = golden.run(cfg, W, np.array([X[k % len(X)] for k in range(count)]))
+    run = codec.one(Command.BATCH_RUN, await bench.ok(Command.BATCH_RUN, codec.batch_run(count)))
+    assert run["vectors"] == count and \
+        run["cycles"] >= timing.batch_cycles(cfg, expected.reads), run
+    got = codec.results(Command.BATCH_READ, await bench.ok(Command.BATCH_READ,
+                                                           codec.batch_read(0, count)))
+    assert got == list(zip(expected.y.tolist(), expected.cycles.tolist(), strict=True)), \
+        f"seed {bench.seed}"
+
+
+@cocotb.test()
+async def batch_runs_match_golden_in_cycles_counted_on_chip(dut):
+    """BATCH_WRITE, BATCH_RUN, BATCH_READ, pipelined as the host driver sends them: every
+    result equals the golden model's, and the run's cycles, counted on chip at the macro's
+    clock, equal imcgen.core.timing.batch_cycles of the golden model's reads."""
+    bench = Bench(dut)
+    await bench.start()
+    cfg, codec, link = bench.cfg, bench.codec, bench.link
+    W, X = stimulus(cfg, bench.rng, BATCH + 3)
+    await bench.load(W)
+    for count in (1, BATCH, 7):
+        chunk = X[bench.rng.permutation(len(X))[:count]]
+        plan = [(Command.BATCH_WRITE, codec.batch_write(k, x)) for k, x in enumerate(chunk)]
+        plan.append((Command.BATCH_RUN, codec.batch_run(count)))
+        half = count // 2  # two reads, the second from the middle
+        plan += [(Command.BATCH_READ, codec.batch_read(0, half)),
+                 (Command.BATCH_READ, codec.batch_read(half, count - half))]
+        frames = [link.frame(command, payload) for command, payload in plan]
+        await link.send(b"".join(frame for _, frame in frames))
+        answers = []
+        for (command, _), (seq, _) in zip(plan, frames, strict=True):
+            response = await link.response(timeout_ns=2000 * link.byte_ns)
+            assert (response.code, response.seq) == (command | OK_BIT, seq), response
+            answers.append(response.payload)
+        expected = golden.run(cfg, W, chunk)
+        run = codec.one(Command.BATCH_RUN, answers[count])
+        got = [r for p in answers[count + 1:] for r in codec.results(Command.BATCH_READ, p)]
+        assert got == list(zip(expected.y.tolist(), expected.cycles.tolist(), strict=True)), \
+            f"seed {bench.seed}"
+        predicted = timing.batch_cycles(cfg, expected.reads)
+        # Exact, but with overlap a tile without reads may add a cycle (timing.stream_cycles).
+        slack = int((expected.reads == 0).any(axis=1).sum()) if cfg.overlap else 0
+        assert run["vectors"] == count and \
+            predicted <= run["cycles"] <= predicted + slack, (run, predicted, slack)
+        cocotb.log.info(f"batch of {count}: {run['cycles']} macro cycles on chip (predicted "
+                        f"{predicted}), {count / (run['cycles'] * bench.macro_ns * 1e-9):.3g} "
+                        f"MVM/s at the simulated {1e3 / bench.macro_ns:.0f} MHz")
+    await bench.check_mvms(W, X[:2])  # single MVMs after runs
 
 
 @cocotb.test()
@@ -638,6 +734,8 @@ def test_imcgen_board_passes_against_the_simulated_board(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         assert "24 vectors: values match, cycles match (golden model)" in result.stdout
         assert "0 bad frames" in result.stdout and "PASS" in result.stdout
+        assert "macro cycles counted by the board (as the golden model predicts)" in \
+            result.stdout and "MVM/s at the macro's 136.986 MHz" in result.stdout
         # A host with another configuration is refused by the INFO check.
         with pytest.raises(ConfigMismatch, match="another configuration"):
             Board(sim.port, cfg.replace(out_relu=True), timeout=60)
@@ -647,9 +745,18 @@ def test_imcgen_board_passes_against_the_simulated_board(tmp_path):
         with Board(sim.port, cfg, timeout=60) as macro:
             macro.load_weights(W)
             Y, cycles = macro.mvm_batch(X)
+            runs = macro.runs
             y, c = macro.mvm(X[0])
             expected = golden.run(cfg, W, X)
             assert np.array_equal(Y, expected.y) and np.array_equal(cycles, expected.cycles)
+            # One batch run on chip, its cycles counted by the board as the golden model says.
+            (run,) = runs
+            assert (run.vectors, run.cycles, run.macro_hz) == \
+                (len(X), timing.batch_cycles(cfg, expected.reads), macro.info["macro_hz"])
+            assert run.mvm_per_s == len(X) * run.macro_hz / run.cycles
+            Y2, cycles2 = macro.mvm_batch(X, on_chip=False)  # MVM requests, pipelined
+            assert np.array_equal(Y2, expected.y) and np.array_equal(cycles2, expected.cycles)
+            assert macro.runs == [] and macro.baud == 100e6 / 8
             assert (y.tolist(), c) == (expected.y[0].tolist(), int(expected.cycles[0]))
             status = macro.status()
             assert (status["bad_frames"], status["overruns"]) == (0, 0)

@@ -20,7 +20,7 @@ from imcgen.apps.soak import stimulus
 from imcgen.core.config import MacroConfig, load_config
 from imcgen.fpga.protocol import Codec
 from imcgen.golden import slip
-from imcgen.hdl.executor import Executor
+from imcgen.hdl.executor import BATCH_DEPTH, Executor
 from imcgen.hdl.macro_top import MacroTop
 from imcgen.hdl.slip import raw_layout, token_layout
 from imcgen.link.protocol import (
@@ -229,9 +229,10 @@ async def commands_answer_as_the_host_codec_expects(dut):
     cfg, codec = bench.cfg, bench.codec
     info = codec.one(Command.INFO, await bench.ok(Command.INFO))
     assert info == {"version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
-                    "trng": int(cfg.trng.enabled), "reserved": 0,
+                    "trng": int(cfg.trng.enabled), "divisor_frac": 0, "reserved": 0,
                     "config_digest": config_digest(cfg), "rx_fifo_depth": DEPTH,
-                    "divisor": DIVISOR, "clk_hz": CLK_HZ}
+                    "divisor": DIVISOR, "clk_hz": CLK_HZ, "macro_hz": 0,
+                    "batch_depth": BATCH_DEPTH}
     W, X = stimulus(cfg, bench.rng, 8)
     for row, values in enumerate(W):
         assert await bench.ok(Command.WEIGHTS, codec.weights(row, values)) == b""

@@ -158,34 +158,44 @@ def _imcgen_fpga(*args):
 
 
 def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
-    """``imcgen fpga --preset small --board icebreaker``: a real bitstream that meets the
-    12 MHz clock, the report on disk and on stdout."""
+    """``imcgen fpga --preset small --board icebreaker``: a real bitstream whose link meets the
+    12 MHz board clock and whose macro meets the PLL's default 24 MHz, the report on disk and
+    on stdout."""
     out = tmp_path / "ice"
     assert _imcgen_fpga("--preset", "small", "--board", "icebreaker", "-o", out,
                         "--no-hierarchy") == 0
     stdout = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert Path(report["bitstream"]).stat().st_size == UP5K_BIN_BYTES
-    assert (report["board"], report["device"], report["requested_mhz"]) == \
-        ("icebreaker", "iCE40UP5K", 12.0)
-    assert report["timing_met"] and report["fmax_mhz"] >= 12.0
-    # Issue 11's pipelining took it from 25.2 MHz to 50.8 (52.3 for this build: without the
-    # hierarchy statistics Yosys writes another netlist; nextpnr is deterministic for a given
-    # netlist and seed): a floor that a regression of the critical paths would break.
-    assert report["fmax_mhz"] >= 46.0, report["critical_path"]
-    assert report["margin_mhz"] == pytest.approx(report["fmax_mhz"] - 12.0, abs=0.01)
+    assert (report["board"], report["device"]) == ("icebreaker", "iCE40UP5K")
+    clocks = report["clocks"]
+    assert set(clocks) == {"link", "macro"} and report["timing_met"]
+    assert (clocks["link"]["requested_mhz"], clocks["macro"]["requested_mhz"]) == (12.0, 24.0)
+    assert report["macro_clock"]["source"] == "default for icebreaker"
+    # Issue 11's pipelining took the one-clock board top from 25.2 MHz to 50.8 (52.3 for this
+    # build: without the hierarchy statistics Yosys writes another netlist; nextpnr is
+    # deterministic for a given netlist and seed). With the macro on the PLL's clock, 33.2 MHz
+    # against 24 (the link: 52.4 against 12): floors that a regression of the critical paths
+    # would break.
+    assert clocks["macro"]["achieved_mhz"] >= 30.0, report["critical_path"]
+    assert clocks["link"]["achieved_mhz"] >= 36.0
+    assert report["worst_clock"] == "macro" and report["requested_mhz"] == 24.0
+    assert report["margin_mhz"] == pytest.approx(report["fmax_mhz"] - 24.0, abs=0.01)
     placed, totals = report["placed"], report["device_totals"]
     assert report["resources"]["io"] == placed["io"] == 5  # clock, rx, tx, two LEDs
     # The RX FIFO (1); on iCE40, where logic cells are scarce, the result FIFO (56 bits: 4
-    # block RAMs 16 bits wide) and the launch FIFO (8 bits: 1) too; and each tile's crossbar
-    # stub's cells (stub.cells = block_ram: 8 rows x 4 lanes x 2 bits, 4 block RAMs).
-    assert placed["brams"] == report["resources"]["brams"] == 6 + 2 * 4
+    # block RAMs 16 bits wide) and the launch FIFO (8 bits: 1) too; each tile's crossbar
+    # stub's cells (stub.cells = block_ram: 8 rows x 4 lanes x 2 bits, 4 block RAMs); the two
+    # clock-crossing FIFOs (1 + 1). No batch memory on the iCEBreaker (flow.BATCH_DEPTH).
+    assert placed["brams"] == report["resources"]["brams"] == 6 + 2 * 4 + 2
     assert placed["dsps"] == 0 and 0 < placed["luts"] <= totals["luts"] == 5280
     assert report["configuration"] == load_config("small").to_dict()
     assert report["command"] == \
-        f"imcgen fpga --preset small --board icebreaker --no-hierarchy -o {out}"
+        f"imcgen fpga --preset small --board icebreaker --clock 24 --no-hierarchy -o {out}"
     assert (out / "report.txt").read_text() in stdout
-    assert f"Fmax {report['fmax_mhz']:.2f} MHz for a 12 MHz clock: met" in stdout
+    assert f"Fmax link {clocks['link']['achieved_mhz']:.2f} MHz for a 12 MHz clock: met" in stdout
+    assert f"Fmax macro {clocks['macro']['achieved_mhz']:.2f} MHz for a 24 MHz clock: met" \
+        in stdout
     # The slowest register-to-register path, mapped back to the design, sets that Fmax.
     path = report["critical_path"]
     assert 1000 / path["delay_ns"] == pytest.approx(report["fmax_mhz"], rel=0.02)

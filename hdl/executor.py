@@ -6,10 +6,13 @@ exact length does it touch the macro. Anything else is answered with an error re
 macro and the link state stay as they were. One command runs at a time.
 
 Commands reach the macro's streams: ``WEIGHTS`` offers the payload on ``w``, ``MVM`` on ``i``
-and answers with the result taken from ``o``, ``PROGRAM`` (programmable devices) offers a
-request on ``p``; ``WEIGHTS`` and ``PROGRAM`` then answer with every result on ``r`` until the
-macro is idle (none for a loaded row or a dropped request). The TRNG commands exist only when
-the macro has the TRNG ports (``t``, ``trng_ctl``, ``trng_status``).
+and answers with the result taken from ``o``, the batch commands (with a batch memory,
+``batch_depth`` > 0) store vectors in block RAM, run them through ``i`` back to back at the
+macro's clock with ``o`` always ready, counting the cycles on chip, and read back the
+results, ``PROGRAM`` (programmable devices) offers a request on ``p``; ``WEIGHTS`` and
+``PROGRAM`` then answer with every result on ``r`` until the macro is idle (none for a
+loaded row or a dropped request). The TRNG commands exist only when the macro has
+the TRNG ports (``t``, ``trng_ctl``, ``trng_status``).
 
 The payload layouts of every command are here (:func:`request_layouts`,
 :func:`response_layouts`), and the host's codec reads them (:mod:`imcgen.fpga.protocol`).
@@ -18,6 +21,7 @@ The payload layouts of every command are here (:func:`request_layouts`,
 from amaranth import Module, Signal
 from amaranth.hdl import Cat, Const, Mux, Shape, Value, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from imcgen.core.config import MacroConfig
@@ -36,11 +40,16 @@ from imcgen.link.protocol import (
     nbytes,
 )
 
-__all__ = ["RX_FIFO_DEPTH", "info_layout", "status_layout", "error_layout", "request_layouts",
-           "layouts_macro", "response_layouts", "has_trng", "supported", "Executor"]
+__all__ = ["RX_FIFO_DEPTH", "BATCH_DEPTH", "info_layout", "status_layout", "error_layout",
+           "run_layout", "request_layouts", "layouts_macro", "response_layouts", "has_trng",
+           "supported", "Executor"]
 
 #: Bytes the receive FIFO holds: what a host may send while a command runs.
 RX_FIFO_DEPTH = 512
+#: Vectors (and results) the batch memories of a board top hold by default.
+BATCH_DEPTH = 256
+#: Width of the on-chip cycle counter of a batch run (BATCH_RUN's answer).
+RUN_CYCLE_BITS = 32
 
 
 def info_layout():
@@ -49,12 +58,26 @@ def info_layout():
         "version": 8,             # PROTOCOL_VERSION
         "programmable": 1,        # PROGRAM exists
         "trng": 1,                # the TRNG commands exist
-        "reserved": 6,
+        "divisor_frac": 4,        # sixteenths of a cycle in the UART's divisor
+        "reserved": 2,
         "config_digest": 32,      # imcgen.link.protocol.config_digest of the macro's configuration
         "rx_fifo_depth": 16,      # bytes a host may have in flight
-        "divisor": 16,            # clock cycles per bit
-        "clk_hz": 32,             # the board clock (0 when unknown)
+        "divisor": 16,            # link clock cycles per bit (whole part)
+        "clk_hz": 32,             # the link's (board) clock (0 when unknown)
+        "macro_hz": 32,           # the macro's clock (0 when unknown)
+        "batch_depth": 16,        # vectors a batch holds (0: no batch commands)
     })
+
+
+def _index_bits(depth):
+    return max(1, (depth - 1).bit_length())
+
+
+def run_layout(batch_depth):
+    """BATCH_RUN response: the vectors run and the macro clock cycles from the run's start to
+    its last result taken (:func:`imcgen.core.timing.batch_cycles`)."""
+    return data.StructLayout({"vectors": _index_bits(batch_depth) + 1,
+                              "cycles": RUN_CYCLE_BITS})
 
 
 def status_layout(config):
@@ -86,7 +109,7 @@ def has_trng(macro):
     return all(hasattr(macro, name) for name in ("t", "trng_ctl", "trng_status"))
 
 
-def request_layouts(config, macro=None):
+def request_layouts(config, macro=None, batch_depth=BATCH_DEPTH):
     """Command -> payload layout of the commands that have a payload (others have none)."""
     macro = macro or layouts_macro(config)
     layouts = {
@@ -97,10 +120,16 @@ def request_layouts(config, macro=None):
     }
     if config.programmable:
         layouts[Command.PROGRAM] = macro.p.payload.shape()
+    if batch_depth:
+        index = _index_bits(batch_depth)
+        layouts[Command.BATCH_WRITE] = data.StructLayout({
+            "index": index, "vector": macro.i.payload.shape()})
+        layouts[Command.BATCH_RUN] = data.StructLayout({"last": index})
+        layouts[Command.BATCH_READ] = data.StructLayout({"start": index, "count": 8})
     return layouts
 
 
-def response_layouts(config, macro=None):
+def response_layouts(config, macro=None, batch_depth=BATCH_DEPTH):
     """Command -> layout of one item of its response (a response holds 0, 1 or more)."""
     macro = macro or layouts_macro(config)
     layouts = {
@@ -113,12 +142,17 @@ def response_layouts(config, macro=None):
         layouts[Command.WEIGHTS] = layouts[Command.PROGRAM] = macro.r.payload.shape()
     if has_trng(macro):
         layouts[Command.TRNG_STATUS] = macro.trng_status.shape()
+    if batch_depth:
+        layouts[Command.BATCH_RUN] = run_layout(batch_depth)
+        layouts[Command.BATCH_READ] = result_layout(config)
     return layouts
 
 
-def supported(config, macro):
+def supported(config, macro, batch_depth=BATCH_DEPTH):
     """Commands this build answers (the others are known but UNSUPPORTED)."""
     out = {Command.INFO, Command.STATUS, Command.CLEAR, Command.WEIGHTS, Command.MVM}
+    if batch_depth:
+        out |= {Command.BATCH_WRITE, Command.BATCH_RUN, Command.BATCH_READ}
     if config.programmable:
         out.add(Command.PROGRAM)
     if has_trng(macro):
@@ -135,6 +169,7 @@ class _Job(enum.Enum, shape=3):
     RESULTS = 2   # program results from r until the macro is idle
     IDLE = 3      # nothing, once the macro is idle
     TRNG = 4      # up to `items` bytes from t, each awaited at most the timeout
+    STORED = 5    # `items` results from the batch's result memory
 
 
 class Executor(wiring.Component):
@@ -149,8 +184,12 @@ class Executor(wiring.Component):
     timeout_cycles : int
         The longest wait for each TRNG byte.
     rx_fifo_depth, divisor, clk_hz : int
-        What INFO reports of the link (bytes a host may have in flight, cycles per bit,
-        the clock).
+        What INFO reports of the link (bytes a host may have in flight, cycles per bit, an
+        int or a :class:`fractions.Fraction` in sixteenths, the link's clock).
+    macro_hz : int
+        What INFO reports of the clock this executor and the macro run on (0: unknown).
+    batch_depth : int
+        Vectors the batch memories hold, a power of two (0: no batch commands).
 
     Attributes
     ----------
@@ -166,17 +205,28 @@ class Executor(wiring.Component):
         A CLEAR command: zero the UART's counters (the macro's flags clear through ``macro``).
     bad_frames : Out(16)
         Error responses sent since the last CLEAR (saturating).
+    first : In(1)
+        The token on ``i`` opens a frame (the board top tags it). Arriving while a frame is
+        only partly received (a reset of the line's side cut it), it drops that frame first.
     """
 
     def __init__(self, *, config, timeout_cycles, rx_fifo_depth=RX_FIFO_DEPTH, divisor=0,
-                 clk_hz=0):
+                 clk_hz=0, macro_hz=0, batch_depth=BATCH_DEPTH):
         if not isinstance(config, MacroConfig):
             raise TypeError(f"config must be an imcgen.core.config.MacroConfig, not {config!r}")
         self._config = config
         self._timeout = check_int("link timeout", timeout_cycles, 1)
         self._depth = check_int("RX FIFO depth", rx_fifo_depth, 2, 0xFFFF)
-        self._divisor = check_int("UART divisor", divisor, 0, 0xFFFF)
+        from fractions import Fraction
+
+        if not isinstance(divisor, Fraction) or (divisor * 16).denominator != 1:
+            divisor = check_int("UART divisor", divisor, 0, 0xFFFF)
+        self._divisor = Fraction(divisor)
         self._clk_hz = check_int("clock frequency", clk_hz, 0, 2**32 - 1)
+        self._macro_hz = check_int("macro clock frequency", macro_hz, 0, 2**32 - 1)
+        self._batch = check_int("batch depth", batch_depth, 0, 1 << 15)
+        if self._batch & (self._batch - 1):
+            raise ValueError(f"batch depth must be 0 or a power of two, not {batch_depth!r}")
         super().__init__({
             "i": In(stream.Signature(token_layout)),
             "o": Out(stream.Signature(raw_layout)),
@@ -185,6 +235,7 @@ class Executor(wiring.Component):
             "overruns": In(8),
             "clear": Out(1),
             "bad_frames": Out(16),
+            "first": In(1),
         })
 
     @property
@@ -198,9 +249,10 @@ class Executor(wiring.Component):
         m.submodules.rx_crc = check = CRC(data_width=DATA_BITS).create()
         tok, tx = self.i, self.o
 
-        requests = request_layouts(cfg, macro)
-        responses = response_layouts(cfg, macro)
-        known = supported(cfg, macro)
+        depth = self._batch
+        requests = request_layouts(cfg, macro, depth)
+        responses = response_layouts(cfg, macro, depth)
+        known = supported(cfg, macro, depth)
         trng = has_trng(macro)
 
         size = nbytes
@@ -240,14 +292,17 @@ class Executor(wiring.Component):
         info = info_layout().const({
             "version": PROTOCOL_VERSION, "programmable": int(cfg.programmable),
             "trng": int(trng), "config_digest": config_digest(cfg),
-            "rx_fifo_depth": self._depth, "divisor": self._divisor, "clk_hz": self._clk_hz,
+            "rx_fifo_depth": self._depth, "divisor": int(self._divisor),
+            "divisor_frac": int(self._divisor * 16) % 16, "clk_hz": self._clk_hz,
+            "macro_hz": self._macro_hz, "batch_depth": depth,
         }).as_value()
         info_bytes = size(info_layout())
         from_info = Signal()     # the FIXED word is INFO: its bytes come from a constant table
         status = Signal(status_layout(cfg))
         # The shift register holds the other FIXED words (INFO, the longest, would double it).
         fixed_bits = max(status.shape().size, error_layout().size,
-                         Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width)
+                         Shape.cast(responses.get(Command.TRNG_STATUS, 1)).width,
+                         Shape.cast(responses.get(Command.BATCH_RUN, 1)).width)
         code = Signal(8)         # response code
         job = Signal(_Job)
         word_bytes = Signal(range(max(info_bytes, (fixed_bits + 7) // 8) + 1))
@@ -283,9 +338,11 @@ class Executor(wiring.Component):
         # The payload, as each stream wants it (the buffer holds it from the frame's end on).
         payload = buffer
         offer_w, offer_i, offer_p = Signal(), Signal(), Signal()
+        # A batch run offers its vectors from the same buffer (``feed_valid``).
+        feed_valid = Signal()
         m.d.comb += [macro.w.payload.eq(payload[:macro.w.payload.shape().size]),
                      macro.i.payload.eq(payload[:macro.i.payload.shape().size]),
-                     macro.w.valid.eq(offer_w), macro.i.valid.eq(offer_i)]
+                     macro.w.valid.eq(offer_w), macro.i.valid.eq(offer_i | feed_valid)]
         if cfg.programmable:
             m.d.comb += [macro.p.payload.eq(payload[:macro.p.payload.shape().size]),
                          macro.p.valid.eq(offer_p)]
@@ -310,6 +367,22 @@ class Executor(wiring.Component):
                                      macro.r.valid)
         if trng:
             sources[_Job.TRNG] = (Value.cast(macro.t.payload), 1, macro.t.valid)
+        if depth:
+            m.submodules.batch_vectors = vectors = Memory(
+                shape=macro.i.payload.shape().size, depth=depth, init=[])
+            m.submodules.batch_results = results = Memory(
+                shape=result_layout(cfg).size, depth=depth, init=[])
+            # The result memory's read port, registered once more (an ECP5 block RAM's output
+            # comes late in the cycle; on the UP5K, whose logic cells are scarce, its read is
+            # not on the critical path): its address moves as an item is taken, three cycles
+            # or more before the next is (two bytes at least, each a cycle and its shift).
+            stored = results.read_port()
+            stored_data = stored.data
+            if getattr(platform, "family", None) != "iCE40":
+                stored_data = Signal.like(stored.data)
+                m.d.sync += stored_data.eq(stored.data)
+            sources[_Job.STORED] = (padded(stored_data, result_layout(cfg)),
+                                    size(result_layout(cfg)), Const(1))
         # An item goes out from a shift register, a byte per handshake; its stream is taken
         # as it is loaded, so no byte multiplexer and no ready path reach the macro's FIFO.
         # The FIXED job's word is loaded into it when the command runs.
@@ -329,7 +402,8 @@ class Executor(wiring.Component):
         # an item to take, cleared as it leaves, so the macro's FIFO logic starts at a
         # register instead of the state decode.
         pull = Signal()
-        m.d.comb += macro.o.ready.eq(pull & (job == _Job.RESULT))
+        running = Signal()  # a batch run: the macro's results go into the result memory
+        m.d.comb += macro.o.ready.eq((pull & (job == _Job.RESULT)) | running)
         if cfg.programmable:
             m.d.comb += macro.r.ready.eq(pull & (job == _Job.RESULTS))
         if trng:
@@ -337,7 +411,7 @@ class Executor(wiring.Component):
 
         def enter_item(items_left_zero):
             """Go to ITEM; ``pull`` there unless the job takes no stream or nothing is left."""
-            bounded_job = (job == _Job.RESULT) | (job == _Job.TRNG)
+            bounded_job = (job == _Job.RESULT) | (job == _Job.TRNG) | (job == _Job.STORED)
             m.d.sync += pull.eq((job != _Job.FIXED) & ~(bounded_job & items_left_zero))
             m.next = "ITEM"
 
@@ -373,14 +447,37 @@ class Executor(wiring.Component):
         busy = Signal()
         m.d.sync += busy.eq(macro.busy)
 
+        # -- the batch memories -------------------------------------------------------------
+        # A run reads its vectors ahead into a register stage (``fetched``: the read port's
+        # data) and the buffer (``feed_valid``), so one is offered whenever the macro may take
+        # it: the run's cycles are the macro's own (imcgen.core.timing.batch_cycles).
+        if depth:
+            ib = _index_bits(depth)
+            vector_bits = macro.i.payload.shape().size
+            writer, feeder = vectors.write_port(), vectors.read_port()
+            collector = results.write_port()
+            run_last, feed, got, read_at = (Signal(ib, name=n) for n in
+                                            ("run_last", "feed", "got", "read_at"))
+            feeding, fetched = Signal(), Signal()
+            run_cycles = Signal(RUN_CYCLE_BITS)
+            m.d.comb += [writer.addr.eq(buffer[:ib]),
+                         writer.data.eq(buffer[ib:ib + vector_bits]),
+                         feeder.addr.eq(feed), feeder.en.eq(0),
+                         collector.addr.eq(got), collector.data.eq(macro.o.payload),
+                         stored.addr.eq(read_at)]
+
         # -- the executor --------------------------------------------------------------------
         # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
         # logic starts there); the command's own count is then cleared with the rest.
         m.d.sync += [clear.eq(0), trng_clear.eq(0)]
         with m.FSM(init="RECEIVE", name="link") as link_fsm:
             with m.State("RECEIVE"):
-                m.d.comb += tok.ready.eq(1)
-                with m.If(tok.valid):
+                # A frame opening while another is partly in: drop that one, then take it.
+                stale = self.first & ~slot[0]
+                m.d.comb += tok.ready.eq(~stale)
+                with m.If(tok.valid & stale):
+                    m.d.sync += [count.eq(0), command.eq(0), seq.eq(0), slot.eq(1)]
+                with m.Elif(tok.valid):
                     with m.Switch(tok.payload.kind):
                         with m.Case(Token.DATA):
                             byte = tok.payload.data
@@ -456,6 +553,18 @@ class Executor(wiring.Component):
                     if cfg.programmable:
                         with m.If(is_command[Command.PROGRAM]):
                             offer(offer_p, ok, _Job.RESULTS)
+                    if depth:
+                        with m.If(is_command[Command.BATCH_WRITE]):
+                            m.d.comb += writer.en.eq(1)
+                            respond(ok, _Job.FIXED, count_items=0)
+                        with m.If(is_command[Command.BATCH_RUN]):
+                            m.d.sync += [run_last.eq(buffer[:ib]), feed.eq(0), feeding.eq(1),
+                                         fetched.eq(0), got.eq(0), run_cycles.eq(1),
+                                         running.eq(1)]
+                            m.next = "RUN"
+                        with m.If(is_command[Command.BATCH_READ]):
+                            m.d.sync += read_at.eq(buffer[:ib])
+                            respond(ok, _Job.STORED, count_items=buffer[ib:ib + 8])
                     if trng:
                         with m.If(is_command[Command.TRNG_READ]):
                             m.d.sync += [timer.eq(self._timeout), timer_zero.eq(0)]
@@ -469,6 +578,33 @@ class Executor(wiring.Component):
                         with m.If(is_command[Command.TRNG_ENABLE]):
                             m.d.sync += trng_enable.eq(buffer[0])
                             respond(ok, _Job.FIXED, count_items=0)
+            if depth:
+                with m.State("RUN"):  # vectors 0..run_last through the macro, back to back
+                    m.d.sync += run_cycles.eq(run_cycles + 1)
+                    # The buffer reloads the cycle after the macro takes its vector: its enable
+                    # is a register, not the macro's accept logic (the macro takes vectors at
+                    # least two cycles apart, so the pace stays the macro's).
+                    load = ~feed_valid  # the buffer is empty this cycle
+                    read = feeding & (~fetched | load)  # so is the read port's data after it
+                    m.d.comb += feeder.en.eq(read)
+                    with m.If(feed_valid & macro.i.ready):
+                        m.d.sync += feed_valid.eq(0)
+                    with m.If(load & fetched):
+                        m.d.sync += [feed_valid.eq(1), buffer[:vector_bits].eq(feeder.data)]
+                    with m.If(read):
+                        m.d.sync += [fetched.eq(1), feed.eq(feed + 1),
+                                     feeding.eq(feed != run_last)]
+                    with m.Elif(load):
+                        m.d.sync += fetched.eq(0)
+                    m.d.comb += collector.en.eq(macro.o.valid)
+                    with m.If(macro.o.valid):
+                        m.d.sync += got.eq(got + 1)
+                        with m.If(got == run_last):
+                            m.d.sync += running.eq(0)
+                            # run_cycles counts this cycle too: the edges from the start.
+                            word = Cat((run_last + 1)[:ib + 1], run_cycles)
+                            respond(command | OK_BIT, _Job.FIXED, word,
+                                    size(run_layout(depth)))
             with m.State("OFFER"):  # the payload is offered to the macro until it takes it
                 # A taken offer clears its own valid bit (below); the state follows those
                 # registers, so the macro's accept logic ends at them.
@@ -485,7 +621,8 @@ class Executor(wiring.Component):
                 with m.If(tx.ready):
                     enter_item(items_zero)
             with m.State("ITEM"):  # the next item, or the end of the response
-                bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG)
+                bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG) | \
+                    (job == _Job.STORED)
                 drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~busy
                 with m.If(job == _Job.TRNG):
                     with m.If(item_valid):
@@ -504,6 +641,9 @@ class Executor(wiring.Component):
                     # `pull` is set here: the stream's item is taken when its valid is set.
                     with m.If(item_valid):
                         m.d.sync += [shifter.eq(item_value), index.eq(item_bytes), pull.eq(0)]
+                        if depth:
+                            with m.If(job == _Job.STORED):
+                                m.d.sync += read_at.eq(read_at + 1)
                         m.next = "BYTES"
                     with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
                         m.d.sync += pull.eq(0)

@@ -5,6 +5,12 @@ each ``divisor`` clock cycles long. :func:`baud_divisor` picks the divisor for a
 baud rate, and refuses one whose rounding error exceeds 2 % (the far end has its own error,
 and mid-bit sampling tolerates about 4 % in all).
 
+Fractional divisors: a divisor may have a fraction in sixteenths (``Fraction(133, 16)``: 3 Mbaud
+from 25 MHz, 0.25 % off, where the integer 8 is 4 % off). Each bit then lasts the integer part
+or one cycle more, as a 4-bit phase accumulator carries, so the bits average the exact
+divisor and every sample point stays within one cycle of its ideal place. :func:`baud_divisor`
+picks one only when the nearest integer is more than 0.5 % off.
+
 Receiver (:class:`UartRx`)
     ``rx`` passes a two-flop synchroniser. The first low sample starts a candidate start bit;
     ``divisor // 2`` cycles later (mid-bit) the line must still be low, else the low was a
@@ -26,6 +32,8 @@ Transmitter (:class:`UartTx`)
     no glitches.
 """
 
+from fractions import Fraction
+
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import cdc, io, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -41,13 +49,30 @@ DATA_BITS = 8
 MIN_DIVISOR = 4
 #: Largest rounding error of the bit rate that :func:`baud_divisor` accepts (fraction).
 MAX_BAUD_ERROR = 0.02
+#: A divisor's fraction is in steps of 1/FRACTION_STEPS cycle.
+FRACTION_STEPS = 16
+#: :func:`baud_divisor` keeps an integer divisor up to this rounding error.
+INTEGER_BAUD_ERROR = 0.005
 
 
 def _check_divisor(divisor):
-    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise ValueError(f"UART divisor must be an integer of at least {MIN_DIVISOR} clock "
-                         f"cycles per bit, not {divisor!r}")
-    return divisor
+    if not isinstance(divisor, bool) and isinstance(divisor, int | Fraction) and \
+            divisor >= MIN_DIVISOR and FRACTION_STEPS % Fraction(divisor).denominator == 0:
+        return divisor if isinstance(divisor, int) or divisor.denominator > 1 else int(divisor)
+    raise ValueError(f"UART divisor must be at least {MIN_DIVISOR} clock cycles per bit, an "
+                     f"integer or a Fraction in 1/{FRACTION_STEPS} steps, not {divisor!r}")
+
+
+def _bit_timing(m, divisor):
+    """``(reload, advance)``: the timer's reload value for the next bit (its cycles less two)
+    and the statements that step the phase accumulator of a fractional divisor once per bit
+    (none for an integer divisor)."""
+    whole, steps = divmod(int(Fraction(divisor) * FRACTION_STEPS), FRACTION_STEPS)
+    if not steps:
+        return whole - 2, []
+    phase = Signal(4, name="phase")  # sixteenths of a cycle owed to the bits so far
+    carry = (phase + steps)[4]
+    return whole - 2 + carry, [phase.eq(phase + steps)]
 
 
 def _check_counter_bits(counter_bits):
@@ -69,8 +94,9 @@ def baud_divisor(clk_hz, baud):
 
     Returns
     -------
-    int
-        The divisor, at least :data:`MIN_DIVISOR`.
+    int or Fraction
+        The divisor, at least :data:`MIN_DIVISOR`: the nearest integer when it is within
+        0.5 % (:data:`INTEGER_BAUD_ERROR`), else the nearest sixteenth of a cycle.
 
     Raises
     ------
@@ -82,6 +108,9 @@ def baud_divisor(clk_hz, baud):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise ValueError(f"UART {label} must be a positive number, not {value!r}")
     divisor = max(1, round(clk_hz / baud))
+    if abs(clk_hz / divisor - baud) / baud > INTEGER_BAUD_ERROR:
+        sixteenths = Fraction(round(clk_hz / baud * FRACTION_STEPS), FRACTION_STEPS)
+        divisor = int(sixteenths) if sixteenths.denominator == 1 else sixteenths
     if divisor < MIN_DIVISOR:
         raise ValueError(f"Baud rate {baud} is too fast for a {clk_hz:g} Hz clock: "
                          f"{clk_hz / baud:.2f} cycles per bit, at least {MIN_DIVISOR} needed")
@@ -89,8 +118,8 @@ def baud_divisor(clk_hz, baud):
     error = abs(actual - baud) / baud
     if error > MAX_BAUD_ERROR:
         raise ValueError(f"Baud rate {baud} cannot be made from a {clk_hz:g} Hz clock within "
-                         f"{MAX_BAUD_ERROR:.0%}: divisor {divisor} gives {actual:.0f} baud "
-                         f"({error:.2%} off)")
+                         f"{MAX_BAUD_ERROR:.0%}: divisor {float(divisor):g} gives {actual:.0f} "
+                         f"baud ({error:.2%} off)")
     return divisor
 
 
@@ -99,7 +128,7 @@ class UartRx(wiring.Component):
 
     Parameters
     ----------
-    divisor : int
+    divisor : int or Fraction
         Clock cycles per bit, at least :data:`MIN_DIVISOR` (see :func:`baud_divisor`).
     counter_bits : int
         Width of the saturating error counters.
@@ -143,14 +172,16 @@ class UartRx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        divisor, half = self._divisor, self._divisor // 2
+        divisor = self._divisor
+        half = int(divisor) // 2
+        reload, advance = _bit_timing(m, divisor)
 
         line = Signal(init=1)  # rx after the synchroniser
         m.submodules.rx_sync = cdc.FFSynchronizer(self.rx, line, init=1, stages=2)
 
         # Cycles left until the next sample point, less one: the point is reached when the
         # count goes negative, a register bit instead of a comparison of the whole count.
-        timer = Signal(range(-1, divisor - 1), init=-1)
+        timer = Signal(range(-1, int(divisor)), init=-1)
         expired = timer[-1]
         bit = Signal(range(DATA_BITS))  # data bit being received
         shift = Signal(DATA_BITS)  # data bits so far, LSB first: each enters at the top
@@ -170,14 +201,15 @@ class UartRx(wiring.Component):
                     with m.If(line):
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [timer.eq(divisor - 2), bit.eq(0)]
+                        m.d.sync += [timer.eq(reload), bit.eq(0), *advance]
                         m.next = "DATA"
             with m.State("DATA"):
                 with m.If(expired):
                     m.d.sync += [
                         shift.eq((line << (DATA_BITS - 1)) | (shift >> 1)),
-                        timer.eq(divisor - 2),
+                        timer.eq(reload),
                         bit.eq(bit + 1),
+                        *advance,
                     ]
                     with m.If(bit == DATA_BITS - 1):
                         m.next = "STOP"
@@ -226,7 +258,7 @@ class UartTx(wiring.Component):
 
     Parameters
     ----------
-    divisor : int
+    divisor : int or Fraction
         Clock cycles per bit, at least :data:`MIN_DIVISOR` (see :func:`baud_divisor`).
 
     Attributes
@@ -253,9 +285,9 @@ class UartTx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        divisor = self._divisor
+        reload, advance = _bit_timing(m, self._divisor)
 
-        timer = Signal(range(-1, divisor - 1), init=-1)  # cycles left in the bit, less one
+        timer = Signal(range(-1, int(self._divisor)), init=-1)  # cycles left in the bit, less one
         expired = timer[-1]
         bit = Signal(range(DATA_BITS))
         shift = Signal(DATA_BITS)  # data bits not yet sent, next one at bit 0
@@ -266,7 +298,7 @@ class UartTx(wiring.Component):
         def take():
             m.d.comb += self.i.ready.eq(1)
             with m.If(self.i.valid):
-                m.d.sync += [self.tx.eq(0), shift.eq(self.i.payload), timer.eq(divisor - 2)]
+                m.d.sync += [self.tx.eq(0), shift.eq(self.i.payload), timer.eq(reload), *advance]
                 m.next = "START"
 
         with m.FSM(init="IDLE", name="tx") as fsm:
@@ -276,12 +308,12 @@ class UartTx(wiring.Component):
                 with m.If(expired):
                     m.d.sync += [
                         self.tx.eq(shift[0]), shift.eq(shift >> 1),
-                        bit.eq(0), timer.eq(divisor - 2),
+                        bit.eq(0), timer.eq(reload), *advance,
                     ]
                     m.next = "DATA"
             with m.State("DATA"):
                 with m.If(expired):
-                    m.d.sync += [timer.eq(divisor - 2), bit.eq(bit + 1)]
+                    m.d.sync += [timer.eq(reload), bit.eq(bit + 1), *advance]
                     with m.If(bit == DATA_BITS - 1):
                         m.d.sync += self.tx.eq(1)
                         m.next = "STOP"
@@ -300,7 +332,7 @@ class Uart(wiring.Component):
 
     Parameters
     ----------
-    divisor : int
+    divisor : int or Fraction
         Clock cycles per bit, at least :data:`MIN_DIVISOR` (see :func:`baud_divisor`).
     counter_bits : int
         Width of the receiver's saturating error counters.
@@ -371,7 +403,7 @@ class UartEchoCore(wiring.Component):
 
     Parameters
     ----------
-    divisor : int
+    divisor : int or Fraction
         Clock cycles per bit, at least :data:`MIN_DIVISOR` (see :func:`baud_divisor`).
     fifo_depth : int
         Bytes the echo path can hold.

@@ -147,6 +147,35 @@ def cmd_board(args):
     return 0 if ok else 1
 
 
+def _rates(macro, cfg, expected, vectors, seconds, line_bytes):
+    """Print the on-chip rate (each batch run's cycles, counted by the board at its macro
+    clock, checked against the golden model's) and the link's; False if a run's count
+    differs from the prediction."""
+    from imcgen.core.timing import batch_cycles
+
+    ok, start = True, 0
+    for run in macro.runs:
+        reads = expected.reads[start:start + run.vectors]
+        predicted = batch_cycles(cfg, reads)
+        slack = int((reads == 0).any(axis=1).sum()) if cfg.overlap else 0
+        ok &= predicted <= run.cycles <= predicted + slack
+        start += run.vectors
+    if macro.runs:
+        cycles = sum(run.cycles for run in macro.runs)
+        hz = macro.runs[0].macro_hz
+        rate = f"{vectors * hz / cycles:,.0f} MVM/s at the macro's {hz / 1e6:g} MHz" if hz \
+            else "no macro clock reported"
+        sys.stdout.write(f"on chip: {len(macro.runs)} batch run(s), {cycles} macro cycles "
+                         f"counted by the board ({'as' if ok else 'NOT as'} the golden model "
+                         f"predicts): {cycles / vectors:.1f} cycles/MVM, {rate}\n")
+    per_vector = line_bytes / vectors
+    at_baud = f"; at {macro.baud:,.0f} baud the line carries {macro.baud / 10 / per_vector:,.0f}" \
+        f" MVM/s" if macro.baud else ""
+    sys.stdout.write(f"over the link: {vectors / seconds:,.1f} MVM/s measured, {per_vector:.1f} "
+                     f"bytes on the line per MVM{at_baud}\n")
+    return ok
+
+
 def _demo(macro, cfg, W, X, program=False):
     """The demo over an open link; prints what it checked; True when everything matched."""
     import numpy as np
@@ -156,10 +185,15 @@ def _demo(macro, cfg, W, X, program=False):
     ok = True
     t0 = time.perf_counter()
     info = macro.info
-    clock = f", clock {info['clk_hz'] / 1e6:g} MHz" if info["clk_hz"] else ""
+    divisor = info["divisor"] + info["divisor_frac"] / 16
+    clock = f", link clock {info['clk_hz'] / 1e6:g} MHz ({macro.baud:,.0f} baud)" \
+        if info["clk_hz"] else ""
+    if info["macro_hz"]:
+        clock += f", macro clock {info['macro_hz'] / 1e6:g} MHz"
     sys.stdout.write(f"board: protocol {info['version']}, configuration digest "
                      f"0x{info['config_digest']:08x} (matches), RX FIFO {info['rx_fifo_depth']} "
-                     f"bytes, {info['divisor']} cycles/bit{clock}\n")
+                     f"bytes, batch memory {info['batch_depth']} vectors, {divisor:g} "
+                     f"cycles/bit{clock}\n")
     macro.clear()
     states = None
     results = macro.load_weights(W, program=program)
@@ -178,16 +212,18 @@ def _demo(macro, cfg, W, X, program=False):
     else:
         sys.stdout.write(f"loaded {len(W)} weight rows\n")
     t1 = time.perf_counter()
+    sent, got = macro.line_bytes
     Y, cycles = macro.mvm_batch(X)
     t2 = time.perf_counter()
+    line = macro.line_bytes[0] - sent + macro.line_bytes[1] - got
     expected = golden.run(cfg, W, X, states=states)
     values = bool(np.array_equal(Y, expected.y))
     timing = bool(np.array_equal(cycles, expected.cycles))
     ok &= values and timing
     sys.stdout.write(f"{len(X)} vectors: values {'match' if values else 'DIFFER'}, cycles "
                      f"{'match' if timing else 'DIFFER'} (golden model); "
-                     f"{cycles.mean():.1f} cycles/vector; {len(X) / (t2 - t1):.1f} vectors/s "
-                     f"over the link\n")
+                     f"{cycles.mean():.1f} cycles/vector\n")
+    ok &= _rates(macro, cfg, expected, len(X), t2 - t1, line)
     if not (values and timing):
         for v in np.flatnonzero((Y != expected.y).any(axis=1) | (cycles != expected.cycles))[:5]:
             sys.stdout.write(f"vector {v}: y {Y[v].tolist()} in {cycles[v]} cycles, golden "

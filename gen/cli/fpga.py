@@ -2,12 +2,17 @@
 
 ``imcgen fpga --board NAME`` synthesizes, places and routes the board top
 (:class:`imcgen.hdl.board_top.BoardTop`) for a board of :data:`imcgen.fpga.flow.BOARDS` and writes
-the bitstream, ``report.json`` and ``report.txt`` (resources, Fmax against the board clock,
-each block's share). ``imcgen fpga --synth-only`` synthesizes the bare macro for a family
-(no board, no pins) and, with ``--fmax`` (ECP5), places and routes it out of context for its
-Fmax (minutes more, so opt-in: synthesis alone stays well under five minutes per preset). A
-configuration that cannot fit the board is refused before synthesis (the resource model of
-:mod:`imcgen.fpga.resources`) and again before place-and-route (Yosys' counts).
+the bitstream, ``report.json`` and ``report.txt`` (resources, Fmax of each clock domain against
+its clock, each block's share). The link runs on the board clock, the macro on the clock the
+FPGA's PLL makes (:mod:`imcgen.hdl.pll`): ``--clock MHZ``, else what an earlier build of the same
+configuration in the output directory says the macro meets (its macro-domain Fmax less
+:data:`CLOCK_MARGIN`), else the board's default (:data:`imcgen.fpga.flow.MACRO_MHZ`).
+
+``imcgen fpga --synth-only`` synthesizes the bare macro for a family (no board, no pins) and, with
+``--fmax`` (ECP5), places and routes it out of context for its Fmax (minutes more, so opt-in:
+synthesis alone stays well under five minutes per preset). A configuration that cannot fit the
+board is refused before synthesis (the resource model of :mod:`imcgen.fpga.resources`) and again
+before place-and-route (Yosys' counts).
 """
 
 import json
@@ -19,7 +24,10 @@ from imcgen.cli.common import EXIT_CODES
 from imcgen.core.errors import ImcError
 from imcgen.core.requirements import require
 
-__all__ = ["add_parser", "format_report"]
+__all__ = ["add_parser", "format_report", "CLOCK_MARGIN"]
+
+#: Share of an earlier build's macro-domain Fmax left as margin by the default ``--clock``.
+CLOCK_MARGIN = 0.05
 
 
 def add_parser(commands, command):
@@ -41,6 +49,12 @@ def add_parser(commands, command):
                       help="FPGA family of --synth-only (default ecp5)")
     fpga.add_argument("-o", "--output", metavar="DIR",
                       help="where the build goes (default out/fpga/<board or family>)")
+    fpga.add_argument("--batch", type=common.int_in(0, 4096, "0 or a power of two up to 4096"),
+                      metavar="N",
+                      help="--board: vectors the board's batch memory holds for on-chip batch "
+                           "runs (block RAM; a power of two; 0: no batch commands; default 256 "
+                           "on ECP5 boards, 0 on the iCEBreaker, whose logic cells it "
+                           "overfills with small)")
     fpga.add_argument("--baud", type=common.int_in(1, 12_000_000), default=115200,
                       help="UART bit rate of the board top (default 115200)")
     fpga.add_argument("--fmax", action="store_true",
@@ -49,6 +63,13 @@ def add_parser(commands, command):
     fpga.add_argument("--freq", type=common.number_in(0.0, 1000.0), default=25.0,
                       metavar="MHZ",
                       help="--fmax: the clock to meet (default 25, the ULX3S's)")
+    defaults = ", ".join(f"{name} {spec.macro_mhz:g}" for name, spec in BOARDS.items())
+    fpga.add_argument("--clock", type=common.number_in(0.0, 1000.0), metavar="MHZ",
+                      help="--board: the macro's clock, made by the FPGA's PLL from the board "
+                           "clock (the link stays on the board clock). Default: the fastest "
+                           "the PLL makes at or below the macro's Fmax in an earlier build of "
+                           f"the same configuration in -o, less {100 * CLOCK_MARGIN:g} %%; without "
+                           f"one, per board: {defaults} MHz")
     fpga.add_argument("--no-hierarchy", action="store_true",
                       help="skip the per-block shares (one Yosys synthesis instead of two)")
     fpga.add_argument("--seed", type=common.seed, help="nextpnr placement seed")
@@ -78,6 +99,9 @@ def cmd_fpga(args):
                                         f"--synth-only")
     if args.board and args.board not in BOARDS:
         raise ImcError("--board", args.board, f"must be one of {', '.join(BOARDS)}")
+    if args.clock is not None and args.synth_only:
+        raise ImcError("--clock", args.clock, "needs --board (--synth-only has no PLL; with "
+                                              "--fmax, --freq MHZ is the clock to meet)")
     family = BOARDS[args.board].family if args.board else args.family
     label = args.board or family
     out = check_output_dir("-o", f"out/fpga/{label}" if args.output is None else args.output)
@@ -97,6 +121,11 @@ def cmd_fpga(args):
             baud_divisor(plat.default_clk_frequency, args.baud)
         except ValueError as error:
             raise ImcError("--baud", args.baud, str(error)) from None
+        if args.batch is None:
+            args.batch = BOARDS[args.board].batch_depth
+        if args.batch & (args.batch - 1):
+            raise ImcError("--batch", args.batch, "must be 0 or a power of two up to 4096")
+        args.macro_clock = _macro_clock(cfg, args, family, plat.default_clk_frequency, out)
         device = DEVICES[plat.device]
         check_fits(cfg, device, "--board", args.board)
         tools = [t for t in plat.required_tools if t in ("yosys", "nextpnr-ecp5", "ecppack",
@@ -139,8 +168,15 @@ def cmd_fpga(args):
         sys.stdout.write(f"bitstream {report['bitstream']}\n")
     met = report.get("timing_met")
     if met is False:
-        sys.stderr.write(f"imcgen: timing: Fmax {report['fmax_mhz']:.2f} MHz misses the "
-                         f"{report['requested_mhz']:g} MHz clock\n")
+        missed = [(name, clock) for name, clock in report.get("clocks", {}).items()
+                  if not clock["met"]]
+        if missed:
+            sys.stderr.write("imcgen: timing: " + "; ".join(
+                f"the {name} domain's Fmax {clock['achieved_mhz']:.2f} MHz misses its "
+                f"{clock['requested_mhz']:g} MHz clock" for name, clock in missed) + "\n")
+        else:
+            sys.stderr.write(f"imcgen: timing: Fmax {report['fmax_mhz']:.2f} MHz misses the "
+                             f"{report['requested_mhz']:g} MHz clock\n")
         return 1
     if args.board and args.program:
         return _program(report)
@@ -150,6 +186,8 @@ def cmd_fpga(args):
 def _reproduce(args, out):
     """The command line that rebuilds this report."""
     import shlex
+
+    from imcgen.fpga.flow import BOARDS
 
     words = ["imcgen", "fpga"]
     if args.preset:
@@ -162,6 +200,11 @@ def _reproduce(args, out):
         words += ["--board", args.board]
         if args.baud != 115200:
             words += ["--baud", str(args.baud)]
+        if args.batch != BOARDS[args.board].batch_depth:
+            words += ["--batch", str(args.batch)]
+        clock = getattr(args, "macro_clock", None)
+        if clock is not None:  # the clock used, also when it was a default: that may change
+            words += ["--clock", _mhz_text(clock["requested_mhz"])]
     else:
         words += ["--synth-only"] + (["--family", args.family] if args.family != "ecp5" else [])
         if args.fmax:
@@ -205,14 +248,82 @@ def _build_board(cfg, args, device, out, progress):
     from imcgen.fpga.resources import MARGIN
     from imcgen.hdl.board_top import BoardTop
 
-    top = BoardTop(config=cfg, baud=args.baud)
+    clock = args.macro_clock
+    top = BoardTop(config=cfg, baud=args.baud, macro_hz=round(clock["requested_mhz"] * 1e6),
+                   batch_depth=args.batch)
     report = fpga.build(top, args.board, out, name="top", progress=progress,
                         hierarchy=not args.no_hierarchy, seed=args.seed,
                         limits={"luts": device.luts, "ffs": device.ffs, "brams": device.brams})
     report["margin_mhz"] = round(report["fmax_mhz"] - report["requested_mhz"], 2) \
         if report.get("fmax_mhz") else None
     report["model_margin"] = MARGIN
+    report["macro_clock"] = clock
     return report
+
+
+def _mhz_text(mhz):
+    """MHz as typed on a command line: no trailing zeros, Hz resolution."""
+    return f"{mhz:.6f}".rstrip("0").rstrip(".")
+
+
+def _macro_clock(cfg, args, family, board_hz, out):
+    """The macro domain's PLL clock of a ``--board`` build, refused with ``--clock``'s
+    ImcError when the PLL cannot make it: ``{requested_mhz, achieved_mhz, source, pll}``.
+
+    ``--clock`` when given; else the fastest PLL output at or below an earlier build's
+    macro-domain Fmax less :data:`CLOCK_MARGIN` (the slowest output when even that is
+    faster), that build's ``report.json`` in ``out`` being for the same board and
+    configuration (a build without a PLL: its worst clock's Fmax); else the board's default,
+    ``BOARDS[board].macro_mhz``.
+    """
+    from imcgen.fpga.flow import BOARDS
+    from imcgen.hdl.pll import fastest_setting, pll_setting, reachable
+
+    if args.clock is not None:
+        try:
+            setting = pll_setting(family, board_hz, round(args.clock * 1e6))
+        except ValueError as error:
+            raise ImcError("--clock", args.clock, str(error)) from None
+        requested, source = args.clock, "--clock"
+    else:
+        earlier = _earlier_fmax(out / "report.json", args.board, cfg)
+        setting = None
+        if earlier is not None:
+            limit = earlier * (1 - CLOCK_MARGIN)
+            try:
+                setting = fastest_setting(family, board_hz, limit * 1e6)
+                source = (f"the macro's Fmax {earlier:.2f} MHz in {out / 'report.json'}, less "
+                          f"{100 * CLOCK_MARGIN:g} %")
+            except ValueError:  # slower than the PLL goes: its slowest, the best chance
+                setting = pll_setting(family, board_hz, reachable(family, board_hz)[0])
+                source = (f"the PLL's slowest: the macro's Fmax {earlier:.2f} MHz in "
+                          f"{out / 'report.json'}, less {100 * CLOCK_MARGIN:g} %, is below it")
+        else:
+            source = f"default for {args.board}"
+        if setting is None:
+            setting = pll_setting(family, board_hz, BOARDS[args.board].macro_mhz * 1e6)
+        requested = setting.out_hz / 1e6
+    return {"requested_mhz": requested, "achieved_mhz": setting.achieved_hz / 1e6,
+            "source": source,
+            "pll": {"family": family, "in_mhz": board_hz / 1e6,
+                    "pfd_mhz": setting.pfd_hz / 1e6, "vco_mhz": setting.vco_hz / 1e6,
+                    "params": dict(setting.params)}}
+
+
+def _earlier_fmax(path, board, cfg):
+    """The macro domain's achieved MHz in an earlier ``report.json`` of the same board and
+    configuration, or None."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("board") != board or \
+            report.get("configuration") != cfg.to_dict():
+        return None
+    clocks = report.get("clocks") if isinstance(report.get("clocks"), dict) else {}
+    macro = clocks.get("macro") if isinstance(clocks.get("macro"), dict) else {}
+    fmax = macro.get("achieved_mhz", report.get("fmax_mhz"))
+    return float(fmax) if isinstance(fmax, int | float) and fmax > 0 else None
 
 
 def _synth_only(cfg, args, family, out, progress):
@@ -266,7 +377,25 @@ def format_report(report):
         for key, name in (("luts", "LUTs"), ("ffs", "FFs"), ("brams", "BRAMs"),
                           ("dsps", "DSPs"), ("io", "port bits")):
             lines.append(f"{name:10} {res[key]:8}")
-    if report.get("fmax_mhz") is not None:
+    clocks = report.get("clocks") or {}
+    order = sorted(clocks, key=lambda name: ({"link": 0, "macro": 1}.get(name, 2), name))
+    for name in order:
+        clock = clocks[name]
+        margin = clock["achieved_mhz"] - clock["requested_mhz"]
+        lines.append(f"Fmax {name} {clock['achieved_mhz']:.2f} MHz for a "
+                     f"{clock['requested_mhz']:g} MHz clock: "
+                     f"{'met' if clock['met'] else 'MISSED'}, margin {margin:+.2f} MHz "
+                     f"({100 * margin / clock['requested_mhz']:+.0f} %)")
+    pll = (report.get("macro_clock") or {}).get("pll")
+    if pll:
+        params = pll["params"]
+        dividers = ", ".join(f"{key} {params[key]}" for key in
+                             ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "DIVR", "DIVF", "DIVQ")
+                             if key in params)
+        lines.append(f"macro clock {report['macro_clock']['achieved_mhz']:g} MHz from the "
+                     f"{pll['in_mhz']:g} MHz board clock ({dividers}; VCO "
+                     f"{pll['vco_mhz']:g} MHz): {report['macro_clock']['source']}")
+    if report.get("fmax_mhz") is not None and not clocks:
         margin = report["fmax_mhz"] - report["requested_mhz"]
         where = "" if report.get("board") else f" {report.get('fmax_note', '')}"
         lines.append(f"Fmax {report['fmax_mhz']:.2f} MHz for a {report['requested_mhz']:g} MHz "

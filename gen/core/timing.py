@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["LATENCY", "compare_cycles", "read_cycles", "presample_cycles", "verify_read_cycles",
            "adder_levels",
            "fixed_cycles", "vector_cycles", "stream_cycles", "adc_bound", "max_vector_cycles",
-           "ACCEPT_TO_LAUNCH"]
+           "ACCEPT_TO_LAUNCH", "BATCH_START", "BATCH_END", "batch_cycles"]
 
 # Cycles each block adds to a vector, besides the reads (see the functions below for those
 # that depend on the configuration).
@@ -138,6 +138,32 @@ def max_vector_cycles(cfg):
 
 
 ACCEPT_TO_LAUNCH = LATENCY["input_driver"] + LATENCY["row_scheduler"]
+
+
+# -- batch runs on a board (hdl/executor.py, BATCH_RUN) -----------------------------------------
+# The executor enters RUN on edge E0; its read-ahead reads the first vector (edge E0+1), loads
+# it into the offer buffer (E0+2), and the idle macro accepts it on E0+3. Every later vector
+# waits in the buffer before the macro can take it, so the macro sets the pace. A result
+# written into the output FIFO on edge W is taken on W+2 (the FIFO's output register, then the
+# handshake), and the run's answer counts the edges from E0 to the last result's take.
+BATCH_START = 3  # edges from a run's start to its first vector's accept
+BATCH_END = 2    # edges from a result's FIFO write to its take by the run
+
+
+def batch_cycles(cfg, reads):
+    """Macro clock cycles a board's batch run of these vectors takes (its ``BATCH_RUN``
+    answer): the first vector's latency, then each result's interval after the one before
+    (:func:`stream_cycles`: exact, except that with overlap a tile without reads may add a
+    cycle), between the run's fixed start and end.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    reads : array_like of int, shape (V, tiles), V >= 1
+    """
+    reads = np.asarray(reads, dtype=np.int64).reshape(-1, cfg.tiles)
+    first = int(vector_cycles(cfg, reads[:1])[0])
+    return BATCH_START + first + int(stream_cycles(cfg, reads[1:]).sum()) + BATCH_END
 
 
 # -- write-verify (docs/write_verify.md section 4) ---------------------------------------------

@@ -34,10 +34,16 @@ SIM_TIMEOUT_CYCLES = 4000
 
 
 def sim_core(cfg):
-    """The board top a simulated board runs for ``cfg``."""
+    """The board top a simulated board runs for ``cfg``: INFO reports the simulated clocks
+    (the link's :data:`imcgen.sim.engine.CLOCK_NS`, the macro's
+    :data:`imcgen.fpga.tb_board.MACRO_CLOCK_NS`), so on-chip rates are in simulated time."""
+    from imcgen.fpga.tb_board import MACRO_CLOCK_NS
     from imcgen.hdl.board_top import BoardCore
+    from imcgen.sim.engine import CLOCK_NS
 
-    return BoardCore(config=cfg, divisor=SIM_DIVISOR, timeout_cycles=SIM_TIMEOUT_CYCLES)
+    return BoardCore(config=cfg, divisor=SIM_DIVISOR, timeout_cycles=SIM_TIMEOUT_CYCLES,
+                     clk_hz=round(1e9 / CLOCK_NS), macro_hz=round(1e9 / MACRO_CLOCK_NS),
+                     macro_timeout_cycles=round(SIM_TIMEOUT_CYCLES * CLOCK_NS / MACRO_CLOCK_NS))
 
 
 @dataclass

@@ -6,8 +6,9 @@ lines (Yosys pass headers, nextpnr phases) while they run:
 :func:`build`
     A board top (an Elaboratable that requests its pins, e.g. the UART, from the platform) for
     one of :data:`BOARDS`, placed and routed to a bitstream. Returns a report: resources after
-    synthesis, placed resources against the device's totals, achieved Fmax per clock against the
-    requested one, per-module shares, and the time and peak memory of every stage.
+    synthesis, placed resources against the device's totals, achieved Fmax per clock domain
+    (``link``: the board clock; ``macro``: a PLL's, :mod:`imcgen.hdl.pll`) against its
+    constraint, per-module shares, and the time and peak memory of every stage.
 :func:`synth_only`
     Yosys ``synth_ecp5`` / ``synth_ice40`` of a component or a Verilog file: no board, no P&R.
     The same resource numbers and per-module shares.
@@ -54,8 +55,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BOARDS", "FAMILIES", "FpgaError", "DoesNotFit", "Board", "platform", "tool_env",
-           "build", "synth_only", "openfpgaloader"]
+__all__ = ["BOARDS", "MACRO_MHZ", "BATCH_DEPTH", "FAMILIES", "LINK", "FpgaError", "DoesNotFit",
+           "Board", "platform", "tool_env", "build", "synth_only", "openfpgaloader",
+           "clock_domains"]
 
 
 class FpgaError(RuntimeError):
@@ -80,6 +82,12 @@ class Board:
     platform_class: str
     family: str  # "ecp5" or "ice40"
     bitstream: str  # file suffix of the bitstream
+    macro_mhz: float  # the macro domain's default clock (PLL), see MACRO_MHZ
+
+    @property
+    def batch_depth(self):
+        """The board top's default batch memory (vectors), see :data:`BATCH_DEPTH`."""
+        return BATCH_DEPTH[self.family]
 
     def platform(self):
         """A fresh platform instance (a platform builds one design only)."""
@@ -91,12 +99,30 @@ class Board:
         return getattr(module, self.platform_class)()
 
 
+#: The macro domain's clock (MHz, made by the PLL from the board clock) when ``imcgen fpga``
+#: has no ``--clock`` and no earlier build of the same configuration to go by. ULX3S: 50 MHz,
+#: twice its 25 MHz oscillator, under every preset's one-clock board-top Fmax (65.7 to 109 MHz
+#: on the 25F, docs/architecture.md section 11); the macro domains of ``small`` and
+#: ``default`` reach 106.7 and 94.1 MHz against it. iCEBreaker: 24 MHz, twice its 12 MHz; the
+#: ``small`` board top's macro domain reaches 33.2 MHz against it (docs/board.md section 3).
+MACRO_MHZ = {"ecp5": 50.0, "ice40": 24.0}
+
+#: The board top's batch memory (vectors) when ``imcgen fpga`` has no ``--batch``. ECP5: 256.
+#: iCE40: none. Its logic (about 360 LUTs and 220 flip-flops for ``small``: the run's
+#: counters, the read-ahead into the offer buffer, the stored results into the response)
+#: took ``small`` on the UP5K from 83 % to 96 % of the logic cells, where nextpnr could not
+#: place it (docs/board.md section 6); ``--batch N`` asks for it on a larger configuration.
+BATCH_DEPTH = {"ecp5": 256, "ice40": 0}
+
 BOARDS = {
-    "ulx3s-25f": Board("ulx3s-25f", "amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5", "bit"),
-    "ulx3s-45f": Board("ulx3s-45f", "amaranth_boards.ulx3s", "ULX3S_45F_Platform", "ecp5", "bit"),
-    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", "bit"),
+    "ulx3s-25f": Board("ulx3s-25f", "amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5", "bit",
+                       MACRO_MHZ["ecp5"]),
+    "ulx3s-45f": Board("ulx3s-45f", "amaranth_boards.ulx3s", "ULX3S_45F_Platform", "ecp5", "bit",
+                       MACRO_MHZ["ecp5"]),
+    "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "ecp5", "bit",
+                       MACRO_MHZ["ecp5"]),
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40",
-                        "bin"),
+                        "bin", MACRO_MHZ["ice40"]),
 }
 
 FAMILIES = ("ecp5", "ice40")
@@ -127,7 +153,9 @@ _CELLS = {
         "brams": {"SB_RAM40_4K": 1, "SB_RAM40_4KNR": 1, "SB_RAM40_4KNW": 1,
                   "SB_RAM40_4KNRNW": 1},  # SB_SPRAM256KA (instantiated only) shows in cells
         "dsps": {"SB_MAC16": 1},
-        "io": {"SB_IO": 1, "SB_GB_IO": 1},
+        # A PLL on its pad (imcgen.hdl.pll on the iCEBreaker) takes the clock pin itself.
+        "io": {"SB_IO": 1, "SB_GB_IO": 1, "SB_PLL40_PAD": 1, "SB_PLL40_2_PAD": 1,
+               "SB_PLL40_2F_PAD": 1},
     },
 }
 _PLACED = {
@@ -544,8 +572,11 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         ``board``, ``device``, ``family``, ``bitstream`` (path), ``resources`` (LUTs, FFs,
         block RAMs, DSPs, IO after synthesis), ``placed`` and ``device_totals`` (nextpnr,
         same keys; on iCE40 LUTs and FFs both count logic cells), ``utilisation`` (nextpnr
-        raw), ``cells`` (Yosys cell counts), ``clocks`` (per clock: requested and achieved MHz),
-        ``requested_mhz``, ``fmax_mhz`` (worst clock), ``timing_met``, ``hierarchy`` (rows
+        raw), ``cells`` (Yosys cell counts), ``clocks`` (per clock domain,
+        :func:`clock_domains`: nextpnr's net, the constraint as ``requested_mhz``, the achieved
+        MHz, met), ``worst_clock`` (the key of the clock with the least achieved/requested
+        ratio) with its ``requested_mhz`` and ``fmax_mhz``, ``timing_met`` (every clock
+        met), ``hierarchy`` (rows
         per module, depth-first: resources of the module and everything below it, and LUT/FF
         shares of the whole, from the unflattened synthesis), ``stages`` (seconds, peak MB
         and log per tool) and ``seconds``. Also written to ``<name>.imcgen.json``.
@@ -626,14 +657,11 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         raise FpgaError(f"nextpnr wrote no report {build_dir / f'{name}.report.json'}; "
                         f"log {stages['nextpnr']['log']}") from None
     used, available = _placed(report, spec.family)
-    requested = plat.default_clk_frequency / 1e6
-    clocks = {
-        clock: {"requested_mhz": round(float(info.get("constraint", requested)), 3),
-                "achieved_mhz": round(info["achieved"], 2),
-                "met": info["achieved"] >= info.get("constraint", requested)}
-        for clock, info in report.get("fmax", {}).items()
-    }
-    fmax = min((c["achieved_mhz"] for c in clocks.values()), default=None)
+    clocks = clock_domains(report, plat)
+    worst = min(clocks, key=lambda c: clocks[c]["achieved_mhz"] / clocks[c]["requested_mhz"],
+                default=None)
+    requested = clocks[worst]["requested_mhz"] if worst else plat.default_clk_frequency / 1e6
+    fmax = clocks[worst]["achieved_mhz"] if worst else None
     result = {
         "board": board,
         "device": plat.device,
@@ -647,6 +675,7 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "utilisation": report.get("utilization", {}),
         "cells": cells,
         "clocks": clocks,
+        "worst_clock": worst,
         "requested_mhz": requested,
         "fmax_mhz": fmax,
         "timing_met": bool(clocks) and all(c["met"] for c in clocks.values()),
@@ -655,9 +684,61 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "stages": stages,
         "seconds": round(time.monotonic() - start, 2),
     }
-    result["critical_path"] = critical_path(report, result["hierarchy"])
+    result["critical_path"] = critical_path(report, result["hierarchy"],
+                                            clocks[worst]["net"] if worst else None)
     (build_dir / f"{name}.imcgen.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+# -- clock domains --------------------------------------------------------------------------------
+
+#: The report's name of the ``sync`` domain: the board oscillator's clock, which runs the link.
+LINK = "link"
+# nextpnr names a clock by the net's preferred name (fewest "$", then fewest "."), behind
+# "$glbnet$" once promoted to a global network: one of amaranth's names for the domain's clock,
+# "clk" for sync and "<domain>_clk" for the others, at the top or in a module that uses it
+# ("cd_sync.clk", "core.clear_pulse.macro_clk").
+
+
+def _domain(net, board_ports):
+    """The clock domain behind a nextpnr clock net name, or None."""
+    net = net.removeprefix("$glbnet$")
+    if net in board_ports:
+        return LINK
+    name = net.rpartition(".")[2]
+    if name == "clk":
+        return LINK
+    if name.endswith("_clk") and name[:-len("_clk")].isidentifier():
+        return name[:-len("_clk")]
+    return None
+
+
+def clock_domains(report, plat):
+    """nextpnr's Fmax per clock (``report["fmax"]`` of ``--report``), keyed by clock domain.
+
+    A clock whose net is recognisable is keyed by its domain (``link`` for ``sync``, the
+    board clock; ``macro`` for the PLL's ``macro_clk``), otherwise by its net name; each entry
+    keeps the ``net``. ``requested_mhz`` is the clock's constraint: the platform's (the
+    board clock's pin, a :class:`imcgen.hdl.pll.Pll`'s output) where nextpnr's, which it
+    stores as a period, is within 0.1 % of it; a clock nextpnr reports unconstrained is taken
+    to run at the board clock. ``met`` is nextpnr's verdict (achieved at least its constraint).
+    """
+    board_hz = plat.default_clk_frequency
+    ports = {port.name for port, hz in plat.iter_port_clock_constraints() if hz == board_hz}
+    given = [hz / 1e6 for _, hz in plat.iter_port_clock_constraints()]
+    given += [hz / 1e6 for _, hz in plat.iter_signal_clock_constraints()]
+    clocks = {}
+    for net, info in sorted(report.get("fmax", {}).items()):
+        constraint = float(info.get("constraint", board_hz / 1e6))
+        near = min(given, key=lambda mhz: abs(mhz - constraint), default=None)
+        requested = near if near is not None and abs(near - constraint) <= 1e-3 * near \
+            else round(constraint, 3)
+        domain = _domain(net, ports)
+        key = net if domain is None or domain in clocks else domain
+        clocks[key] = {"net": net, "requested_mhz": requested,
+                       "achieved_mhz": round(info["achieved"], 2),
+                       "met": info["achieved"] >= constraint}
+    return clocks
 
 
 # -- critical path --------------------------------------------------------------------------------
@@ -684,13 +765,15 @@ def _block(cell, blocks):
     return ".".join(parts) or None  # None: glue logic Yosys named by itself
 
 
-def critical_path(report, hierarchy=()):
+def critical_path(report, hierarchy=(), clock=None):
     """The slowest register-to-register path of nextpnr's ``--report`` JSON, mapped back to the
     design: start and end signals, the blocks it runs through (in order), its logic levels and
     how much of its delay is routing. None when nextpnr reported no such path.
 
     ``hierarchy`` (rows with a ``module`` path, as :func:`build` reports them) names the
-    blocks; without it the cells' dotted prefixes do.
+    blocks; without it the cells' dotted prefixes do. ``clock`` (a nextpnr clock net) keeps
+    the paths within that clock's domain, when it has any: the worst clock's path is the one
+    that sets the design's Fmax, which another domain's longer path at a slower clock is not.
     """
     blocks = set()
     for row in hierarchy:
@@ -699,6 +782,9 @@ def critical_path(report, hierarchy=()):
     blocks.discard("")
     clocked = [p for p in report.get("critical_paths", [])
                if p.get("path") and "<async>" not in (p.get("from"), p.get("to"))]
+    within = [p for p in clocked if clock is not None and
+              all(str(p.get(end)).split(" ", 1)[-1] == clock for end in ("from", "to"))]
+    clocked = within or clocked
     if not clocked:
         return None
     path = max(clocked, key=lambda p: sum(step["delay"] for step in p["path"]))

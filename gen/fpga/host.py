@@ -9,17 +9,21 @@
     with Board("/dev/ttyUSB0", cfg) as macro:   # checks the board runs this configuration
         macro.load_weights(W)
         y, cycles = macro.mvm(x)
-        Y, cycles = macro.mvm_batch(X)           # pipelined: many requests in flight
+        Y, cycles = macro.mvm_batch(X)           # a batch run on chip, results read back
+        macro.runs                               # each run's vectors and on-chip cycles
 
 The same class drives the simulated board of ``imcgen board --sim`` through a pseudo-terminal.
 Requests are pipelined up to the board's receive FIFO (``INFO.rx_fifo_depth``), responses
-matched by their sequence byte; the port does XON/XOFF, so a burst beyond that (another
-host program's) is paced by the board instead of overrunning it. An error response raises
-:class:`BoardError` naming the command and the reason; a missing one raises
-:class:`LinkTimeout`.
+matched by their sequence byte; ``mvm_batch`` stores the vectors in the board's batch memory,
+runs them back to back at the macro's clock and reads the results back (BATCH_WRITE,
+BATCH_RUN, BATCH_READ), so the on-chip rate is measured by the board's own cycle counter;
+the port does XON/XOFF, so a burst beyond that (another host program's) is paced by the board
+instead of overrunning it. An error response raises :class:`BoardError` naming the command and
+the reason; a missing one raises :class:`LinkTimeout`.
 """
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,7 +40,22 @@ from imcgen.fpga.protocol import (
     parse_response,
 )
 
-__all__ = ["Board", "BoardError", "LinkTimeout", "ConfigMismatch", "open_serial"]
+__all__ = ["Board", "BoardError", "LinkTimeout", "ConfigMismatch", "open_serial", "Run"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One batch run on the board: ``vectors`` run back to back in ``cycles`` of the macro's
+    clock, counted on chip (BATCH_RUN), at ``macro_hz`` (INFO; 0 when unknown)."""
+
+    vectors: int
+    cycles: int
+    macro_hz: int
+
+    @property
+    def mvm_per_s(self):
+        """MVMs per second on chip (None without a known clock)."""
+        return self.vectors * self.macro_hz / self.cycles if self.macro_hz else None
 
 
 class BoardError(RuntimeError):
@@ -90,6 +109,8 @@ class Board:
         self.seq = 0
         self.window = 64  # bytes in flight until INFO tells the FIFO depth
         self.info = None
+        self.runs = []    # the batch runs of the last mvm_batch
+        self.line_bytes = [0, 0]  # bytes written to and read from the link
         try:
             self.link.reset_input_buffer()
         except AttributeError:
@@ -122,6 +143,7 @@ class Board:
                                   f"({self.reader.pending} bytes of a frame received)")
             self.link.timeout = min(left, 0.2)
             data = self.link.read(max(1, getattr(self.link, "in_waiting", 0) or 1))
+            self.line_bytes[1] += len(data or b"")
             if data:
                 self.pending.extend(self.reader.feed(data))
         try:
@@ -146,6 +168,7 @@ class Board:
                     self.seq = (self.seq - 1) & 0xFF
                     break
                 self.link.write(frame)
+                self.line_bytes[0] += len(frame)
                 flight.append((seq, command, len(frame)))
                 in_flight += len(frame)
                 sent += 1
@@ -190,7 +213,16 @@ class Board:
                                  f"0x{config_digest(self.config):08x}): build it with "
                                  f"imcgen fpga and the same --preset/--config/--set")
         self.window = max(16, info["rx_fifo_depth"])
+        if info["batch_depth"] != self.codec.batch_depth:
+            self.codec = Codec(self.config, batch_depth=info["batch_depth"])
         return info
+
+    @property
+    def baud(self):
+        """The board's bit rate from INFO (its clock over its UART divisor), or None."""
+        if not self.info or not self.info["clk_hz"]:
+            return None
+        return self.info["clk_hz"] / (self.info["divisor"] + self.info["divisor_frac"] / 16)
 
     def status(self):
         """The macro's sticky flags and the link's counters (a dict)."""
@@ -216,13 +248,40 @@ class Board:
         Y, cycles = self.mvm_batch(np.asarray(x)[None, :])
         return Y[0], int(cycles[0])
 
-    def mvm_batch(self, X):
-        """``(Y, cycles)`` of every row of ``X``, pipelined."""
+    def mvm_batch(self, X, on_chip=True):
+        """``(Y, cycles)`` of every row of ``X``.
+
+        With a batch memory on the board (and ``on_chip``), each ``batch_depth`` vectors are
+        written into it, run back to back at the macro's clock and read back; :attr:`runs`
+        holds each run's on-chip cycle count (:class:`Run`). Otherwise every vector is an MVM
+        request, pipelined.
+        """
         from imcgen.core.checks import check_inputs
 
         X = check_inputs(self.config, X)
-        payloads = self.calls([(Command.MVM, self.codec.vector(x)) for x in X])
-        results = [self.codec.result(p) for p in payloads]
+        codec, depth = self.codec, self.codec.batch_depth
+        self.runs = []
+        if not (on_chip and depth):
+            payloads = self.calls([(Command.MVM, codec.vector(x)) for x in X])
+            results = [codec.result(p) for p in payloads]
+        else:
+            results = []
+            for start in range(0, len(X), depth):
+                chunk = X[start:start + depth]
+                n = len(chunk)
+                requests = [(Command.BATCH_WRITE, codec.batch_write(k, x))
+                            for k, x in enumerate(chunk)]
+                requests.append((Command.BATCH_RUN, codec.batch_run(n)))
+                requests += [(Command.BATCH_READ, codec.batch_read(k, min(255, n - k)))
+                             for k in range(0, n, 255)]
+                payloads = self.calls(requests)
+                run = codec.one(Command.BATCH_RUN, payloads[n])
+                got = [r for p in payloads[n + 1:] for r in codec.results(Command.BATCH_READ, p)]
+                if run["vectors"] != n or len(got) != n:
+                    raise BoardError(f"a batch run of {n} vectors answered {run['vectors']} "
+                                     f"run and {len(got)} results")
+                self.runs.append(Run(n, run["cycles"], (self.info or {}).get("macro_hz", 0)))
+                results += got
         Y = np.array([y for y, _ in results], dtype=np.int64).reshape(-1, self.config.outputs)
         return Y, np.array([c for _, c in results], dtype=np.int64)
 

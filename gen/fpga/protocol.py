@@ -4,6 +4,7 @@ come from the hardware (:mod:`imcgen.hdl.board_top`).
 """
 
 from imcgen.hdl.board_top import (
+    BATCH_DEPTH,
     error_layout,
     layouts_macro,
     request_layouts,
@@ -36,14 +37,17 @@ class Codec:
     macro : imcgen.hdl.macro_top.MacroTop, optional
         The macro whose port layouts to use (one is made from ``cfg`` when omitted); its TRNG
         ports, when it has them, give the TRNG payloads.
+    batch_depth : int
+        Vectors the board's batch memories hold (INFO ``batch_depth``; 0: none).
     """
 
-    def __init__(self, cfg, macro=None):
+    def __init__(self, cfg, macro=None, batch_depth=BATCH_DEPTH):
         self.cfg = cfg
         macro = macro or layouts_macro(cfg)
-        self.requests = request_layouts(cfg, macro)
-        self.responses = response_layouts(cfg, macro)
-        self.supported = supported(cfg, macro)
+        self.batch_depth = batch_depth
+        self.requests = request_layouts(cfg, macro, batch_depth)
+        self.responses = response_layouts(cfg, macro, batch_depth)
+        self.supported = supported(cfg, macro, batch_depth)
         self.error_layout = error_layout()
 
     def request_length(self, command):
@@ -60,6 +64,22 @@ class Codec:
 
     def vector(self, x):
         return pack(self.requests[Command.MVM], [int(v) for v in x])
+
+    def batch_write(self, index, x):
+        return pack(self.requests[Command.BATCH_WRITE],
+                    {"index": int(index), "vector": [int(v) for v in x]})
+
+    def batch_run(self, count):
+        """Run vectors ``0..count-1`` of the batch memory (``1 <= count <= batch_depth``)."""
+        return pack(self.requests[Command.BATCH_RUN], {"last": int(count) - 1})
+
+    def batch_read(self, start, count):
+        return pack(self.requests[Command.BATCH_READ], {"start": int(start), "count": int(count)})
+
+    def results(self, command, payload):
+        """``[(y list, cycles)]`` of a response holding results (MVM, BATCH_READ)."""
+        return [(item["y"], item["cycles"]) for item in self.items(command, payload)] \
+            if payload else []
 
     def program(self, row, column, target):
         return pack(self.requests[Command.PROGRAM],
@@ -131,6 +151,7 @@ def payload_tables(cfg):
     out = []
     # Payloads that are a bare array or number, named as the docs name them.
     names = {(Command.MVM, "request"): "x", (Command.TRNG_READ, "request"): "count",
+             (Command.BATCH_WRITE, "request"): "", (Command.BATCH_READ, "response"): "",
              (Command.TRNG_ENABLE, "request"): "enable", (Command.TRNG_READ, "response"): "byte"}
 
     def table(title, layout, name=""):

@@ -21,12 +21,41 @@ from pathlib import Path
 import cocotb
 
 from imcgen.link.protocol import XOFF, XON, FrameReader, encode_frame, parse_response
-from imcgen.sim.tb.streams import CLOCK_NS, reset_dut, start_clock
+from imcgen.sim.tb.streams import CLOCK_NS, start_clock
 
-__all__ = ["uart_baud", "UartLink", "pty_bridge", "IDLE_POLLS"]
+__all__ = ["uart_baud", "UartLink", "pty_bridge", "IDLE_POLLS", "MACRO_CLOCK_NS",
+           "start_clocks", "reset_domains"]
 
 #: Polls without a byte on the line before the bridge starts pacing itself by wall time.
 IDLE_POLLS = 500
+#: The macro domain's clock period in simulation: unrelated to the link's (CLOCK_NS).
+MACRO_CLOCK_NS = 7.3
+
+
+async def start_clocks(dut, macro_ns=MACRO_CLOCK_NS):
+    """The link's clock (``clk``, :data:`CLOCK_NS`) and the macro's (``macro_clk``)."""
+    from cocotb.clock import Clock
+
+    await start_clock(dut)
+    cocotb.start_soon(Clock(dut.macro_clk, macro_ns, unit="ns").start())
+
+
+async def reset_domains(dut, link=True, macro=True, cycles=3):
+    """Hold the chosen domains' resets for ``cycles`` of their own clocks (both at once when
+    both are chosen)."""
+    from cocotb.triggers import ClockCycles, RisingEdge
+
+    async def hold(clk, rst):
+        await RisingEdge(clk)
+        rst.value = 1
+        await ClockCycles(clk, cycles)
+        rst.value = 0
+        await RisingEdge(clk)
+
+    holds = [cocotb.start_soon(hold(clk, rst)) for chosen, clk, rst in
+             ((link, dut.clk, dut.rst), (macro, dut.macro_clk, dut.macro_rst)) if chosen]
+    for task in holds:
+        await task
 
 
 def uart_baud(divisor):
@@ -186,10 +215,10 @@ async def pty_bridge(dut, divisor, name_file, stop_file):
     master, slave = os.openpty()
     tty.setraw(slave)  # no echo, no line editing, no CR/LF translation: a byte pipe
     os.set_blocking(master, False)
-    await start_clock(dut)
+    await start_clocks(dut)
     dut.rx.value = 1
-    await reset_dut(dut)
     link = UartLink(dut, divisor)
+    await reset_domains(dut)
     Path(name_file).write_text(os.ttyname(slave))
     bit_ns = divisor * CLOCK_NS
     quiet = 0

@@ -49,7 +49,9 @@ __all__ = [
     "escape", "encode_frame", "FrameReader", "Frame", "Response", "parse_response",
 ]
 
-PROTOCOL_VERSION = 2  # 2: XON/XOFF flow control, 0x11 and 0x13 stuffed in frames
+# 2: XON/XOFF flow control, 0x11 and 0x13 stuffed in frames. 3: the batch commands, the macro's
+# own clock and a fractional UART divisor in INFO.
+PROTOCOL_VERSION = 3
 
 END = 0xC0
 ESC = 0xDB
@@ -75,6 +77,9 @@ class Command(IntEnum):
     CLEAR = 0x03        # clear the macro's flags and the link's counters -> nothing
     WEIGHTS = 0x10      # weight_row_layout -> program results (array mode), else nothing
     MVM = 0x11          # vector_layout -> result_layout (outputs and the cycle count)
+    BATCH_WRITE = 0x12  # index, vector -> nothing: the vector into the batch memory
+    BATCH_RUN = 0x13    # last index -> vectors and on-chip cycles of running 0..last back to back
+    BATCH_READ = 0x14   # start, count -> count results of the last run (result_layout each)
     PROGRAM = 0x20      # write_verify.request_layout -> 0 or 1 program result
     TRNG_READ = 0x30    # count (1 byte) -> up to count random bytes
     TRNG_STATUS = 0x31  # -> the macro's trng_status

@@ -79,6 +79,15 @@ def ports_of(component):
     return tuple(ports)
 
 
+def _domain_ports(text, name):
+    """The clock and reset inputs of domains other than ``sync`` (``macro_clk``...): the
+    top module's own, which the signature does not list."""
+    top = re.search(rf"^module {re.escape(name)}\((.*?)^endmodule", text, re.M | re.S)
+    found = re.findall(r"^\s*input (?:wire )?(\w+_(?:clk|rst));", top.group(1) if top else "",
+                       re.M)
+    return tuple(Port(port, 1, "in") for port in sorted(set(found)))
+
+
 def convert(component, name):
     """Verilog text of ``component`` as module ``name``."""
     text = verilog.convert(component, name=name, emit_src=False, strip_internal_attrs=True)
@@ -103,7 +112,7 @@ def write_design(component, name, directory):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     text = convert(component, name)
-    ports = ports_of(component)
+    ports = ports_of(component) + _domain_ports(text, name)
     control = control_file(name, ports)
     v_path, vlt_path = directory / f"{name}.v", directory / f"{name}.vlt"
     v_path.write_text(text)
