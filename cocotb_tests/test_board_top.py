@@ -795,6 +795,69 @@ def test_host_driver_reports_refusals_and_silence():
         Board(None, cfg, link=Link([wrong_seq]), check=False).status()
 
 
+@pytest.mark.parametrize("depth, vectors", [(4, 10), (512, 300)])
+def test_host_batches_split_into_runs_and_reads(depth, vectors):
+    """``Board.mvm_batch`` over a scripted board that answers the batch commands from the
+    golden model: more vectors than the batch memory holds make several runs, more results
+    than a response holds (255) several reads; every result and run comes back in order."""
+    from imcgen.fpga.host import Board
+    from imcgen.link.codec import pack, unpack
+    from imcgen.link.protocol import FrameReader
+
+    cfg = load_config("small")
+    codec = Codec(cfg, batch_depth=depth)
+    rng = np.random.default_rng(depth)
+    W, X = stimulus(cfg, rng, vectors)
+    X = X[:vectors]
+
+    class GoldenBoard:  # answers each request frame as the board's executor would
+        def __init__(self):
+            self.reader, self.out, self.timeout = FrameReader(), bytearray(), None
+            self.memory, self.results = {}, []
+
+        def write(self, data):
+            for frame in self.reader.feed(data):
+                assert frame.crc_ok and not frame.bad_escape, frame
+                code, seq, payload = frame.body[0], frame.body[1], frame.body[2:-2]
+                self.out += encode_frame(code | OK_BIT, seq, self.answer(code, payload))
+
+        def answer(self, command, payload):
+            fields = unpack(codec.requests[command], payload) if payload else {}
+            if command == Command.BATCH_WRITE:
+                self.memory[fields["index"]] = fields["vector"]
+                return b""
+            if command == Command.BATCH_RUN:
+                batch = np.array([self.memory[k] for k in range(fields["last"] + 1)])
+                run = golden.run(cfg, W, batch)
+                self.results = list(zip(run.y.tolist(), run.cycles.tolist(), strict=True))
+                return pack(codec.responses[command], {
+                    "vectors": len(batch), "cycles": timing.batch_cycles(cfg, run.reads)})
+            assert command == Command.BATCH_READ, command
+            items = [self.results[(fields["start"] + k) % depth]
+                     for k in range(fields["count"])]
+            return b"".join(pack(codec.responses[command], {"y": y, "cycles": c})
+                            for y, c in items)
+
+        def read(self, n):
+            data, self.out = bytes(self.out[:n]), self.out[n:]
+            return data
+
+        def close(self):
+            pass
+
+    board = Board(None, cfg, link=GoldenBoard(), check=False)
+    board.codec, board.info = codec, {"macro_hz": 100_000_000, "clk_hz": 0}
+    Y, cycles = board.mvm_batch(X)
+    expected = golden.run(cfg, W, X)
+    assert np.array_equal(Y, expected.y) and np.array_equal(cycles, expected.cycles)
+    sizes = [min(depth, vectors - k) for k in range(0, vectors, depth)]
+    assert [run.vectors for run in board.runs] == sizes
+    start = 0
+    for run, size in zip(board.runs, sizes, strict=True):
+        assert run.cycles == timing.batch_cycles(cfg, expected.reads[start:start + size])
+        start += size
+
+
 # -- hostile bytes on the link ----------------------------------------------------------------
 
 FUZZ_FRAMES = int(os.environ.get("IMCGEN_FUZZ_FRAMES", "60"))
