@@ -102,9 +102,9 @@ class Board:
 #: The macro domain's clock (MHz, made by the PLL from the board clock) when ``imcgen fpga``
 #: has no ``--clock`` and no earlier build of the same configuration to go by. ULX3S: 50 MHz,
 #: twice its 25 MHz oscillator, under every preset's one-clock board-top Fmax (65.7 to 109 MHz
-#: on the 25F, docs/architecture.md section 11); the macro domains of ``small`` and
-#: ``default`` reach 106.7 and 94.1 MHz against it. iCEBreaker: 24 MHz, twice its 12 MHz; the
-#: ``small`` board top's macro domain reaches 33.2 MHz against it (docs/board.md section 3).
+#: on the 25F, docs/architecture.md section 11); ``default``'s macro domain reaches 104-106
+#: MHz even against 100. iCEBreaker: 24 MHz, twice its 12 MHz; the
+#: ``small`` board top's macro domain reaches 45.1 MHz against it (docs/board.md section 5).
 MACRO_MHZ = {"ecp5": 50.0, "ice40": 24.0}
 
 #: The board top's batch memory (vectors) when ``imcgen fpga`` has no ``--batch``. ECP5: 256.
