@@ -238,6 +238,8 @@ def base_args(words, workdir):
         ("workload", "model"): ["workload", "model", "--model", model, "--weights", npz,
                                 "--inputs", X8, "--rtl", "0", "-o", "ok"],
         ("workload", "dpe"): ["workload", "dpe", "--rtl", "0", "-o", "ok"],
+        ("workload", "backprop"): ["workload", "backprop", "--rtl", "0", "--hidden", "4",
+                                   "--batch", "8", "--iterations", "1", "-o", "ok"],
         ("workload", "edges"): ["workload", "edges", "--rtl", "0", "--size", "32", "-o", "ok"],
         ("workload", "dct"): ["workload", "dct", "--rtl", "0", "--size", "32", "-o", "ok"],
         ("workload", "refine"): ["workload", "refine", "--rtl", "0", "--sweep", "none", "-o",

@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from imcgen.core.config import G_BITS, IR_BITS
-from imcgen.core.draws import What, column_where, compare_what
+from imcgen.core.draws import What, compare_what, line_where, read_what
 from imcgen.golden import device, rng
 
-__all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "held", "compare",
-           "bit_under_test", "microamps", "T0"]
+__all__ = ["AnalogArray", "prepare", "gauss", "read_currents", "row_currents", "held",
+           "compare", "bit_under_test", "microamps", "T0"]
 
 T0 = 20.0         # s: drift reference time (aihwkit PCM, t0 = 20 s)
 # Threefry rounds of the analog draws: they live in Python only (no hardware to match), and 13
@@ -72,6 +72,10 @@ class AnalogArray:
     line_k: float
     g_us: np.ndarray
     compensation: float
+    # Transposed reads (``transposed``): conductance units times the column's IR weight (the
+    # row line's drop grows along the columns), and the row line's IR loss factor.
+    weighted_t: np.ndarray | None = None
+    line_kt: float = 0.0
 
 
 def microamps(cfg, current):
@@ -162,9 +166,16 @@ def prepare(cfg, states):
             lsb = lsb / compensation
     lsb = max(int(round(lsb)), 1)
     offset = int(round(a.comparator_offset * lsb))
+    weighted_t, line_kt = None, 0.0
+    if cfg.transposed:  # the row side's ADCs share the column side's reference (choice)
+        columns = shape[2]
+        col_weights = np.rint((1 << IR_BITS) * (1 - a.ir_drop * (np.arange(columns) + 1) /
+                                                columns))
+        weighted_t = units * col_weights.astype(np.int64)[np.newaxis, np.newaxis, :]
+        line_kt = a.ir_drop / float(cfg.back_per_read * UNIT << IR_BITS) if a.ir_drop else 0.0
     return AnalogArray(weighted=weighted, var=var, lsb=lsb, offset=offset,
                        cmp_sigma=a.comparator_noise * lsb, line_k=line_k, g_us=g,
-                       compensation=compensation)
+                       compensation=compensation, weighted_t=weighted_t, line_kt=line_kt)
 
 
 def _line_loss(current, line_k):
@@ -195,26 +206,45 @@ def read_currents(arr, enable, tile=None):
     return both[..., :columns], both[..., columns:]
 
 
-def held(cfg, arr, current, var, tile, column, read):
+def row_currents(arr, enable, tile):
+    """Weighted current and noise variance of transposed reads on one tile: ``enable`` (...,
+    physical_columns) in {0, 1}, the driven columns -> two int64 arrays (..., rows). Exact
+    integer sums (:func:`imcgen.golden.blas.matmul_exact`)."""
+    from imcgen.golden.blas import matmul_exact
+
+    enable = np.asarray(enable, dtype=np.int64)
+    lead = enable.shape[:-1]
+    flat = enable.reshape(-1, enable.shape[-1])
+    w, v = arr.weighted_t[tile], arr.var[tile]
+    current = matmul_exact(flat, w.T, int(w.sum(axis=1).max()) if w.size else 0)
+    var = matmul_exact(flat, v.T, int(v.sum(axis=1).max()) if v.size else 0)
+    rows = w.shape[0]
+    return current.reshape(*lead, rows), var.reshape(*lead, rows)
+
+
+def held(cfg, arr, current, var, tile, column, read, transposed=False):
     """Held currents: IR line loss, then read noise for (tile, column, read index); all arrays
-    broadcast together."""
-    i = _line_loss(current, arr.line_k)
+    broadcast together. ``transposed``: a row's (``column`` is the row, ``read`` the tile's
+    transposed-read index)."""
+    i = _line_loss(current, arr.line_kt if transposed else arr.line_k)
     if not np.any(var):
         return np.asarray(i, dtype=np.int64)
-    where = column_where(cfg, np.asarray(tile), np.asarray(column))
-    z = gauss(rng.draw(cfg.analog.seed, int(What.READ), where, read, ROUNDS))
+    where = line_where(cfg, np.asarray(tile), np.asarray(column), transposed)
+    z = gauss(rng.draw(cfg.analog.seed, read_what(transposed), where, read, ROUNDS))
     # var is in conductance units^2; the power-of-two scale to current units is exact
     return i + np.rint(np.sqrt(var) * z * float(1 << IR_BITS)).astype(np.int64)
 
 
-def compare(cfg, arr, held_current, dac, tile, column, read, bit):
+def compare(cfg, arr, held_current, dac, tile, column, read, bit, transposed=False):
     """Comparator answers for held currents against DAC codes (all arrays broadcast); ``bit``
-    is the SAR bit under test (an int, the same for every element)."""
+    is the SAR bit under test (an int, the same for every element). ``transposed``: a
+    row-side comparator (``column`` is the row)."""
     noise = 0
     dac = np.asarray(dac, dtype=np.int64)
     if arr.cmp_sigma:
-        where = column_where(cfg, np.asarray(tile), np.asarray(column))
-        z = gauss(rng.draw(cfg.analog.seed, compare_what(int(bit)), where, read, ROUNDS))
+        where = line_where(cfg, np.asarray(tile), np.asarray(column), transposed)
+        z = gauss(rng.draw(cfg.analog.seed, compare_what(int(bit), transposed), where, read,
+                           ROUNDS))
         noise = np.rint(arr.cmp_sigma * z).astype(np.int64)
     return 2 * (np.asarray(held_current, dtype=np.int64) + arr.offset + noise) >= \
         (2 * dac - 1) * arr.lsb

@@ -10,7 +10,8 @@ import numpy as np
 
 from imcgen.golden.blas import matmul_exact
 
-__all__ = ["column_values", "read_enables", "tile_products", "held_values", "compare"]
+__all__ = ["column_values", "read_enables", "tile_products", "held_values", "held_row_values",
+           "compare"]
 
 # Bound on the elements of the (vectors, planes, tiles, reads, rows) row-enable intermediate.
 _CHUNK_ELEMENTS = 20_000_000
@@ -99,6 +100,29 @@ def held_values(states, rows):
     states = np.asarray(states, dtype=np.int64)
     active = (rows >> np.arange(states.shape[0], dtype=object)) & 1
     return active.astype(np.int64) @ states
+
+
+def held_row_values(cfg, states, cols, part):
+    """Row values one transposed sample holds (one tile: docs/architecture.md section 13).
+
+    Parameters
+    ----------
+    states : ndarray of int, shape (rows, columns)
+        Cell states of one tile (physical columns first).
+    cols : int
+        Driven outputs, bit j = output j.
+    part : int
+        Slice ``part // polarities`` and polarity ``part % polarities`` of the driven columns.
+
+    Returns
+    -------
+    ndarray of int64, shape (rows,)
+    """
+    states = np.asarray(states, dtype=np.int64)
+    k, p = divmod(int(part), cfg.polarities)
+    columns = [cfg.column(j, k, p) for j in range(cfg.outputs)]
+    active = (cols >> np.arange(cfg.outputs, dtype=object)) & 1
+    return states[:, columns] @ active.astype(np.int64)
 
 
 def compare(cfg, held, dac, verify=False):

@@ -7,14 +7,17 @@ from imcgen.golden.input_driver import bit_planes
 __all__ = ["active_rows", "read_commands", "read_groups", "reads_per_plane", "reads_per_tile"]
 
 
-def read_groups(cfg, planes):
+def read_groups(cfg, planes, per_read=None):
     """Index of the read (within its plane and tile) that activates each row.
 
     Parameters
     ----------
     cfg : MacroConfig
     planes : ndarray of int, shape (V, input_bits, tiles, rows)
-        Bit planes from :func:`imcgen.golden.input_driver.bit_planes`.
+        Bit planes from :func:`imcgen.golden.input_driver.bit_planes` (any driven lines on the
+        last axis: the outputs of transposed reads, with ``per_read = back_per_read``).
+    per_read : int, optional
+        Lines per read (default ``rows_per_read``).
 
     Returns
     -------
@@ -24,14 +27,14 @@ def read_groups(cfg, planes):
     """
     planes = np.asarray(planes, dtype=np.int64)
     if cfg.schedule == "dense":
-        position = np.arange(cfg.rows, dtype=np.int64)
+        position = np.arange(planes.shape[-1], dtype=np.int64)
     else:
         position = np.cumsum(planes, axis=-1) - 1
-    return np.where(planes == 1, position // cfg.rows_per_read, -1)
+    return np.where(planes == 1, position // (per_read or cfg.rows_per_read), -1)
 
 
-def reads_per_plane(cfg, planes):
-    """Reads issued per vector, plane and tile.
+def reads_per_plane(cfg, planes, per_read=None):
+    """Reads issued per vector, plane and tile (lines and ``per_read`` as :func:`read_groups`).
 
     Returns
     -------
@@ -40,9 +43,10 @@ def reads_per_plane(cfg, planes):
         ``zero_skip``: ``ceil(popcount / rows_per_read)``.
     """
     planes = np.asarray(planes, dtype=np.int64)
+    per_read = per_read or cfg.rows_per_read
     if cfg.schedule == "dense":
-        return np.full(planes.shape[:-1], cfg.groups_per_plane, dtype=np.int64)
-    return -(-planes.sum(axis=-1) // cfg.rows_per_read)
+        return np.full(planes.shape[:-1], -(-planes.shape[-1] // per_read), dtype=np.int64)
+    return -(-planes.sum(axis=-1) // per_read)
 
 
 def reads_per_tile(cfg, X):
@@ -76,7 +80,7 @@ def active_rows(cfg, groups):
     return counts.astype(np.int64).reshape(*groups.shape[:-1], G)
 
 
-def read_commands(cfg, planes):
+def read_commands(cfg, planes, lines=None, per_read=None):
     """The read commands the scheduler of one tile issues for a sequence of planes.
 
     Parameters
@@ -84,6 +88,9 @@ def read_commands(cfg, planes):
     cfg : MacroConfig
     planes : list of dict
         As :func:`imcgen.golden.input_driver.plane_stream` returns them.
+    lines, per_read : int, optional
+        Driven lines and lines per read (default ``rows`` and ``rows_per_read``; the outputs
+        and ``back_per_read`` for transposed reads).
 
     Returns
     -------
@@ -92,14 +99,14 @@ def read_commands(cfg, planes):
         ``zero_skip``: the next ``rows_per_read`` rows whose bit is 1; a plane with none issues
         nothing, unless it is the vector's last, which then issues one ``skip`` command.
     """
-    N = cfg.rows_per_read
+    N, lines = per_read or cfg.rows_per_read, lines or cfg.rows
     out = []
     for plane in planes:
         if cfg.schedule == "dense":
             masks = [plane["bits"] & (((1 << N) - 1) << (g * N))
-                     for g in range(cfg.groups_per_plane)]
+                     for g in range(-(-lines // N))]
         else:
-            active = [r for r in range(cfg.rows) if (plane["bits"] >> r) & 1]
+            active = [r for r in range(lines) if (plane["bits"] >> r) & 1]
             masks = [sum(1 << r for r in active[q:q + N]) for q in range(0, len(active), N)]
         tags = dict(plane=plane["index"], neg=plane["neg"])
         for n, mask in enumerate(masks):

@@ -49,9 +49,10 @@ def binary_search(cfg, values, verify=False):
     return code
 
 
-def convert_physical(cfg, arr, held, tile, column, read):
+def convert_physical(cfg, arr, held, tile, column, read, transposed=False):
     """ADC codes of held currents through the analog model's comparators (offset and noise;
-    :func:`imcgen.golden.analog.compare`), the same binary search."""
+    :func:`imcgen.golden.analog.compare`; the row side's with ``transposed``), the same binary
+    search."""
     from imcgen.golden import analog
 
     held = np.asarray(held, dtype=np.int64)
@@ -61,7 +62,7 @@ def convert_physical(cfg, arr, held, tile, column, read):
     code = np.zeros(held.shape, dtype=np.int64)
     for bit in reversed(range(cfg.adc_bits)):
         trial = code | (1 << bit)
-        answer = analog.compare(cfg, arr, held, trial, tile, column, read, bit)
+        answer = analog.compare(cfg, arr, held, trial, tile, column, read, bit, transposed)
         code = np.where(answer, trial, code)
     return code
 

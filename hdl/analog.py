@@ -8,6 +8,9 @@ Members are composed per configured feature:
 - ``read`` (always): row enables, sample strobe, the sample-and-hold buffer under conversion,
   column-group select, one DAC code per ADC, the comparator results; ``verify`` selects the
   verify reference (programmable devices).
+- ``tread`` (``transposed``): the row side's read port for transposed reads (docs/architecture.md
+  section 13): column enables of one part, sample strobe, row-group select, one DAC code per
+  row-side ADC, their comparator results.
 - ``cell`` (always): the ideal weight port, the levels of one row in one column group.
 - ``prog`` (programmable devices): one programming pulse at a time to one cell.
 - ``entropy`` (tile 0, with the TRNG): the stochastic-switching devices' write and reset
@@ -25,8 +28,9 @@ from amaranth.lib.wiring import In, Out
 from imcgen.core.codes import Direction
 from imcgen.hdl.common import index_shape
 
-__all__ = ["ReadPortSignature", "CellPortSignature", "ProgPortSignature", "EntropySignature",
-           "AnalogSignature", "dac_layout", "levels_layout"]
+__all__ = ["ReadPortSignature", "TransposedReadPortSignature", "CellPortSignature",
+           "ProgPortSignature", "EntropySignature", "AnalogSignature", "dac_layout",
+           "levels_layout"]
 
 
 def dac_layout(config):
@@ -60,6 +64,29 @@ class ReadPortSignature(wiring.Signature):
         if config.programmable:
             members["verify"] = Out(1)  # sampled with `sample`: the verify reference
         super().__init__(members)
+
+
+class TransposedReadPortSignature(wiring.Signature):
+    """Row side, driven by the row side's SAR-ADC controller (``transposed``).
+
+    ``col_en`` (one bit per output) and ``part`` (slice ``part // polarities``, polarity
+    ``part % polarities``) name the driven physical columns; an edge with ``sample`` high holds
+    them. ``cmp[a]`` answers, combinationally, whether row ``row_sel * adcs + a`` of the held
+    read reaches ``dac[a]``: the sum of that row's states in the driven columns, rounded to
+    levels as a compute read. Everything but ``cmp`` comes from registers; ``bank`` flips as a
+    conversion starts, as on the column side (one buffer: no overlap).
+    """
+
+    def __init__(self, config):
+        super().__init__({
+            "col_en": Out(config.outputs),
+            "part": Out(index_shape(config.parts)),
+            "sample": Out(1),
+            "bank": Out(1),
+            "row_sel": Out(index_shape(config.row_groups), init=config.row_groups - 1),
+            "dac": Out(dac_layout(config)),
+            "cmp": In(config.adcs),
+        })
 
 
 class CellPortSignature(wiring.Signature):
@@ -116,6 +143,8 @@ class AnalogSignature(wiring.Signature):
             "read": Out(ReadPortSignature(config)),
             "cell": Out(CellPortSignature(config)),
         }
+        if config.transposed:
+            members["tread"] = Out(TransposedReadPortSignature(config))
         if config.programmable:
             members["prog"] = Out(ProgPortSignature(config))
         if entropy:

@@ -246,9 +246,63 @@ class CrossbarStub(Block):
 
         if programmable:
             self._pulses(m, memories, addr, healthy, stuck_port if stuck else None)
+        if cfg.transposed:
+            self._transposed_reads(m, memories, None if memories else write_port, stuck)
         if cfg.trng.enabled and self.tile == 0:
             self._entropy(m)
         return m
+
+    def _transposed_reads(self, m, memories, block_write, stuck):
+        """Transposed reads (docs/architecture.md section 13): the sum of a row's states in
+        the driven columns of one part, for the row each row-side ADC lane converts.
+
+        A row's sum needs every column group of the row at once, which the memories (one word
+        per column group) cannot give: a copy of the cells in flip-flops follows every write
+        into them (loads and pulses alike; no reset, as the cells), and the sums are formed
+        combinationally from it.
+        """
+        cfg = self.config
+        tread = self.xbar.tread
+        lanes, rows, frac = cfg.adcs, cfg.rows, cfg.state_frac
+        cells = [[Signal(cfg.state_bits, name=f"cell{r}_{c}", reset_less=True,
+                         init=cfg.state_max if stuck.get((r, c)) else 0)
+                  for c in range(cfg.physical_columns)] for r in range(rows)]
+        for r in range(rows):
+            for c in range(cfg.physical_columns):
+                g, a = divmod(c, lanes)
+                if block_write is not None:
+                    enable, addr, value = block_write.en[r], block_write.addr, \
+                        block_write.data[r][a]
+                else:
+                    port = memories[r][1]
+                    enable = port.en[a] if len(port.en) > 1 else port.en
+                    addr, value = port.addr, port.data[a]
+                with m.If(enable & (addr == g)):
+                    m.d.sync += cells[r][c].eq(value)
+
+        held_cols = Signal(cfg.outputs)
+        held_part = Signal(index_shape(cfg.parts))
+        with m.If(tread.sample):
+            m.d.sync += [held_cols.eq(tread.col_en), held_part.eq(tread.part)]
+        gwidth = index_shape(cfg.row_groups).width
+        for a in range(lanes):
+            selected = [Signal(cfg.state_bits, name=f"tcell{a}_{j}") for j in range(cfg.outputs)]
+            with m.Switch(Cat(tread.row_sel, held_part)):
+                for g in range(cfg.row_groups):
+                    r = g * lanes + a
+                    if r >= rows:
+                        continue
+                    for part in range(cfg.parts):
+                        k, p = divmod(part, cfg.polarities)
+                        with m.Case(g | (part << gwidth)):
+                            m.d.comb += [selected[j].eq(cells[r][cfg.column(j, k, p)])
+                                         for j in range(cfg.outputs)]
+            value = adder_tree([Mux(held_cols[j], selected[j], 0) for j in range(cfg.outputs)])
+            dac = tread.dac[a]
+            if frac == 0 and not cfg.programmable:
+                m.d.comb += tread.cmp[a].eq(value >= dac)
+            else:  # a compute read: the state sum rounded to levels
+                m.d.comb += tread.cmp[a].eq((value << 1) + (1 << frac) >= (dac << (frac + 1)))
 
     def _entropy(self, m):
         """The TRNG's stochastic-switching devices (docs/trng.md section 2).

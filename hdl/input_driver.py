@@ -26,9 +26,10 @@ def vector_layout(config, rows):
     return data.ArrayLayout(element_shape(config), rows)
 
 
-def plane_layout(config):
+def plane_layout(config, lines=None):
+    """A bit plane of ``lines`` driven lines (default: the tile's rows)."""
     return data.StructLayout({
-        "bits": unsigned(config.rows),          # one bit per word line of the tile
+        "bits": unsigned(lines or config.rows),  # one bit per driven line
         "index": index_shape(config.input_bits),  # plane significance b
         "neg": unsigned(1),                     # weighs -2^b (MSB of signed inputs)
         "last": unsigned(1),                    # last plane of this vector
@@ -42,27 +43,31 @@ class InputDriver(Block):
     ----------
     config : MacroConfig
         Uses ``rows``, ``input_bits``, ``input_signed`` and ``schedule``.
+    lines : int, optional
+        Driven lines (elements per vector): the tile's rows, or the outputs for the columns
+        of transposed reads (docs/architecture.md section 13).
 
     Attributes
     ----------
     i : In(stream.Signature(vector_layout))
-        Input vector of the tile (``rows`` elements).
+        Input vector of the tile (``lines`` elements).
     o : Out(stream.Signature(plane_layout))
         Bit planes.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, lines=None):
+        self._lines = lines or config.rows
         super().__init__(config, {
-            "i": In(stream.Signature(vector_layout(config, config.rows))),
-            "o": Out(stream.Signature(plane_layout(config))),
+            "i": In(stream.Signature(vector_layout(config, self._lines))),
+            "o": Out(stream.Signature(plane_layout(config, self._lines))),
         })
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        bits = cfg.input_bits
+        bits, rows = cfg.input_bits, self._lines
 
-        vector = Signal(data.ArrayLayout(unsigned(bits), cfg.rows))
+        vector = Signal(data.ArrayLayout(unsigned(bits), rows))
         pending = Signal(bits)  # planes still to emit
         lowest = Signal(bits)   # one-hot: the plane going out now
         index = Signal(index_shape(bits))
@@ -73,14 +78,14 @@ class InputDriver(Block):
                 m.d.comb += index.eq(b)
 
         def plane(source, b):
-            return Cat(source[r][b] for r in range(cfg.rows))
+            return Cat(source[r][b] for r in range(rows))
 
         last = (pending & ~lowest) == 0
         # The plane as an AND-OR over the one-hot `lowest`: a function of the pending bits and
         # one row's element (two LUT levels), not of a decoded index.
         m.d.comb += self.o.payload.bits.eq(
             Cat(Cat(vector[r][b] & lowest[b] for b in range(bits)).any()
-                for r in range(cfg.rows)))
+                for r in range(rows)))
         m.d.comb += [
             self.o.valid.eq(pending != 0),
             self.o.payload.index.eq(index),
@@ -90,7 +95,7 @@ class InputDriver(Block):
             self.i.ready.eq((pending == 0) | (self.o.ready & last)),
         ]
 
-        incoming = data.View(data.ArrayLayout(unsigned(bits), cfg.rows), self.i.payload.as_value())
+        incoming = data.View(data.ArrayLayout(unsigned(bits), rows), self.i.payload.as_value())
         if cfg.schedule == "zero_skip":
             nonzero = Cat(plane(incoming, b).any() for b in range(bits))
             first = Cat(nonzero[0] | (nonzero == 0), nonzero[1:])  # all zero: one empty plane

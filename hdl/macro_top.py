@@ -10,22 +10,28 @@ vector to the one that writes its result into the FIFO, and the next vector is a
 same edge. A vector is accepted only when the FIFO is sure to have room for its result, so a
 stalled output never stalls the datapath. Cells are non-volatile, so a reset keeps the weights.
 
-An explicit mode FSM (``mode``: IDLE, LOAD, PROGRAM, COMPUTE) serialises the three jobs: a weight
-row loads (or, flagged ``program``, is write-verified cell by cell), a program request
+An explicit mode FSM (``mode``: IDLE, LOAD, PROGRAM, COMPUTE, BACKWARD) serialises the jobs: a
+weight row loads (or, flagged ``program``, is write-verified cell by cell), a program request
 write-verifies one cell, a vector computes. Between jobs the order of preference is weight rows,
 then program requests, then vectors.
+
+With ``transposed`` a vector flagged ``backward`` (``outputs`` elements) takes the backward path
+instead (docs/architecture.md section 13): it drives the columns and every tile's rows are
+sensed, and its result ``x`` (``rows * tiles`` sums) comes out flagged ``backward``, in order
+with the forward ones. A backward vector enters only an idle macro (BACKWARD mode), so the
+directions never overlap.
 
 With ``crossbar = "external"`` the tiles' analog boundaries become the ``xbar`` ports and a model
 outside (the cocotb testbench) plays the crossbar.
 """
 
 from amaranth import Module, Signal
-from amaranth.hdl import Cat, unsigned
+from amaranth.hdl import Cat, Mux, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from imcgen.core.timing import ACCEPT_TO_LAUNCH
+from imcgen.core.timing import ACCEPT_TO_LAUNCH, BACK_ACCEPT_TO_LAUNCH
 from imcgen.hdl.adder_network import AdderNetwork
 from imcgen.hdl.analog import AnalogSignature, EntropySignature
 from imcgen.hdl.common import Block, Pipe, record_fsm
@@ -37,16 +43,30 @@ from imcgen.hdl.sar_adc import SarAdcController
 from imcgen.hdl.shift_add import ShiftAdd
 from imcgen.hdl.weight_mapper import WeightMapper, weight_row_layout
 
-__all__ = ["MacroTop", "result_layout", "status_layout", "OUTPUT_FIFO_DEPTH"]
+__all__ = ["MacroTop", "input_layout", "result_layout", "status_layout", "OUTPUT_FIFO_DEPTH"]
 
 OUTPUT_FIFO_DEPTH = 4
 
 
-def result_layout(config):
+def input_layout(config):
+    """A vector on ``i``: ``rows * tiles`` inputs; with ``transposed``, ``x`` holds a forward
+    vector or (``backward``) a backward one in its first ``outputs`` elements."""
+    if not config.transposed:
+        return vector_layout(config, config.input_rows)
     return data.StructLayout({
-        "y": output_layout(config),
-        "cycles": unsigned(config.cycle_bits),
+        "x": vector_layout(config, max(config.input_rows, config.outputs)),
+        "backward": unsigned(1),
     })
+
+
+def result_layout(config):
+    """A result on ``o``: ``y`` and its cycles; with ``transposed``, a backward result is
+    flagged ``backward`` and carries ``x`` (one full-precision sum per row of every tile)."""
+    fields = {"y": output_layout(config)}
+    if config.transposed:
+        fields["x"] = data.ArrayLayout(signed(config.back_bits), config.input_rows)
+        fields["backward"] = unsigned(1)
+    return data.StructLayout({**fields, "cycles": unsigned(config.cycle_bits)})
 
 
 def status_layout(config):
@@ -84,8 +104,9 @@ class MacroTop(Block):
 
     Attributes
     ----------
-    i : In(stream.Signature(vector_layout))
-        Input vectors, ``rows * tiles`` elements.
+    i : In(stream.Signature(input_layout))
+        Input vectors, ``rows * tiles`` elements (with ``transposed``, flagged forward or
+        backward: docs/architecture.md section 13).
     w : In(stream.Signature(weight_row_layout))
         Weight rows: row index, ``outputs`` signed weights (and, programmable devices, the
         ``program`` flag: write-verify every cell of the row instead of loading it).
@@ -117,7 +138,7 @@ class MacroTop(Block):
 
     def __init__(self, *, config):
         members = {
-            "i": In(stream.Signature(vector_layout(config, config.input_rows))),
+            "i": In(stream.Signature(input_layout(config))),
             "w": In(stream.Signature(weight_row_layout(config))),
             "o": Out(stream.Signature(result_layout(config))),
             "busy": Out(1),
@@ -195,6 +216,7 @@ class MacroTop(Block):
                 boundary.cell.group.eq(mapper.cell.group),
                 boundary.cell.data.eq(mapper.cell.data),
             ]
+        back = self._backward(m, boundaries) if cfg.transposed else None
         if wv is not None:
             self._program_paths(m, wv, sars, boundaries)
         if cfg.trng.enabled:
@@ -237,20 +259,27 @@ class MacroTop(Block):
         # Written a cycle late, from registers: the take that launches a vector sits at the end
         # of the SAR's ready logic (a result is always many cycles after its launch).
         launch, launch_now = Signal(), Signal.like(now)
-        m.d.sync += [launch.eq(sars[0].launch), launch_now.eq(now)]
+        m.d.sync += [launch.eq(sars[0].launch | (back.launch if back else 0)), launch_now.eq(now)]
+        back_done = back.done if back else 0
         m.d.comb += [
             launches.w_en.eq(launch),
             launches.w_data.eq(launch_now),
             launches.r_en.eq(done),
-            count.eq(now - launches.r_data + ACCEPT_TO_LAUNCH),
+            count.eq(now - launches.r_data +
+                     (Mux(back_done, BACK_ACCEPT_TO_LAUNCH, ACCEPT_TO_LAUNCH) if back
+                      else ACCEPT_TO_LAUNCH)),
         ]
+        entry = Signal(result_layout(cfg))
+        m.d.comb += [entry.y.eq(output.o.payload), entry.cycles.eq(count)]
+        if back:
+            m.d.comb += [entry.x.eq(back.x), entry.backward.eq(back_done)]
         m.d.comb += [
-            fifo.w_data.eq(Cat(output.o.payload, count)),
-            fifo.w_en.eq(output.o.valid),
+            fifo.w_data.eq(entry),
+            fifo.w_en.eq(done),
             # Always room (a vector is accepted only with a slot for its result): a constant
             # ready, so no ready path runs from the FIFO back through the datapath.
             output.o.ready.eq(1),
-            done.eq(output.o.valid),
+            done.eq(output.o.valid | back_done),
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.eq(result),
             fifo.r_en.eq(self.o.ready),
@@ -272,12 +301,17 @@ class MacroTop(Block):
         tiles_ready = Cat(d.i.ready for d in drivers).all() if cfg.overlap else 1
         bits = cfg.input_bits
         accept = Signal()
+        vector = self.i.payload.x.as_value() if back else self.i.payload.as_value()
+        backward = self.i.payload.backward if back else 0
         for t, driver in enumerate(drivers):
             lo = t * cfg.rows * bits
             m.d.comb += [
-                driver.i.valid.eq(accept),
-                driver.i.payload.eq(self.i.payload.as_value()[lo:lo + cfg.rows * bits]),
+                driver.i.valid.eq(accept & ~backward),
+                driver.i.payload.eq(vector[lo:lo + cfg.rows * bits]),
             ]
+        if back:
+            m.d.comb += [back.i.valid.eq(accept & backward),
+                         back.i.payload.eq(vector[:cfg.outputs * bits])]
         with m.If(accept & ~taken):
             m.d.sync += free.eq(free - 1)
         with m.Elif(taken & ~accept):
@@ -290,8 +324,10 @@ class MacroTop(Block):
         program_offered = self.p.valid if wv is not None else 0
         programming = (wv.busy | mapper.busy) if wv is not None else mapper.busy
 
-        def take_vector(allowed):
-            ready = allowed & ~self.w.valid & ~program_offered & room & tiles_ready
+        def take_vector(allowed, backward_ok=True):
+            # A backward vector only into an idle macro (no forward one reading or draining).
+            ready = allowed & ~self.w.valid & ~program_offered & room & tiles_ready & \
+                (1 if backward_ok else ~backward)
             m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready)]
 
         def take_weight_row():
@@ -311,6 +347,9 @@ class MacroTop(Block):
                     take_vector(1)
                     with m.If(accept):
                         m.next = "COMPUTE"
+                        if back:
+                            with m.If(backward):
+                                m.next = "BACKWARD"
             with m.State("LOAD"):  # a weight row is written (or handed to write-verify)
                 if wv is not None:
                     with m.If(wv.busy | mapper.program_row.valid):
@@ -324,9 +363,13 @@ class MacroTop(Block):
                 with m.If(~programming):
                     m.next = "IDLE"
             with m.State("COMPUTE"):  # vectors inside; the next enters as the last leaves,
-                take_vector(1 if cfg.overlap else done)  # or, with overlap, whenever it fits
+                take_vector(1 if cfg.overlap else done, False)  # or, with overlap, when it fits
                 with m.If(done & ~accept & (inside == 1)):
                     m.next = "IDLE"
+            if back:
+                with m.State("BACKWARD"):  # a backward vector inside, alone
+                    with m.If(done):
+                        m.next = "IDLE"
         record_fsm("mode", fsm)
         if wv is not None:
             m.d.comb += wv.i.payload.eq(self.p.payload)
@@ -345,6 +388,38 @@ class MacroTop(Block):
                 with m.If(wv.dropped):
                     m.d.sync += self.status.bad_request.eq(1)
         return m
+
+    def _backward(self, m, boundaries):
+        """The backward path (docs/architecture.md section 13): one column path (driver,
+        scheduler, part sequencer) for every tile, which all see the same vector, then per
+        tile the row side's SAR-ADC controller on the boundary's ``tread`` and the backward
+        sums."""
+        from types import SimpleNamespace
+
+        from imcgen.hdl.transpose import BackShiftAdd, ColumnPath
+
+        cfg = self.config
+        m.submodules.back_columns = columns = ColumnPath(config=cfg)
+        sars, sums = [], []
+        for t, boundary in enumerate(boundaries):
+            sar = SarAdcController(config=cfg, transposed=True)
+            shift_add = BackShiftAdd(config=cfg)
+            m.submodules[f"tile{t}_back_sar"] = sar
+            m.submodules[f"tile{t}_back_shift_add"] = shift_add
+            wiring.connect(m, sar.xbar, boundary.tread)
+            wiring.connect(m, sar.o, shift_add.i)
+            # Broadcast: the tiles' controllers run in lockstep (same commands, same timing),
+            # so each takes a command on the edge every other one does.
+            m.d.comb += [sar.i.valid.eq(columns.o.valid), sar.i.payload.eq(columns.o.payload)]
+            sars.append(sar)
+            sums.append(shift_add)
+        m.d.comb += columns.o.ready.eq(sars[0].i.ready)
+        done = Signal()  # every tile's sums are out (together, in lockstep)
+        m.d.comb += done.eq(Cat(s.o.valid for s in sums).all())
+        for shift_add in sums:
+            m.d.comb += shift_add.o.ready.eq(done)
+        x = Cat(s.o.payload for s in sums)
+        return SimpleNamespace(i=columns.i, launch=sars[0].launch, done=done, x=x)
 
     def _program_paths(self, m, wv, sars, boundaries):
         """Verify reads to the addressed tile's SAR, its code back, pulses to its crossbar."""

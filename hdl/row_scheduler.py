@@ -18,20 +18,30 @@ from amaranth.lib.wiring import In, Out
 from imcgen.hdl.common import Block, Pipe, index_shape, popcount, prefix_sums
 from imcgen.hdl.input_driver import plane_layout
 
-__all__ = ["RowScheduler", "read_layout"]
+__all__ = ["RowScheduler", "read_layout", "back_read_layout"]
 
 CHUNK = 4  # zero_skip: rows per chunk, whose in-chunk counts are one LUT4 each (ECP5, iCE40)
 
 
-def read_layout(config):
+def read_layout(config, lines=None):
+    """A read command over ``lines`` driven lines (default: the tile's rows; the outputs for
+    transposed reads, whose ``count`` fits the same field: ``back_per_read <= rows_per_read``)."""
     return data.StructLayout({
-        "rows": unsigned(config.rows),                         # word lines to enable
-        "count": unsigned(config.rows_per_read.bit_length()),  # active rows (offset correction)
+        "rows": unsigned(lines or config.rows),                # lines to drive
+        "count": unsigned(config.rows_per_read.bit_length()),  # active lines (offset correction)
         "plane": index_shape(config.input_bits),
         "neg": unsigned(1),
         "last": unsigned(1),  # last read of the vector
         "skip": unsigned(1),  # no read: only closes a vector that needed none (zero_skip)
     })
+
+
+def back_read_layout(config):
+    """A transposed read: the columns of one part (slice and polarity) of a chunk of outputs
+    (docs/architecture.md section 13), from the part sequencer (:mod:`imcgen.hdl.transpose`)."""
+    fields = dict(read_layout(config, config.outputs).members)
+    fields["part"] = index_shape(config.parts)
+    return data.StructLayout(fields)
 
 
 class RowScheduler(Block):
@@ -41,6 +51,9 @@ class RowScheduler(Block):
     ----------
     config : MacroConfig
         Uses ``rows``, ``rows_per_read``, ``input_bits`` and ``schedule``.
+    lines : int, optional
+        Driven lines: the tile's rows, or the outputs (columns of transposed reads, at most
+        ``back_per_read`` per read).
 
     Attributes
     ----------
@@ -50,23 +63,26 @@ class RowScheduler(Block):
         Read commands for the SAR-ADC controller.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, lines=None):
+        self._lines = lines or config.rows
+        self._per_read = min(config.rows_per_read, self._lines)
         super().__init__(config, {
-            "i": In(stream.Signature(plane_layout(config))),
-            "o": Out(stream.Signature(read_layout(config))),
+            "i": In(stream.Signature(plane_layout(config, self._lines))),
+            "o": Out(stream.Signature(read_layout(config, self._lines))),
         })
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        rows, per_read = cfg.rows, cfg.rows_per_read
+        rows, per_read = self._lines, self._per_read
+        layout = read_layout(cfg, rows)
 
         # Two plane registers: `waiting` takes a plane from the input, `plane` is the one whose
         # reads are being formed. A plane moves on as the last read of the one before is
         # registered, its per-plane sums (zero_skip) computed on the way from `waiting`.
-        waiting = Signal(plane_layout(cfg))
+        waiting = Signal(plane_layout(cfg, rows))
         waiting_valid = Signal()
-        plane = Signal(plane_layout(cfg))
+        plane = Signal(plane_layout(cfg, rows))
         active = Signal()  # `plane` holds a plane with reads left
         take = Signal(rows)  # rows of the read being formed
         final = Signal()  # it is the plane's last
@@ -82,7 +98,7 @@ class RowScheduler(Block):
         # The output register is a register slice (hdl/common.py Pipe): a read goes in when
         # its ready, a register, says there is room, so the hand-over logic starts at one
         # bit and no ready path from the SAR reaches it.
-        m.submodules.out = out = Pipe(read_layout(cfg))
+        m.submodules.out = out = Pipe(layout)
         wiring.connect(m, out.o, wiring.flipped(self.o))
         m.d.comb += [
             load.eq(out.i.ready),
@@ -100,7 +116,7 @@ class RowScheduler(Block):
 
         flags = None  # zero_skip's registered flags, as they will be (below)
         if cfg.schedule == "dense":
-            groups = cfg.groups_per_plane
+            groups = -(-rows // per_read)
             group = Signal(index_shape(groups))
             with m.Switch(group):
                 for g in range(groups):
@@ -159,8 +175,7 @@ class RowScheduler(Block):
         Returns the values the registered flags (final, silent) take after an advance and
         after a step, for the hand-over's own flags; ``None`` when they are not registered.
         """
-        cfg = self.config
-        rows, per_read = cfg.rows, cfg.rows_per_read
+        rows, per_read = self._lines, self._per_read
         chunks = [(lo, min(lo + CHUNK, rows)) for lo in range(0, rows, CHUNK)]
         width = rows.bit_length() + 2  # signed: offset - kN for any k <= rows
 

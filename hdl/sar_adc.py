@@ -34,9 +34,9 @@ from amaranth.hdl import Cat, Const, Mux, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from imcgen.hdl.analog import ReadPortSignature
+from imcgen.hdl.analog import ReadPortSignature, TransposedReadPortSignature
 from imcgen.hdl.common import Block, Pipe, index_shape, record_fsm
-from imcgen.hdl.row_scheduler import read_layout
+from imcgen.hdl.row_scheduler import back_read_layout, read_layout
 
 __all__ = ["SarAdcController", "code_layout", "verify_layout"]
 
@@ -50,10 +50,14 @@ def verify_layout(config):
     })
 
 
-def code_layout(config):
+def code_layout(config, transposed=False):
+    """Codes of one group (columns, or rows of a transposed read, which adds its ``part``)."""
+    groups = config.row_groups if transposed else config.column_groups
+    extra = {"part": index_shape(config.parts)} if transposed else {}
     return data.StructLayout({
+        **extra,
         "codes": data.ArrayLayout(unsigned(config.adc_bits), config.adcs),
-        "group": index_shape(config.column_groups),  # columns group*adcs + lane
+        "group": index_shape(groups),  # columns (rows) group*adcs + lane
         "count": unsigned(config.rows_per_read.bit_length()),
         "plane": index_shape(config.input_bits),
         "neg": unsigned(1),
@@ -69,6 +73,10 @@ class SarAdcController(Block):
     ----------
     config : MacroConfig
         Uses ``rows``, ``adcs``, ``adc_bits``, ``column_groups``, ``rows_per_read``, ``input_bits``.
+    transposed : bool
+        The row side's controller of transposed reads (docs/architecture.md section 13): its
+        commands drive columns (``col_en``, ``part``) and its groups are the ``row_groups``;
+        no overlap, one sum stage (the stub sums a row group combinationally), no verify reads.
 
     Attributes
     ----------
@@ -90,16 +98,19 @@ class SarAdcController(Block):
         A vector's first command is taken on this edge.
     """
 
-    def __init__(self, *, config):
+    def __init__(self, *, config, transposed=False):
+        self._transposed = transposed
+        self._command = back_read_layout(config) if transposed else read_layout(config)
         members = {
-            "i": In(stream.Signature(read_layout(config))),
-            "o": Out(stream.Signature(code_layout(config))),
-            "xbar": Out(ReadPortSignature(config)),
+            "i": In(stream.Signature(self._command)),
+            "o": Out(stream.Signature(code_layout(config, transposed))),
+            "xbar": Out(TransposedReadPortSignature(config) if transposed
+                        else ReadPortSignature(config)),
             "boundary": Out(1),
             "go": In(1, init=1),
             "launch": Out(1),
         }
-        if config.programmable:
+        if config.programmable and not transposed:
             members["vi"] = In(stream.Signature(verify_layout(config)))
             members["vo"] = Out(stream.Signature(unsigned(config.adc_bits)))
         super().__init__(config, members)
@@ -107,17 +118,22 @@ class SarAdcController(Block):
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        lanes, groups, msb = cfg.adcs, cfg.column_groups, 1 << (cfg.adc_bits - 1)
+        transposed = self._transposed
+        groups = cfg.row_groups if transposed else cfg.column_groups
+        lanes, msb = cfg.adcs, 1 << (cfg.adc_bits - 1)
+        overlap = cfg.overlap and not transposed
+        programmable = cfg.programmable and not transposed
+        xbar = self.xbar
+        sel = xbar.row_sel if transposed else xbar.col_sel  # the group converting
 
-        command = Signal(read_layout(cfg))  # the read converting (its tags go out with codes)
-        queued = Signal(read_layout(cfg))   # the next read, taken before the last compare
+        command = Signal(self._command)  # the read converting (its tags go out with codes)
+        queued = Signal(self._command)   # the next read, taken before the last compare
         is_queued = Signal()
         between = Signal(init=1)  # the last command taken closed a vector (or none yet)
         code = Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes))  # bits decided so far
         trial = Signal(cfg.adc_bits)  # one-hot: the bit under test
         result = Signal(data.ArrayLayout(unsigned(cfg.adc_bits), lanes))
 
-        xbar = self.xbar
         for a in range(lanes):
             # Keep the bit under test when the column is at least the trial code.
             m.d.comb += result[a].eq(code[a] | Mux(xbar.cmp[a], trial, 0))
@@ -140,7 +156,7 @@ class SarAdcController(Block):
         # The output register is a register slice (hdl/common.py Pipe): its ready is a
         # register, so the stall decision reads one bit, and no ready path from behind `o`
         # (the shift-and-add's hold, the adder network's join) reaches the compare logic.
-        m.submodules.out = out = Pipe(code_layout(cfg))
+        m.submodules.out = out = Pipe(code_layout(cfg, transposed))
         # A skip token's codes are zeroed behind the slice, where the shift-and-add's own
         # skip multiplexer absorbs it, not between the comparators and the slice.
         m.d.comb += [self.o.valid.eq(out.o.valid), out.o.ready.eq(self.o.ready),
@@ -148,8 +164,8 @@ class SarAdcController(Block):
                      self.o.payload.codes.eq(Mux(out.o.payload.skip, 0, out.o.payload.codes))]
         out_free = out.i.ready
         verifying = Signal()  # the conversion under way is a verify read
-        cell = Signal(verify_layout(cfg)) if cfg.programmable else None
-        if cfg.programmable:
+        cell = Signal(verify_layout(cfg)) if programmable else None
+        if programmable:
             with m.If(self.vo.valid & self.vo.ready):
                 m.d.sync += self.vo.valid.eq(0)
 
@@ -166,7 +182,7 @@ class SarAdcController(Block):
         # (overlap with 1-bit ADCs: the early take, in the last group but one).
         win = Signal(init=1)
         win_last = Signal()
-        win_pen = Signal() if cfg.overlap and cfg.adc_bits == 1 else Const(0)
+        win_pen = Signal() if overlap and cfg.adc_bits == 1 else Const(0)
         m.d.comb += self.i.ready.eq(may_take & (win | ((win_last | win_pen) & out_free)))
 
         def set_windows(now, last, pen=0):
@@ -178,15 +194,20 @@ class SarAdcController(Block):
             m.next = state
             set_windows(state == "IDLE", state == "SKIP")
 
-        two = cfg.sum_stages == 2  # the stub sums a group over two cycles (presample)
+        # The stub sums a column group over two cycles (presample); a row group in one.
+        two = cfg.sum_stages == 2 and not transposed
 
         def sample(payload, strobe=True):
             """Apply a compute read's rows; with ``strobe``, sample it (the crossbar fills
             buffer ~bank on the next edge), else the presample cycle comes first."""
-            m.d.sync += [xbar.row_en.eq(payload.rows), between.eq(payload.last)]
+            if transposed:
+                m.d.sync += [xbar.col_en.eq(payload.rows), xbar.part.eq(payload.part)]
+            else:
+                m.d.sync += xbar.row_en.eq(payload.rows)
+            m.d.sync += between.eq(payload.last)
             if strobe:
                 m.d.sync += xbar.sample.eq(1)
-            if cfg.programmable:
+            if programmable:
                 m.d.sync += xbar.verify.eq(0)
             m.d.comb += self.launch.eq(between)
 
@@ -199,7 +220,7 @@ class SarAdcController(Block):
                     # With overlap a skip token costs a read's sample cycle too, like a skip
                     # taken early (whose first cycle overlaps the last read's last compare).
                     # So does the presample cycle of two-stage sums.
-                    goto("SKIP_HOLD" if cfg.overlap or two else "SKIP")
+                    goto("SKIP_HOLD" if overlap or two else "SKIP")
                 with m.Else():
                     sample(self.i.payload, strobe=not two)
                     goto("PRESAMPLE" if two else "SAMPLE")
@@ -207,9 +228,9 @@ class SarAdcController(Block):
                 # while `col_sel` shows the last group (hdl/analog.py), which a skip token's
                 # codes name too. Only a verify read leaves it elsewhere; without them it
                 # rests there already.
-                if cfg.programmable:
+                if programmable:
                     m.d.sync += xbar.col_sel.eq(groups - 1)
-            if cfg.programmable:  # a verify read only when no compute read waits
+            if programmable:  # a verify read only when no compute read waits
                 with m.Elif(~self.i.valid & self.vi.valid & ~self.vo.valid):
                     m.d.comb += self.vi.ready.eq(1)
                     m.d.sync += [
@@ -231,13 +252,13 @@ class SarAdcController(Block):
             m.d.comb += out.i.valid.eq(1)
 
         def at_group(k):
-            return xbar.col_sel == k if k >= 0 else 0
+            return sel == k if k >= 0 else 0
 
         last_group = at_group(groups - 1)
         # The group after `col_sel`, wrapping: a compute read's first group too, since
         # `col_sel` shows the last one until its conversion starts. Both moves of `col_sel`
         # then load the same value (no multiplexer behind the enable).
-        next_col = Mux(last_group, 0, xbar.col_sel + 1)
+        next_col = Mux(last_group, 0, sel + 1)
 
         def convert_window(new_trial, last, before_last, queued_after):
             """The take windows of the compare after this edge: its trial bit, whether its
@@ -245,17 +266,18 @@ class SarAdcController(Block):
             bits = Const(new_trial, cfg.adc_bits) if isinstance(new_trial, int) else new_trial
             free_of_reads = ~queued_after & ~verifying
             early = pen = 0
-            if (cfg.overlap or two) and cfg.adc_bits >= 2:  # penultimate compare (advancing)
+            if (overlap or two) and cfg.adc_bits >= 2:  # penultimate compare (advancing)
                 early = last & bits[1] & free_of_reads
-            if cfg.overlap and cfg.adc_bits == 1:  # penultimate: the last group's neighbour
+            if overlap and cfg.adc_bits == 1:  # penultimate: the last group's neighbour
                 pen = before_last & free_of_reads
             set_windows(early, last & bits[0] & free_of_reads, pen)
 
         def start_conversion(group=None):
             """The held read (buffer ~bank, sampled on this edge) starts converting: at
             ``group``, or (a compute read) at the group after `col_sel`, its first."""
-            m.d.sync += [xbar.bank.eq(~xbar.bank), xbar.row_en.eq(0),
-                         xbar.col_sel.eq(next_col if group is None else group)]
+            m.d.sync += [xbar.bank.eq(~xbar.bank),
+                         (xbar.col_en if transposed else xbar.row_en).eq(0),
+                         sel.eq(next_col if group is None else group)]
             search(0, msb)
             m.next = "CONVERT"
             # A compute read's first group is 0 (a verify read takes no command meanwhile).
@@ -268,7 +290,7 @@ class SarAdcController(Block):
             with m.State("IDLE"):
                 m.d.comb += boundary.eq(between)
                 take_command()
-            if cfg.overlap or two:
+            if overlap or two:
                 with m.State("SKIP_HOLD"):
                     goto("SKIP")
             if two:
@@ -281,18 +303,18 @@ class SarAdcController(Block):
                     emit()  # a skip token: no codes, the last group
                     take_command()
             with m.State("SAMPLE"):  # the crossbar samples at the end of this cycle
-                start_conversion(Mux(verifying, cell.group, 0) if cfg.programmable else None)
+                start_conversion(Mux(verifying, cell.group, 0) if programmable else None)
             with m.State("CONVERT"):
                 # With overlap, sample the next read during the last compare cycle (the second
                 # buffer). With two-stage sums, take it one cycle before the last compare and
                 # apply its rows, so the stub sums its first group during that compare: no
                 # presample.
                 taking_early = Signal()
-                if cfg.overlap or two:
+                if overlap or two:
                     # The penultimate compare, nothing queued, not a verify read (and with
                     # 1-bit ADCs, completing on this edge).
                     early = win | (win_pen & out_free)
-                    if cfg.overlap:
+                    if overlap:
                         m.d.comb += boundary.eq(early & command.last)
                     with m.If(early & may_take):
                         m.d.comb += taking_early.eq(1)
@@ -309,14 +331,14 @@ class SarAdcController(Block):
                 with m.Elif(~trial[0]):
                     search(result, trial >> 1)
                     convert_window(trial >> 1, last_group, at_group(groups - 2), queued_after)
-                if cfg.programmable:
+                if programmable:
                     with m.Elif(verifying):  # one group; the addressed lane's code goes out
                         m.d.sync += [self.vo.valid.eq(1), self.vo.payload.eq(result[cell.lane])]
                         goto("IDLE")
                 with m.Elif(out_free):  # group converted; no room for its codes stalls here
                     emit()
                     with m.If(~last_group):
-                        m.d.sync += xbar.col_sel.eq(next_col)
+                        m.d.sync += sel.eq(next_col)
                         search(0, msb)
                         convert_window(msb, at_group(groups - 2), at_group(groups - 3),
                                        queued_after)
@@ -338,11 +360,13 @@ class SarAdcController(Block):
         skipping = fsm.ongoing("SKIP")
         m.d.comb += [
             out.i.payload.codes.eq(final),
-            out.i.payload.group.eq(xbar.col_sel),
+            out.i.payload.group.eq(sel),
             out.i.payload.count.eq(command.count),
             out.i.payload.plane.eq(command.plane),
             out.i.payload.neg.eq(command.neg),
             out.i.payload.last.eq(command.last & last_group),
             out.i.payload.skip.eq(skipping),
         ]
+        if transposed:
+            m.d.comb += out.i.payload.part.eq(command.part)
         return m

@@ -5,7 +5,8 @@ stream stalls at random (weight rows and vectors idle before each transfer, the 
 backpressured); resets hit after random numbers of results (the host resends what it has no
 result for) and while weight rows load (it resends the row in flight). Each run is checked
 against the golden model: values and cycle counts exactly, and no result lost or duplicated.
-Everything derives from one seed, printed at the start and in the summary.
+A third of the configurations are ``transposed`` and run a mixed stream of forward and backward
+vectors. Everything derives from one seed, printed at the start and in the summary.
 
 ``scripts/soak`` runs it from the command line (``--mvms 100000`` for the full soak); the
 default test suite runs a small instance so it cannot rot.
@@ -47,6 +48,35 @@ def random_config(rng):
             continue
 
 
+def transposed_variant(cfg, seed, index):
+    """A third of the configurations read both ways (``transposed``): drawn from a stream of
+    their own, so the draws of the configuration and run stay those of the seed. Returns the
+    configuration and, if transposed, the generator of the vectors' directions."""
+    extra = np.random.default_rng([seed, index, 1])
+    if extra.random() >= 1 / 3:
+        return cfg, None
+    try:
+        return cfg.replace(transposed=True), extra
+    except ImcError:  # backward sums wider than 62 bits
+        return cfg, None
+
+
+def directed(cfg, rng, X):
+    """A mixed stream from forward vectors ``X``: about half turned into backward vectors of
+    the same density (zero, full and most negative ones included). Returns ``(vectors,
+    directions)`` for :func:`imcgen.sim.api.simulate`."""
+    back = rng.random(len(X)) < 0.5
+    vectors = []
+    for x, b in zip(X, back, strict=True):
+        if not b:
+            vectors.append(x)
+            continue
+        density = np.count_nonzero(x) / len(x)
+        y = rng.integers(cfg.input_min, cfg.input_max + 1, size=cfg.outputs)
+        vectors.append(np.where(rng.random(cfg.outputs) < density, y, 0))
+    return vectors, ["backward" if b else "forward" for b in back]
+
+
 def stimulus(cfg, rng, vectors):
     """Full-range weights; inputs of every density plus the extreme vectors."""
     W = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.input_rows, cfg.outputs))
@@ -68,6 +98,7 @@ class SoakReport:
     mvms: int = 0
     cycles: int = 0
     resets: int = 0
+    backward: int = 0  # backward MVMs among them (transposed configurations)
     mismatched: int = 0  # vectors whose values or cycles differ from the golden model
     lost: int = 0
     duplicated: int = 0
@@ -78,7 +109,8 @@ class SoakReport:
         return not (self.mismatched or self.lost or self.duplicated or self.failures)
 
     def summary(self):
-        return (f"soak seed {self.seed}: {self.mvms} MVMs ({self.cycles} cycles) on "
+        return (f"soak seed {self.seed}: {self.mvms} MVMs ({self.backward} backward, "
+                f"{self.cycles} cycles) on "
                 f"{self.configs} random configurations with {self.resets} resets in "
                 f"{self.seconds:.0f} s: {self.mismatched} mismatched, {self.lost} lost, "
                 f"{self.duplicated} duplicated, {len(self.failures)} failed runs")
@@ -89,7 +121,7 @@ def soak_one(seed, index, cycles_per_config=300_000, max_vectors=3000):
     from imcgen.sim.api import simulate
 
     rng = np.random.default_rng([seed, index])
-    cfg = random_config(rng)
+    cfg, directions = transposed_variant(random_config(rng), seed, index)
     mean_cycles = max(1, cfg.max_cycles // 2)
     vectors = int(np.clip(cycles_per_config // mean_cycles, 20, max_vectors))
     W, X = stimulus(cfg, rng, vectors)
@@ -99,8 +131,13 @@ def soak_one(seed, index, cycles_per_config=300_000, max_vectors=3000):
     run_seed = int(rng.integers(2**32))
     counts = dict(index=index, config=cfg.to_dict(), vectors=len(X), resets=len(resets) +
                   (weight_reset is not None), run_seed=run_seed)
+    direction = "forward"
+    if directions is not None:
+        X, direction = directed(cfg, directions, X)
+        counts["backward"] = direction.count("backward")
     try:
-        result = simulate(cfg, W, X, seed=run_seed, in_gaps=float(rng.uniform(0, 0.5)),
+        result = simulate(cfg, W, X, seed=run_seed, direction=direction,
+                          in_gaps=float(rng.uniform(0, 0.5)),
                           w_gaps=float(rng.uniform(0, 0.5)),
                           out_stalls=float(rng.uniform(0, 0.5)), reset_after=resets,
                           weight_reset_after=weight_reset)
@@ -137,7 +174,7 @@ def soak(seed, mvms, jobs=1, out=None, cycles_per_config=300_000):
                 counts = future.result()
                 report.configs += 1
                 report.resets += counts["resets"]
-                for key in ("mvms", "cycles", "mismatched", "lost", "duplicated"):
+                for key in ("mvms", "cycles", "backward", "mismatched", "lost", "duplicated"):
                     setattr(report, key, getattr(report, key) + counts.get(key, 0))
                 if "failure" in counts:
                     report.failures.append(counts)

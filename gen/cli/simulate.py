@@ -13,7 +13,10 @@ def add_parser(commands, command):
     sim.add_argument("--weights", required=True, metavar="W.npy",
                      help="int array (rows*tiles, outputs)")
     sim.add_argument("--inputs", required=True, metavar="X.npy",
-                     help="int array (vectors, rows*tiles)")
+                     help="int array (vectors, rows*tiles); with --transposed (vectors, outputs)")
+    sim.add_argument("--transposed", action="store_true",
+                     help="backward vectors: x = W y through the same cells (columns driven, "
+                          "rows sensed); builds with transposed = true")
     sim.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     sim.add_argument("--waves", metavar="DIR", help="trace: dump.vcd, Verilog and .gtkw in DIR")
     sim.add_argument("--work", metavar="DIR",
@@ -38,6 +41,7 @@ def add_parser(commands, command):
 
 def cmd_simulate(args):
     from imcgen.core.checks import (
+        check_back_inputs,
         check_inputs,
         check_output_dir,
         check_output_file,
@@ -49,6 +53,8 @@ def cmd_simulate(args):
     from imcgen.sim.budget import check_affordable
 
     cfg = common.load(args)
+    if args.transposed and not cfg.transposed:
+        cfg = cfg.replace(transposed=True)
     if args.program:
         common.programmable(cfg)
     common.check_engine(cfg, args.engine, program=args.program, waves=args.waves)
@@ -58,14 +64,15 @@ def cmd_simulate(args):
     if args.work is not None:
         check_output_dir("--work", args.work)
     weights = check_weights(cfg, load_array("--weights", args.weights))
-    inputs = check_inputs(cfg, load_array("--inputs", args.inputs))
+    check = check_back_inputs if args.transposed else check_inputs
+    inputs = check(cfg, load_array("--inputs", args.inputs))
     if len(inputs) == 0:  # would check nothing and report a match
-        raise ImcError("--inputs", str(args.inputs), f"holds no vectors (shape (0, "
-                                                     f"{cfg.input_rows}))")
+        width = cfg.outputs if args.transposed else cfg.input_rows
+        raise ImcError("--inputs", str(args.inputs), f"holds no vectors (shape (0, {width}))")
     requant = None if args.requant is None else _requant(cfg, args.requant)
     check_affordable(cfg, inputs, allow_long=args.allow_long,
                      what=f"simulating {len(inputs)} vectors", in_gaps=args.in_gaps,
-                     out_stalls=args.out_stalls)
+                     out_stalls=args.out_stalls, backward=args.transposed)
 
     import numpy as np
 
@@ -76,7 +83,8 @@ def cmd_simulate(args):
         result = simulate(cfg, weights, inputs, seed=args.seed, in_gaps=args.in_gaps,
                           out_stalls=args.out_stalls, waves_dir=args.waves, work_dir=args.work,
                           progress=progress, program="array" if args.program else None,
-                          requant=requant, engine=args.engine)
+                          requant=requant, engine=args.engine,
+                          direction="backward" if args.transposed else "forward")
     finally:
         progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,18 +97,21 @@ def cmd_simulate(args):
                  cycles_golden=result.cycles_golden, reads=result.reads,
                  clipped=result.clipped, seed=result.seed, **extra)
     n = len(result.y_golden)
+    kind = "backward vectors" if args.transposed else "vectors"
     sys.stdout.write(
-        f"{n} vectors: values {'match' if result.values_match else 'DIFFER'}, cycles "
+        f"{n} {kind}: values {'match' if result.values_match else 'DIFFER'}, cycles "
         f"{'match' if result.cycles_match else 'DIFFER'} (golden model); "
         f"{result.cycles.mean() if n else 0:.1f} cycles/vector; "
         f"{int(result.clipped.sum())} vectors with clipped reads; seed {result.seed}\n"
         f"build {result.build_seconds:.1f} s, simulation {result.sim_seconds:.1f} s; wrote {out}\n")
     if args.program:
         from imcgen.golden import run as golden_run
+        from imcgen.golden import transpose
 
-        ideal = golden_run(cfg, weights, inputs)
-        differ = (result.y_golden != ideal.y)
-        err = np.abs(result.y_golden - ideal.y)
+        ideal = transpose.run(cfg, weights, inputs).x if args.transposed else \
+            golden_run(cfg, weights, inputs).y
+        differ = (result.y_golden != ideal)
+        err = np.abs(result.y_golden - ideal)
         n_prog = len(result.program_rtl)
         sys.stdout.write(
             f"programmed {n_prog} cells (results {'match' if result.program_match else 'DIFFER'}"

@@ -13,7 +13,7 @@ import numpy as np
 
 from imcgen.core.errors import ImcError
 
-__all__ = ["check_weights", "check_inputs", "load_array", "read_config_text",
+__all__ = ["check_weights", "check_inputs", "check_back_inputs", "load_array", "read_config_text",
            "check_output_file", "check_output_dir", "written_whole", "MAX_CONFIG_BYTES",
            "MAX_ARRAY_BYTES"]
 
@@ -54,11 +54,22 @@ def check_weights(cfg, weights):
                   cfg.weight_min, cfg.weight_max, note)
 
 
-def check_inputs(cfg, inputs):
+def check_inputs(cfg, inputs, name="inputs"):
     """Inputs as int64 ``(vectors, rows*tiles)``, or :class:`ImcError`."""
     kind = "signed" if cfg.input_signed else "unsigned"
-    return _check("inputs", inputs, (None, cfg.input_rows), cfg.input_min, cfg.input_max,
+    return _check(name, inputs, (None, cfg.input_rows), cfg.input_min, cfg.input_max,
                   f" ({cfg.input_bits}-bit {kind})")
+
+
+def check_back_inputs(cfg, inputs, name="inputs"):
+    """Backward vectors (``transposed``: one element per output, the inputs' format) as int64
+    ``(vectors, outputs)``, or :class:`ImcError`."""
+    kind = "signed" if cfg.input_signed else "unsigned"
+    if not cfg.transposed:
+        raise ImcError("transposed", False, "backward vectors need transposed = true "
+                                            "(--set transposed=true)")
+    return _check(name, inputs, (None, cfg.outputs), cfg.input_min, cfg.input_max,
+                  f" ({cfg.input_bits}-bit {kind}, one per output)")
 
 
 # -- input files ------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ and the cocotb-side crossbar address the same numbers.
 
 from enum import IntEnum
 
-__all__ = ["What", "cell_where", "cell_where_bits", "column_where", "compare_what"]
+__all__ = ["What", "cell_where", "cell_where_bits", "column_where", "compare_what",
+           "line_where", "read_what"]
 
 
 class What(IntEnum):
@@ -22,6 +23,8 @@ class What(IntEnum):
     DRIFT = 6       # where = cell, when = 0: the cell's drift exponent
     COMPARE = 7     # what = 7 + (bit under test << 8), where = (tile, column), when = read
     REFERENCE = 8   # where = 0, when = 0: noise of the drift-compensation reference read
+    ROW_READ = 9    # where = (tile, row), when = the tile's transposed-read index: read noise
+    ROW_COMPARE = 10  # what = 10 + (bit << 8), where = (tile, row), when = transposed read
 
 
 def _bits(count):
@@ -49,6 +52,21 @@ def column_where(cfg, tile, column):
     return (tile << column_bits) | column
 
 
-def compare_what(bit):
-    """The ``what`` of a comparator-noise draw: the SAR bit under test rides in the high bits."""
-    return int(What.COMPARE) + (bit << 8)
+def compare_what(bit, transposed=False):
+    """The ``what`` of a comparator-noise draw: the SAR bit under test rides in the high bits
+    (a row-side comparator's with ``transposed``)."""
+    return int(What.ROW_COMPARE if transposed else What.COMPARE) + (bit << 8)
+
+
+def read_what(transposed=False):
+    """The ``what`` of a read-noise draw: a column's, or a row's (``transposed``)."""
+    return int(What.ROW_READ if transposed else What.READ)
+
+
+def line_where(cfg, tile, line, transposed=False):
+    """The ``where`` of a sensed line: a tile's physical column, or its row (``transposed``:
+    docs/architecture.md section 13)."""
+    if not transposed:
+        return column_where(cfg, tile, line)
+    _, row_bits, _ = cell_where_bits(cfg)
+    return (tile << row_bits) | line

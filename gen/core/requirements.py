@@ -14,6 +14,9 @@ def _board(cfg):
     if cfg.crossbar != "stub":
         return ImcError("crossbar", cfg.crossbar,
                         "a board top needs the synthesizable stub: crossbar = 'stub'")
+    if cfg.transposed:  # the executor has no backward command (docs/architecture.md s. 13)
+        return ImcError("transposed", True, "the board link carries forward vectors only "
+                                            "yet: transposed = false")
     if cfg.requant.enabled:  # the executor has no command for the q port (docs/board.md)
         return ImcError("requant.enabled", True, "the board link cannot load requantization "
                                                  "parameters yet: requant.enabled = false")

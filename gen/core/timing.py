@@ -18,7 +18,9 @@ import numpy as np
 __all__ = ["LATENCY", "compare_cycles", "read_cycles", "presample_cycles", "verify_read_cycles",
            "adder_levels",
            "fixed_cycles", "vector_cycles", "stream_cycles", "adc_bound", "max_vector_cycles",
-           "ACCEPT_TO_LAUNCH", "BATCH_START", "BATCH_END", "batch_cycles"]
+           "ACCEPT_TO_LAUNCH", "BATCH_START", "BATCH_END", "batch_cycles", "BACK_LATENCY",
+           "BACK_ACCEPT_TO_LAUNCH", "back_read_cycles", "back_fixed_cycles",
+           "back_vector_cycles"]
 
 # Cycles each block adds to a vector, besides the reads (see the functions below for those
 # that depend on the configuration).
@@ -133,8 +135,55 @@ def adc_bound(cfg, reads):
 
 
 def max_vector_cycles(cfg):
-    """Cycles of the slowest possible vector: every read of the dense schedule."""
-    return fixed_cycles(cfg) + cfg.input_bits * cfg.groups_per_plane * read_cycles(cfg)
+    """Cycles of the slowest possible vector (forward, or backward with ``transposed``):
+    every read of the dense schedule."""
+    slowest = fixed_cycles(cfg) + cfg.input_bits * cfg.groups_per_plane * read_cycles(cfg)
+    if cfg.transposed:
+        dense = cfg.input_bits * cfg.back_groups_per_plane * cfg.parts
+        slowest = max(slowest, back_fixed_cycles(cfg) + dense * back_read_cycles(cfg))
+    return slowest
+
+
+# -- transposed reads (docs/architecture.md section 13) ----------------------------------------
+# A backward vector: input driver and row scheduler over the columns (as forward), the part
+# sequencer (one read per slice and polarity of each column chunk, from a register), the row
+# side's SAR (no overlap, one sum stage: the stub sums a row group combinationally), the
+# backward shift-and-add (term, scaled, accumulated) and the result straight into the FIFO.
+BACK_LATENCY = {
+    "input_driver": 2,
+    "row_scheduler": 3,
+    "part_sequencer": 1,  # command registered with its part counter
+    "sar_adc": 1,
+    "shift_add": 3,       # term registered, scaled by its plane, accumulated
+}
+
+BACK_ACCEPT_TO_LAUNCH = BACK_LATENCY["input_driver"] + BACK_LATENCY["row_scheduler"] + \
+    BACK_LATENCY["part_sequencer"]
+
+
+def back_read_cycles(cfg):
+    """Cycles of one backward read: its sample, then ``adc_bits`` compares per row group (the
+    next command is taken in the last compare)."""
+    return 1 + cfg.row_groups * cfg.adc_bits
+
+
+def back_fixed_cycles(cfg):
+    """Cycles of a backward vector besides its reads."""
+    return sum(BACK_LATENCY.values())
+
+
+def back_vector_cycles(cfg, reads):
+    """Cycles of each backward vector from its reads (every tile issues the same ones: the
+    same vector drives them all); a vector without reads passes a skip token in one cycle.
+
+    Parameters
+    ----------
+    cfg : MacroConfig
+    reads : array_like of int, shape (V,)
+        Backward reads per vector, parts counted.
+    """
+    reads = np.asarray(reads, dtype=np.int64)
+    return back_fixed_cycles(cfg) + np.maximum(reads * back_read_cycles(cfg), 1)
 
 
 ACCEPT_TO_LAUNCH = LATENCY["input_driver"] + LATENCY["row_scheduler"]

@@ -22,7 +22,8 @@ def get_engine(name, option="engine"):
 def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0,
              reset_after=None, weight_reset_after=None, raw_rows=None, waves_dir=None,
              work_dir=None, progress=None, program=None, program_reset_after=None,
-             p_gaps=0.0, r_stalls=0.0, load_weights=None, requant=None, engine="cocotb"):
+             p_gaps=0.0, r_stalls=0.0, load_weights=None, requant=None, engine="cocotb",
+             direction="forward"):
     """Run ``inputs`` through the RTL and the golden model.
 
     Parameters
@@ -30,6 +31,8 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     cfg : MacroConfig
     weights : array_like of int, shape (rows*tiles, outputs)
     inputs : array_like of int, shape (vectors, rows*tiles)
+        Forward vectors; backward ones (``direction``) have ``outputs`` elements each, and a
+        mixed stream gives a sequence of vectors, each of its direction's length.
     seed : int, optional
         Seeds the stimulus timing (gaps, stalls); drawn at random and recorded when omitted.
     in_gaps, w_gaps, out_stalls : float
@@ -68,6 +71,11 @@ def simulate(cfg, weights, inputs, *, seed=None, in_gaps=0.0, out_stalls=0.0, w_
     engine : "cocotb" or "fast"
         ``"fast"``: a C++ driver runs the whole batch (:mod:`imcgen.sim.fast`); stub crossbar
         and plain MVM runs only, anything else is refused with an :class:`ImcError`.
+    direction : "forward", "backward", or one of them per vector
+        ``transposed`` configurations: backward vectors compute ``x = W y`` through the same
+        cells (docs/architecture.md section 13). The result's ``y`` then holds ``x`` (``rows *
+        tiles`` elements); for a mixed stream every row is padded with zeros to the longer of
+        the two lengths and ``extra["backward"]`` flags the backward ones.
 
     Returns
     -------

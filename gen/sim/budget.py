@@ -52,11 +52,12 @@ def _machine_memory():
         return 8 << 30
 
 
-def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0):
+def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0, backward=False):
     """Cost of generating (``inputs=None``) or simulating ``inputs`` on ``cfg``, with idle
     gaps before vectors (1..6 cycles with probability ``in_gaps``) and the output not ready
     with probability ``out_stalls`` in a cycle (every cycle of a result's stall then repeats:
-    ``1 / (1 - out_stalls)`` times as many).
+    ``1 / (1 - out_stalls)`` times as many). ``backward``: ``inputs`` are backward vectors
+    (``transposed``).
 
     The comparator trees of the crossbar stub dominate elaboration and build: every tile sums
     ``rows`` cell values for each of its ``adcs`` lanes.
@@ -65,6 +66,8 @@ def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0):
     from imcgen.golden.row_scheduler import reads_per_tile
 
     lanes = cfg.tiles * cfg.rows * cfg.adcs
+    if cfg.transposed:  # the row side's sums: an output tree per lane, muxed by row and part
+        lanes += cfg.tiles * cfg.adcs * cfg.outputs
     growth = 1 + lanes / 8192  # superlinear: larger netlists slow Yosys and g++ per node
     elaborate_s = 2 + 5e-3 * lanes * growth
     build_s = (10 + 8e-3 * lanes * growth) if rtl else 0.0
@@ -75,8 +78,13 @@ def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0):
         X = np.asarray(inputs)
         cycles = 0
         for start in range(0, len(X), 4096):  # exact cycles from the schedule alone
-            cycles += int(timing.vector_cycles(cfg, reads_per_tile(cfg, X[start:start + 4096]))
-                          .sum())
+            part = X[start:start + 4096]
+            if backward:
+                from imcgen.golden import transpose
+
+                cycles += int(transpose.cycles(cfg, transpose.reads(cfg, part)).sum())
+            else:
+                cycles += int(timing.vector_cycles(cfg, reads_per_tile(cfg, part)).sum())
         cycles = cycles / max(1.0 - out_stalls, 1e-12) + 3.5 * in_gaps * len(X)
         rate = 1.5e5 / (1 + lanes / 4096)  # simulated cycles per second through cocotb
         simulate_s = 2 + cycles / rate
@@ -84,9 +92,10 @@ def estimate(cfg, inputs=None, rtl=True, in_gaps=0.0, out_stalls=0.0):
 
 
 def check_affordable(cfg, inputs=None, rtl=True, allow_long=False, what="this run",
-                     in_gaps=0.0, out_stalls=0.0):
+                     in_gaps=0.0, out_stalls=0.0, backward=False):
     """Raise :class:`ImcError` with the estimate if ``what`` would take hours or too much memory."""
-    cost = estimate(cfg, inputs, rtl, in_gaps=in_gaps, out_stalls=out_stalls)
+    cost = estimate(cfg, inputs, rtl, in_gaps=in_gaps, out_stalls=out_stalls,
+                    backward=backward)
     if allow_long:
         return cost
     limit = 0.75 * _machine_memory()
@@ -127,6 +136,8 @@ def program_estimate(cfg, cells, rtl):
         return Estimate(0.0, 0.0, golden_s, int(memory))
     base = estimate(cfg, None, rtl=True)
     lanes = cfg.tiles * cfg.rows * cfg.adcs
+    if cfg.transposed:  # the row side's sums: an output tree per lane, muxed by row and part
+        lanes += cfg.tiles * cfg.adcs * cfg.outputs
     cycles = cells * int(timing.program_cycles(cfg, 8))
     simulate_s = 2 + golden_s + cycles / (1.5e5 / (1 + lanes / 4096))
     return Estimate(base.elaborate_s, base.build_s, simulate_s,

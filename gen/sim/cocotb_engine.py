@@ -83,7 +83,9 @@ class CocotbEngine(Engine):
         job.mkdir(parents=True)
         requant = {} if spec.requant is None else \
             {"requant_bias": spec.requant[0], "requant_scale": spec.requant[1]}
-        np.savez(job / "stimulus.npz", weights=spec.weights, inputs=spec.inputs, **requant)
+        directed = {} if spec.backward is None else {"backward": spec.backward}
+        np.savez(job / "stimulus.npz", weights=spec.weights, inputs=spec.inputs, **requant,
+                 **directed)
         job_spec = {
             "config": cfg.to_dict(), "seed": spec.seed, "in_gaps": spec.in_gaps,
             "w_gaps": spec.w_gaps, "out_stalls": spec.out_stalls, "resets": list(spec.resets),
@@ -117,10 +119,14 @@ class CocotbEngine(Engine):
             if spec.load_weights:
                 states = device.load_levels(cfg, states, weight_mapper.cell_levels(cfg, weights))
         read_start = None
-        if cfg.analog.physical and cfg.crossbar == "external" and len(inputs):
+        if cfg.analog.physical and cfg.crossbar == "external" and len(inputs) and \
+                spec.backward is None:
             read_start = _read_start(cfg, inputs, rtl)
-        expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start,
-                              requant=spec.requant)
+        if spec.backward is None:
+            expected = golden.run(cfg, weights, inputs, states=states, read_start=read_start,
+                                  requant=spec.requant)
+        else:
+            expected = _golden_directed(cfg, spec, states, rtl)
         waves = None
         if spec.waves_dir is not None:
             waves = spec.waves_dir / "dump.vcd"
@@ -128,12 +134,16 @@ class CocotbEngine(Engine):
             write_gtkw(cfg, design.verilog, spec.waves_dir / f"{TOP_NAME}.gtkw", waves.name,
                        top=TOP_NAME, span_ns=_dump_end_ns(waves))
         status = {str(k): int(v) for k, v in zip(rtl["status_names"], rtl["status"], strict=True)}
+        y, extra = rtl["y"], {}
+        if spec.backward is not None:
+            extra["backward"] = spec.backward
+            y = _directed_rows(cfg, spec, y, rtl["backward"])
         return SimResult(
-            config=cfg, y=rtl["y"], cycles=rtl["cycles"], y_golden=expected.y,
+            config=cfg, y=y, cycles=rtl["cycles"], y_golden=expected.y,
             cycles_golden=expected.cycles, reads=expected.reads, clipped=expected.clipped,
             seed=spec.seed, build_seconds=build_seconds, sim_seconds=sim_seconds, waves=waves,
             status=status,
-            extra={"in_flight_at_reset": rtl["in_flight_at_reset"].tolist(),
+            extra={**extra, "in_flight_at_reset": rtl["in_flight_at_reset"].tolist(),
                    "weight_rows_resent": int(rtl["weight_rows_resent"]),
                    **{k: rtl[k] for k in ("row_edges", "request_edges", "result_edges",
                                           "reset_edges", "output_edges",
@@ -142,6 +152,62 @@ class CocotbEngine(Engine):
             program_golden=replay,
             states=rtl["states"] if program is not None and "states" in rtl else None,
             states_golden=states)
+
+
+def _golden_directed(cfg, spec, states, rtl):
+    """The golden results of a stream with backward vectors, in order: ``y`` of the direction's
+    width (all backward: ``rows * tiles``) or, mixed, padded to the longer width. The physical
+    model's noise keys: the forward vectors' as :func:`_read_start` finds them among
+    themselves; a backward vector's first transposed-read index is the transposed samples
+    taken before its accept edge (a backward vector enters an idle macro)."""
+    from types import SimpleNamespace
+
+    from imcgen.golden import transpose
+    from imcgen.sim.engine import split_directions
+
+    fwd, forward, back, backward = split_directions(cfg, spec)
+    V = len(spec.inputs)
+    width = _width(cfg, spec.backward)
+    y = np.zeros((V, width), dtype=np.int64)
+    cycles = np.zeros(V, dtype=np.int64)
+    reads = np.zeros((V, cfg.tiles), dtype=np.int64)
+    clipped = np.zeros(V, dtype=bool)
+    physical = cfg.analog.physical and cfg.crossbar == "external"
+    edges = rtl["vector_edges"] if physical else None
+    if len(fwd):
+        start = _read_start(cfg, forward, {**rtl, "vector_edges": edges[fwd]}) \
+            if physical else None
+        run = golden.run(cfg, spec.weights, forward, states=states, requant=spec.requant,
+                         read_start=start)
+        y[fwd, :cfg.outputs], cycles[fwd], reads[fwd], clipped[fwd] = \
+            run.y, run.cycles, run.reads, run.clipped
+    if len(back):
+        start = np.searchsorted(rtl["back_samples"], edges[back]) if physical else None
+        run = transpose.run(cfg, spec.weights, backward, states=states, read_start=start)
+        y[back, :cfg.input_rows], cycles[back], clipped[back] = run.x, run.cycles, run.clipped
+        reads[back] = run.reads[:, np.newaxis]  # every tile issues the same reads
+    return SimpleNamespace(y=y, cycles=cycles, reads=reads, clipped=clipped)
+
+
+def _width(cfg, backward):
+    """Width of a directed stream's results: the direction's, or the longer when mixed."""
+    if backward.all() and len(backward):
+        return cfg.input_rows
+    if not backward.any():
+        return cfg.outputs
+    return max(cfg.input_rows, cfg.outputs)
+
+
+def _directed_rows(cfg, spec, y, flags):
+    """The RTL's results (padded rows, ``flags`` from each result's ``backward`` bit) in the
+    golden model's shape; a result whose direction differs from its vector's is zeroed past
+    the other width, so the comparison fails on it."""
+    width = _width(cfg, spec.backward)
+    out = y[:, :width].copy()
+    n = min(len(flags), len(spec.backward))
+    wrong = np.flatnonzero(flags[:n] != spec.backward[:n])
+    out[wrong] = np.iinfo(np.int64).min  # beyond any result's range: never golden
+    return out
 
 
 def run_job(design, build_dir, scratch, seed, progress=None, default_total=0, keep=False,

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from imcgen.core import timing
-from imcgen.core.checks import check_inputs, check_weights
+from imcgen.core.checks import check_back_inputs, check_inputs, check_weights
 from imcgen.core.errors import ImcError, SimulationError
 from imcgen.golden.row_scheduler import reads_per_tile
 from imcgen.sim.toolchain import cache_dir
 
 __all__ = ["CLOCK_NS", "RunSpec", "SimResult", "Engine", "USE_COCOTB", "budget_cycles",
-           "keep_log"]
+           "keep_log", "split_directions"]
 
 #: Period of the simulated clock (both engines; waves and timeouts are in ns).
 CLOCK_NS = 10
@@ -74,6 +74,9 @@ class RunSpec:
     r_stalls: float = 0.0
     load_weights: bool = True
     requant: tuple | None = None  # (bias, scale) loaded through q before the vectors
+    # ``transposed``: which vectors are backward (``inputs`` then holds every vector in its
+    # first ``rows * tiles`` or ``outputs`` columns); None when all are forward.
+    backward: np.ndarray | None = None
 
     @classmethod
     def make(cls, cfg, weights, inputs, **options):
@@ -81,7 +84,8 @@ class RunSpec:
         are listed): arrays checked against ``cfg``, the seed drawn when None, ``reset_after``
         as a tuple ``resets``, paths resolved, ``program`` as a plan, ``load_weights``
         defaulting to "unless programming"."""
-        weights, inputs = check_weights(cfg, weights), check_inputs(cfg, inputs)
+        weights = check_weights(cfg, weights)
+        inputs, backward = _directed(cfg, inputs, options.pop("direction", "forward"))
         seed = options.pop("seed", None)
         program = options.pop("program", None)
         load_weights = options.pop("load_weights", None)
@@ -103,7 +107,7 @@ class RunSpec:
             raw_rows=tuple((int(r), tuple(int(w) for w in ws)) for r, ws in raw_rows),
             program=_program_plan(program),
             load_weights=(program is None) if load_weights is None else bool(load_weights),
-            requant=requant,
+            requant=requant, backward=backward,
             **paths, **options)
 
     @property
@@ -112,14 +116,66 @@ class RunSpec:
                     or self.r_stalls)
 
 
+def _directed(cfg, inputs, direction):
+    """``(inputs, backward)`` from :func:`imcgen.sim.api.simulate`'s ``inputs`` and
+    ``direction``: forward vectors alone as before (``backward`` None); else every vector
+    checked against its direction, in a ``(V, max(rows * tiles, outputs))`` array whose first
+    columns hold it, and ``backward`` flags them."""
+    if isinstance(direction, str):
+        if direction == "forward":
+            return check_inputs(cfg, inputs), None
+        if direction != "backward":
+            raise ImcError("direction", direction,
+                           "must be 'forward', 'backward' or one of them per vector")
+        vectors = check_back_inputs(cfg, inputs)
+        flags = np.ones(len(vectors), dtype=bool)
+        rows = list(vectors)
+    else:
+        names = [str(d) for d in direction]
+        bad = [d for d in names if d not in ("forward", "backward")]
+        if bad:
+            raise ImcError("direction", bad[0], "each must be 'forward' or 'backward'")
+        flags = np.array([d == "backward" for d in names], dtype=bool)
+        if len(inputs) != len(flags):
+            raise ImcError("direction", f"{len(flags)} directions",
+                           f"must give one per vector ({len(inputs)})")
+        if flags.any() and not cfg.transposed:
+            raise ImcError("transposed", False, "backward vectors need transposed = true "
+                                                "(--set transposed=true)")
+        rows = []
+        for n, (vector, back) in enumerate(zip(inputs, flags, strict=True)):
+            check = check_back_inputs if back else check_inputs
+            rows.append(check(cfg, np.asarray(vector).reshape(1, -1), name=f"inputs[{n}]")[0])
+    if not cfg.transposed:  # only forward vectors can get here
+        return np.asarray(rows, dtype=np.int64).reshape(-1, cfg.input_rows), None
+    width = max(cfg.input_rows, cfg.outputs)
+    padded = np.zeros((len(rows), width), dtype=np.int64)
+    for n, row in enumerate(rows):
+        padded[n, :len(row)] = row
+    return padded, flags
+
+
+def split_directions(cfg, spec):
+    """``(forward index, forward inputs, backward index, backward inputs)`` of a spec."""
+    if spec.backward is None:
+        return np.arange(len(spec.inputs)), spec.inputs, np.zeros(0, dtype=np.int64), None
+    fwd, back = np.flatnonzero(~spec.backward), np.flatnonzero(spec.backward)
+    return fwd, spec.inputs[fwd, :cfg.input_rows], back, spec.inputs[back, :cfg.outputs]
+
+
 def budget_cycles(cfg, spec):
     """Clock edges after which a run counts as hung: a guard, not a measurement. Generous
     multiples of what the timing model predicts (loads, vectors, resets, programming), the
     same for every engine."""
     rows = cfg.input_rows + len(spec.raw_rows)
     load = rows * (cfg.column_groups + 8)
-    vectors = int(timing.vector_cycles(cfg, reads_per_tile(cfg, spec.inputs)).sum()) \
-        if len(spec.inputs) else 0
+    _, forward, _, backward = split_directions(cfg, spec)
+    vectors = int(timing.vector_cycles(cfg, reads_per_tile(cfg, forward)).sum()) \
+        if len(forward) else 0
+    if backward is not None and len(backward):
+        from imcgen.golden import transpose
+
+        vectors += int(transpose.cycles(cfg, transpose.reads(cfg, backward)).sum())
     budget = 2 * (load + vectors + 20 * len(spec.inputs)) + 10_000
     budget += (len(spec.resets) + 1) * 8 * cfg.max_cycles
     if spec.program is not None:

@@ -304,6 +304,9 @@ class FastEngine(Engine):
         if cfg.analog.physical:
             return ImcError("analog.device", cfg.analog.device, "the physical analog model "
                             "runs in the Python crossbar, which " + why)
+        if cfg.transposed:  # its C++ driver packs forward vectors only
+            return ImcError("transposed", True, "backward vectors and the transposed build's "
+                            "tagged stream " + why)
         if spec.program is not None:
             return ImcError("program", spec.program, "write-verify programming " + why)
         if spec.p_gaps or spec.r_stalls:

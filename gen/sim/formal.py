@@ -126,8 +126,8 @@ PLANTED = {
               "rct_fail.eq(Cat(new_run[s] > trng.rct_cutoff",
               "the RCT alarms exactly at its cutoff")],
     # The input slice one bit off: every vector's bits land a row early.
-    "macro_top": ("self.i.payload.as_value()[lo:lo + cfg.rows * bits]",
-                  "self.i.payload.as_value()[lo + 1:lo + 1 + cfg.rows * bits]",
+    "macro_top": ("driver.i.payload.eq(vector[lo:lo + cfg.rows * bits])",
+                  "driver.i.payload.eq(vector[lo + 1:lo + 1 + cfg.rows * bits])",
                   "y equals x @ W"),
     "executor": ("m.d.comb += [tx.valid.eq(1), tx.payload.data.eq(code)]\n"
                  "                with m.If(tx.ready):",

@@ -32,6 +32,7 @@ WORKLOADS = {
     "edges": "imcgen.apps.workloads.edges",
     "dct": "imcgen.apps.workloads.dct",
     "refine": "imcgen.apps.workloads.refine",
+    "backprop": "imcgen.apps.workloads.backprop",
 }
 
 

@@ -27,7 +27,7 @@ def check(args):
     mapping.check_config(common.load(args))  # refused before any training
 
 
-def model(X_train, y_train, hidden, seed):
+def model(X_train, y_train, hidden, seed, iterations=400):
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -35,7 +35,7 @@ def model(X_train, y_train, hidden, seed):
 
     from imcgen.apps import mapping
 
-    clf = MLPClassifier(hidden_layer_sizes=(hidden,), activation="relu", max_iter=400,
+    clf = MLPClassifier(hidden_layer_sizes=(hidden,), activation="relu", max_iter=iterations,
                         random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

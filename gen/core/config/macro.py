@@ -55,6 +55,9 @@ class MacroConfig:
     # Off by default: +31 % LUTs on ECP5 (default preset) for a few % more throughput (docs).
     adc_overlap: bool = key(False, "ADCs never idle: sample the next read while the last one "
                             "converts, start the next vector while the last one drains")
+    # Off by default: the backward path adds drivers, SARs, sums (docs/architecture.md sec. 13).
+    transposed: bool = key(False, "transposed reads too (backward pass x = W y): a vector "
+                           "flagged backward drives the columns and the rows are sensed")
     # Part of equality and hashing: an automatic count re-resolves on replace, a given one not.
     rows_per_read_auto: bool = dataclasses.field(default=False, init=False)
     # Feature tables by name (see TABLES): always complete, in TABLES order.
@@ -104,8 +107,16 @@ class MacroConfig:
             raise ImcError("out_shift", self.out_shift,
                            f"shifts out every magnitude bit of the {scaled}-bit {what} "
                            f"(every output would be 0 or -1); allowed: 0..{scaled - 2}")
+        if self.transposed:
+            self._check_transposed()
         for tab in self.tables:
             tab.check(self)
+
+    def _check_transposed(self):
+        if self.back_bits > MAX_ACCUMULATOR_BITS:
+            raise ImcError("transposed", True,
+                           f"backward sums need {self.back_bits} bits; at most "
+                           f"{MAX_ACCUMULATOR_BITS} are supported")
 
     @staticmethod
     def _resolve_tables(given):
@@ -228,6 +239,9 @@ class MacroConfig:
             "sum_bits": self.sum_bits,
             "out_width": self.out_width,
             "cycle_bits": self.cycle_bits,
+            **({"row_groups": self.row_groups, "parts": self.parts,
+                "back_groups_per_plane": self.back_groups_per_plane,
+                "back_bits": self.back_bits} if self.transposed else {}),
         }
 
     # -- device states (write-verify) -------------------------------------------------------
@@ -439,7 +453,10 @@ class MacroConfig:
     @cached_property
     def psum_range(self):
         """Range of a tile's partial sum: planes weighted by 2^b, the signed MSB by -2^b."""
-        lo_p, hi_p = self.plane_range
+        return self._over_planes(*self.plane_range)
+
+    def _over_planes(self, lo_p, hi_p):
+        """Range of a sum of plane values in ``lo_p..hi_p``, each weighted by its plane."""
         lo = hi = 0
         for b in range(self.input_bits):
             w = 1 << b
@@ -448,6 +465,49 @@ class MacroConfig:
             lo += min(w * lo_p, w * hi_p)
             hi += max(w * lo_p, w * hi_p)
         return lo, hi
+
+    # -- transposed reads (docs/architecture.md section 13) --------------------------------
+    # A backward vector y (``outputs`` elements, the inputs' format) drives the columns: each
+    # read drives the columns of one part (slice k, polarity p) of at most ``back_per_read``
+    # outputs whose plane bit is 1, and every row of every tile is sensed through the tile's
+    # row-side ADCs (``adcs`` of them, shared by the rows in ``row_groups``). Tiles hold
+    # different rows, so their results are concatenated: x = W y, ``rows * tiles`` elements.
+
+    @property
+    def back_per_read(self):
+        """Columns of one part driven per backward read: ``rows_per_read`` (the same bound
+        keeps a read unclipped: each driven line adds one cell of one slice), at most
+        ``outputs``."""
+        return min(self.rows_per_read, self.outputs)
+
+    @property
+    def back_groups_per_plane(self):
+        """Column chunks per plane of a backward vector (dense; zero_skip's worst case)."""
+        return math.ceil(self.outputs / self.back_per_read)
+
+    @property
+    def parts(self):
+        """Reads per column chunk of a backward vector: one per (slice, polarity)."""
+        return self.slices * self.polarities
+
+    @property
+    def row_groups(self):
+        """Rows each row-side ADC converts per backward read (its mux depth)."""
+        return math.ceil(self.rows / self.adcs)
+
+    @cached_property
+    def back_range(self):
+        """Range of one element of a backward result (one row's sum over planes and reads)."""
+        reads = [self.adc_max if self.analog.physical else
+                 min(self.adc_max, self.back_per_read * ((1 << b) - 1)) for b in self.slice_bits]
+        plane_max = [min(self.outputs * ((1 << b) - 1), self.back_groups_per_plane * r)
+                     for b, r in zip(self.slice_bits, reads, strict=True)]
+        return self._over_planes(*self._combine(plane_max, self.outputs))
+
+    @property
+    def back_bits(self):
+        """Signed width of a backward result element (full precision: no output stage)."""
+        return signed_bits(*self.back_range)
 
     @property
     def sum_range(self):

@@ -80,6 +80,17 @@ class CrossbarModel:
             names += ["prog__pulse", "prog__row", "prog__group", "prog__lane",
                       "prog__direction", "prog__amp"]
         self.sig.update({name: getattr(dut, prefix + name) for name in names})
+        # Transposed reads (docs/architecture.md section 13): the row side's port.
+        self.transposed = cfg.transposed and cells
+        if self.transposed:
+            self.sig.update({f"tread__{name}": getattr(dut, f"{prefix}tread__{name}") for name in
+                             ("col_en", "part", "sample", "row_sel", "dac", "cmp")})
+            self.sig["tread__cmp"].value = 0
+            self.held_rows = np.zeros(cfg.row_groups * cfg.adcs, dtype=np.int64)
+            self.held_row_current = None  # physical model: the held rows' currents
+            self.back_reads = 0  # transposed samples so far (never reset): their noise key
+            self.back_index = 0
+            self.back_samples = []  # the cycle of each
         self.dac_layout, self.cell_layout = dac_layout(cfg), levels_layout(cfg)
         columns = cfg.adcs * cfg.column_groups
         pc = cfg.physical_columns
@@ -147,6 +158,41 @@ class CrossbarModel:
                                               self.compute_reads)
         self.compute_reads += 1
 
+    def _row_answers(self, group, dac):
+        """Row-side comparator answers of the lanes of row ``group`` against ``dac``."""
+        cfg, lanes = self.cfg, self.cfg.adcs
+        if self.shared is None:
+            held = self.held_rows[group * lanes:(group + 1) * lanes]
+            return crossbar_stub.compare(cfg, held, dac)
+        from imcgen.golden import analog
+
+        arr = self.shared.array
+        answers = np.zeros(lanes, dtype=bool)
+        for a in range(lanes):
+            row = group * lanes + a
+            if row < cfg.rows and dac[a] and self.held_row_current is not None:
+                answers[a] = analog.compare(cfg, arr, self.held_row_current[row], dac[a],
+                                            self.tile, row, self.back_index,
+                                            analog.bit_under_test(dac[a]), transposed=True)
+        return answers
+
+    def _sample_rows_physical(self, cols, part):
+        """A transposed read of the physical model: the held currents of every row."""
+        from imcgen.golden import analog
+
+        cfg = self.cfg
+        k, p = divmod(part, cfg.polarities)
+        driven = np.zeros(cfg.physical_columns, dtype=np.int64)
+        for j in range(cfg.outputs):
+            driven[cfg.column(j, k, p)] = (cols >> j) & 1
+        arr = self.shared.array
+        current, var = analog.row_currents(arr, driven, self.tile)
+        self.back_index = self.back_reads
+        self.held_row_current = analog.held(cfg, arr, current, var, self.tile,
+                                            np.arange(cfg.rows), self.back_reads,
+                                            transposed=True)
+        self.back_reads += 1
+
     async def run(self):
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
@@ -179,6 +225,14 @@ class CrossbarModel:
                                bool(int(sig["prog__direction"].value)),
                                int(sig["prog__amp"].value))
                 self.pulse_q = 0 if int(self.dut.rst.value) else pulse
+            if self.transposed:
+                rgroup = int(sig["tread__row_sel"].value)
+                tdac = np.array(decode(self.dac_layout, sig["tread__dac"].value), dtype=np.int64)
+                tcmp = int(np.dot(self._row_answers(rgroup, tdac), 1 << np.arange(lanes)))
+                tsample = int(sig["tread__sample"].value)
+                if tsample:
+                    tcols, tpart = int(sig["tread__col_en"].value), int(sig["tread__part"].value)
+                    self.back_samples.append(cycle_now())
             if sample and not verify:
                 self.compute_samples.append(cycle_now())
             if self.record:
@@ -188,6 +242,14 @@ class CrossbarModel:
                 self.trials.append((cycle, group, tuple(int(d) for d in dac)))
             await FallingEdge(self.clk)
             sig["read__cmp"].value = cmp
+            if self.transposed:
+                sig["tread__cmp"].value = tcmp
+                if tsample:  # holds the driven columns' sums of every row (from the states
+                    # before this edge's writes, as the stub's sample)
+                    self.held_rows[:cfg.rows] = crossbar_stub.held_row_values(
+                        cfg, self.states[:, :cfg.physical_columns], tcols, tpart)
+                    if self.shared is not None:
+                        self._sample_rows_physical(tcols, tpart)
             # Effects of the coming edge, after cmp was answered from the state before it.
             if end:
                 self._apply_pulse()

@@ -56,8 +56,7 @@ class MacroTestbench:
 
     def __init__(self, dut, cfg, seed, in_gaps=0.0, out_stalls=0.0, w_gaps=0.0, p_gaps=0.0,
                  r_stalls=0.0):
-        from imcgen.hdl.input_driver import vector_layout
-        from imcgen.hdl.macro_top import result_layout, status_layout
+        from imcgen.hdl.macro_top import input_layout, result_layout, status_layout
         from imcgen.hdl.weight_mapper import weight_row_layout
 
         self.dut, self.cfg = dut, cfg
@@ -66,7 +65,8 @@ class MacroTestbench:
         self.p_gaps, self.r_stalls = p_gaps, r_stalls
         self.models = []
         self.reset_edges = []
-        self.layouts = dict(vector=vector_layout(cfg, cfg.input_rows),
+        self.backward = None  # transposed: each vector's direction (run_job sets it)
+        self.layouts = dict(vector=input_layout(cfg),
                             weights=weight_row_layout(cfg), result=result_layout(cfg),
                             status=status_layout(cfg))
         if cfg.programmable:
@@ -129,9 +129,17 @@ class MacroTestbench:
 
     @property
     def results(self):
-        """``(y list, cycles)`` of every result so far, in arrival order."""
+        """``(y list, cycles)`` of every result so far, in arrival order; with ``transposed``
+        ``(y or x, padded to the longer, cycles, backward)``."""
         fields = [decode(self.layouts["result"], word) for _, word in self.outputs.items]
-        return [(f["y"], f["cycles"]) for f in fields]
+        if not self.cfg.transposed:
+            return [(f["y"], f["cycles"]) for f in fields]
+        width = max(self.cfg.outputs, self.cfg.input_rows)
+        out = []
+        for f in fields:
+            value = f["x"] if f["backward"] else f["y"]
+            out.append((value + [0] * (width - len(value)), f["cycles"], f["backward"]))
+        return out
 
     @property
     def program_results(self):
@@ -259,7 +267,13 @@ class MacroTestbench:
     async def send(self, vectors, start=0):
         layout = self.layouts["vector"]
         for n in range(start, len(vectors)):
-            await self.inputs.send(encode(layout, [int(x) for x in vectors[n]]))
+            vector = [int(x) for x in vectors[n]]
+            if self.cfg.transposed:
+                back = self.backward is not None and bool(self.backward[n])
+                value = {"x": vector, "backward": int(back)}
+            else:
+                value = vector
+            await self.inputs.send(encode(layout, value))
 
     async def wait_results(self, count):
         await self.outputs.wait(count)
@@ -322,6 +336,9 @@ async def run_job(dut):
     arrays = np.load(job / "stimulus.npz")
     cfg = MacroConfig.from_dict(spec["config"])
     weights, vectors = arrays["weights"], arrays["inputs"]
+    if cfg.transposed and vectors.shape[1] < max(cfg.input_rows, cfg.outputs):  # forward only
+        vectors = np.pad(vectors, ((0, 0), (0, max(cfg.input_rows, cfg.outputs) -
+                                            vectors.shape[1])))
     progress = job / "progress"
     program = spec.get("program")
 
@@ -329,6 +346,7 @@ async def run_job(dut):
                         spec.get("out_stalls", 0.0), spec.get("w_gaps", 0.0),
                         spec.get("p_gaps", 0.0), spec.get("r_stalls", 0.0))
     await tb.start()
+    tb.backward = arrays["backward"] if "backward" in arrays else None
     in_flight = []
     delivered = []  # accept edge of each answered vector, in result order
     resent_rows = 0
@@ -381,8 +399,14 @@ async def run_job(dut):
     # would show up as one row too many.
     await Timer((min(cfg.max_cycles, 5000) + 64) * CLOCK_NS, "ns")
     status = tb.status
-    y = np.array([r[0] for r in tb.results], dtype=np.int64).reshape(-1, cfg.outputs)
-    cycles = np.array([r[1] for r in tb.results], dtype=np.int64)
+    results = tb.results
+    width = max(cfg.outputs, cfg.input_rows) if cfg.transposed else cfg.outputs
+    y = np.array([r[0] for r in results], dtype=np.int64).reshape(-1, width)
+    cycles = np.array([r[1] for r in results], dtype=np.int64)
+    if cfg.transposed:
+        directed = np.array([r[2] for r in results], dtype=bool)
+        if tb.backward is None:  # forward vectors only: the forward outputs
+            y = y[:, :cfg.outputs]
     # The edge each result left (o.valid & o.ready): the stream's throughput.
     extra = {"output_edges": np.array([c + 1 for c, _ in tb.outputs.items], dtype=np.int64),
              "accept_edges": np.array(tb.inputs.times, dtype=np.int64)}  # every vector taken
@@ -407,8 +431,12 @@ async def run_job(dut):
         extra["compute_samples"] = np.array(
             [[t, c] for t, model in enumerate(tb.models) for c in model.compute_samples],
             dtype=np.int64).reshape(-1, 2)
+        if cfg.transposed:  # tile 0's transposed samples (the tiles read in lockstep)
+            extra["back_samples"] = np.array(tb.models[0].back_samples, dtype=np.int64)
         extra["vector_edges"] = np.array(delivered, dtype=np.int64)
         extra["reset_edges"] = np.array(tb.reset_edges, dtype=np.int64)
+    if cfg.transposed:
+        extra["backward"] = directed
     np.savez(job / "rtl.npz", y=y, cycles=cycles, in_flight_at_reset=np.array(in_flight),
              status=np.array([status[k] for k in sorted(status)]),
              status_names=np.array(sorted(status)), weight_rows_resent=resent_rows, **extra,
