@@ -324,3 +324,17 @@ def test_backprop_workload_end_to_end(tmp_path, capsys):
     # Refused before any work: a layer with more hidden units than the macro has rows.
     assert cli.main(argv[:-2] + ["--hidden", "17"]) == 2
     assert "--hidden = 17: the layer needs a row per hidden unit" in capsys.readouterr().err
+
+
+def test_cost_area_counts_the_row_side():
+    from imcgen.apps.cost import area
+
+    off = MacroConfig()
+    on, c = off.replace(transposed=True), off.cost
+    a, b = area(off), area(on)
+    assert b["adc"] == 2 * a["adc"] and b["shift_add"] == 2 * a["shift_add"]
+    assert b["control"] == 2 * a["control"] and b["array"] == a["array"]
+    assert b["drivers"] - a["drivers"] == pytest.approx(
+        off.tiles * off.physical_columns * c.driver_area_um2 / 1e6)
+    assert b["sample_hold"] - a["sample_hold"] == pytest.approx(
+        off.tiles * off.rows * c.sample_area_um2 / 1e6)

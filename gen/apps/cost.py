@@ -46,6 +46,13 @@ def area(cfg):
         "adders": cfg.tiles * cfg.outputs * c.adder_area_um2,
         "control": cfg.tiles * c.control_area_um2,
     }
+    if cfg.transposed:  # the row side (docs/architecture.md section 13): its ADCs, a driver
+        # per column, a sample-and-hold per row, its shift-and-adds and its control
+        um2["adc"] *= 2
+        um2["drivers"] += cfg.tiles * cfg.physical_columns * c.driver_area_um2
+        um2["sample_hold"] += cfg.tiles * cfg.rows * c.sample_area_um2
+        um2["shift_add"] *= 2
+        um2["control"] *= 2
     return {block: value / 1e6 for block, value in um2.items()}
 
 
