@@ -259,7 +259,7 @@ class CrossbarStub(Block):
         A row's sum needs every column group of the row at once, which the memories (one word
         per column group) cannot give: a copy of the cells in flip-flops follows every write
         into them (loads and pulses alike; no reset, as the cells), and the sums are formed
-        combinationally from it.
+        from it a cycle ahead, into registers.
         """
         cfg = self.config
         tread = self.xbar.tread
@@ -284,11 +284,34 @@ class CrossbarStub(Block):
         held_part = Signal(index_shape(cfg.parts))
         with m.If(tread.sample):
             m.d.sync += [held_cols.eq(tread.col_en), held_part.eq(tread.part)]
-        gwidth = index_shape(cfg.row_groups).width
+        # Row sums registered a cycle ahead, as the column side's (section 11, one stage): of
+        # the row group after `row_sel` (wrapping), of the next read (from `col_en`, `part`)
+        # while `row_sel` rests on the last group between conversions, else of the held one;
+        # a tag (group, buffer after the next flip) says whether the sums in the register
+        # are the group under conversion, `current` keeps them while the SAR dwells there.
+        groups = cfg.row_groups
+        gwidth = index_shape(groups).width
+        first = tread.row_sel == groups - 1
+        next_group = Signal(gwidth)
+        next_cols = Signal(cfg.outputs)
+        next_part = Signal.like(held_part)
+        m.d.comb += [next_group.eq(Mux(first, 0, tread.row_sel + 1)),
+                     next_cols.eq(Mux(first, tread.col_en, held_cols)),
+                     next_part.eq(Mux(first, tread.part, held_part))]
+        ahead_tag = Signal(gwidth + 1)
+        m.d.sync += ahead_tag.eq(Cat(next_group, Mux(first, ~tread.bank, tread.bank)))
+        use_ahead = ahead_tag == Cat(tread.row_sel, tread.bank)
+        width = (cfg.outputs * cfg.state_max).bit_length()
+
+        def compare(value, dac):
+            if frac == 0 and not cfg.programmable:
+                return value >= dac
+            return (value << 1) + (1 << frac) >= (dac << (frac + 1))  # rounded to levels
+
         for a in range(lanes):
             selected = [Signal(cfg.state_bits, name=f"tcell{a}_{j}") for j in range(cfg.outputs)]
-            with m.Switch(Cat(tread.row_sel, held_part)):
-                for g in range(cfg.row_groups):
+            with m.Switch(Cat(next_group, next_part)):
+                for g in range(groups):
                     r = g * lanes + a
                     if r >= rows:
                         continue
@@ -297,12 +320,15 @@ class CrossbarStub(Block):
                         with m.Case(g | (part << gwidth)):
                             m.d.comb += [selected[j].eq(cells[r][cfg.column(j, k, p)])
                                          for j in range(cfg.outputs)]
-            value = adder_tree([Mux(held_cols[j], selected[j], 0) for j in range(cfg.outputs)])
-            dac = tread.dac[a]
-            if frac == 0 and not cfg.programmable:
-                m.d.comb += tread.cmp[a].eq(value >= dac)
-            else:  # a compute read: the state sum rounded to levels
-                m.d.comb += tread.cmp[a].eq((value << 1) + (1 << frac) >= (dac << (frac + 1)))
+            ahead = Signal(width, name=f"row_ahead{a}")
+            current = Signal(width, name=f"row_current{a}")
+            m.d.sync += [
+                ahead.eq(adder_tree([Mux(next_cols[j], selected[j], 0)
+                                     for j in range(cfg.outputs)])),
+                current.eq(Mux(use_ahead, ahead, current)),
+            ]
+            m.d.comb += tread.cmp[a].eq(Mux(use_ahead, compare(ahead, tread.dac[a]),
+                                            compare(current, tread.dac[a])))
 
     def _entropy(self, m):
         """The TRNG's stochastic-switching devices (docs/trng.md section 2).
