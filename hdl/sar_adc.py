@@ -76,7 +76,7 @@ class SarAdcController(Block):
     transposed : bool
         The row side's controller of transposed reads (docs/architecture.md section 13): its
         commands drive columns (``col_en``, ``part``) and its groups are the ``row_groups``;
-        no overlap, one sum stage (the stub sums a row group combinationally), no verify reads.
+        no overlap, one sum stage (the stub sums a row group a cycle ahead), no verify reads.
 
     Attributes
     ----------

@@ -147,7 +147,7 @@ def max_vector_cycles(cfg):
 # -- transposed reads (docs/architecture.md section 13) ----------------------------------------
 # A backward vector: input driver and row scheduler over the columns (as forward), the part
 # sequencer (one read per slice and polarity of each column chunk, from a register), the row
-# side's SAR (no overlap, one sum stage: the stub sums a row group combinationally), the
+# side's SAR (no overlap, one sum stage: the stub sums a row group a cycle ahead), the
 # backward shift-and-add (term, scaled, accumulated) and the result straight into the FIFO.
 BACK_LATENCY = {
     "input_driver": 2,
