@@ -10,7 +10,7 @@ import pytest
 from cocotb.triggers import with_timeout
 
 from imcgen import PRESETS, MacroConfig, simulate
-from imcgen.apps.soak import random_config, soak_one, transposed_variant
+from imcgen.apps.soak import random_config, soak_one, stimulus, transposed_variant
 from imcgen.core import timing
 from imcgen.core.config import load_config
 from imcgen.core.errors import ImcError
@@ -36,13 +36,7 @@ COLUMN_CASES = {
 
 def back_stimulus(cfg, rng, vectors):
     """Full-range weights, backward vectors of every density plus the extreme ones."""
-    W = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.input_rows, cfg.outputs))
-    density = rng.random((vectors, 1))
-    Y = rng.integers(cfg.input_min, cfg.input_max + 1, size=(vectors, cfg.outputs))
-    Y = np.where(rng.random(Y.shape) < density, Y, 0)
-    extremes = np.array([np.zeros(cfg.outputs), np.full(cfg.outputs, cfg.input_max),
-                         np.full(cfg.outputs, cfg.input_min)], dtype=np.int64)
-    return W, np.concatenate([extremes, Y])
+    return stimulus(cfg, rng, vectors, backward=True)
 
 
 # -- golden model (no RTL) ----------------------------------------------------------------------

@@ -306,7 +306,7 @@ class MacroTop(Block):
         for t, driver in enumerate(drivers):
             lo = t * cfg.rows * bits
             m.d.comb += [
-                driver.i.valid.eq(accept & ~backward),
+                driver.i.valid.eq(accept & ~backward if back else accept),
                 driver.i.payload.eq(vector[lo:lo + cfg.rows * bits]),
             ]
         if back:
@@ -326,8 +326,9 @@ class MacroTop(Block):
 
         def take_vector(allowed, backward_ok=True):
             # A backward vector only into an idle macro (no forward one reading or draining).
-            ready = allowed & ~self.w.valid & ~program_offered & room & tiles_ready & \
-                (1 if backward_ok else ~backward)
+            ready = allowed & ~self.w.valid & ~program_offered & room & tiles_ready
+            if back and not backward_ok:
+                ready = ready & ~backward
             m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready)]
 
         def take_weight_row():

@@ -77,16 +77,18 @@ def directed(cfg, rng, X):
     return vectors, ["backward" if b else "forward" for b in back]
 
 
-def stimulus(cfg, rng, vectors):
-    """Full-range weights; inputs of every density plus the extreme vectors."""
+def stimulus(cfg, rng, vectors, backward=False):
+    """Full-range weights; inputs of every density plus the extreme vectors (``backward``:
+    backward vectors, one element per output)."""
     W = rng.integers(cfg.weight_min, cfg.weight_max + 1, size=(cfg.input_rows, cfg.outputs))
     W[0] = cfg.weight_max
     W[-1] = cfg.weight_min
+    width = cfg.outputs if backward else cfg.input_rows
     density = rng.random((vectors, 1))
-    X = rng.integers(cfg.input_min, cfg.input_max + 1, size=(vectors, cfg.input_rows))
+    X = rng.integers(cfg.input_min, cfg.input_max + 1, size=(vectors, width))
     X = np.where(rng.random(X.shape) < density, X, 0)
-    extremes = np.array([np.zeros(cfg.input_rows), np.full(cfg.input_rows, cfg.input_max),
-                         np.full(cfg.input_rows, cfg.input_min)], dtype=np.int64)
+    extremes = np.array([np.zeros(width), np.full(width, cfg.input_max),
+                         np.full(width, cfg.input_min)], dtype=np.int64)
     return W, np.concatenate([extremes, X])
 
 
