@@ -332,3 +332,14 @@ def test_cost_area_counts_the_row_side():
         off.tiles * off.physical_columns * c.driver_area_um2 / 1e6)
     assert b["sample_hold"] - a["sample_hold"] == pytest.approx(
         off.tiles * off.rows * c.sample_area_um2 / 1e6)
+
+
+def test_board_refuses_transposed(tmp_path, capsys):
+    # The board link has no backward command: refused before any build, naming the key.
+    from imcgen import cli
+
+    assert cli.main(["fpga", "--preset", "small", "--board", "icebreaker", "--set",
+                     "transposed=true", "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "transposed = True: the board link carries forward vectors only" in err, err
+    assert not (tmp_path / "b").exists()
