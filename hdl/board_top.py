@@ -11,18 +11,31 @@ Blocks, line to macro and back, each a component of its own::
 
 Two clock domains: the line's side (``sync``: the UART, the flow control, the RX FIFO, the
 framing) runs on the board's clock, the executor, the batch memories and the macro on their own
-(``macro``, from the FPGA's PLL: :class:`imcgen.hdl.pll.Pll`). They meet in two asynchronous
-FIFOs (``amaranth.lib.fifo.AsyncFIFO``): frame tokens one way, response bytes the other, each
-item tagged ``first`` when it starts a frame. The UART's error events and CLEAR cross as pulses
+(``macro``, from the FPGA's PLL: :class:`imcgen.hdl.pll.Pll`). They meet in two one-item
+mailboxes (:class:`_Mailbox`: a data register held still in the writer's domain, a toggle
+request synchronised to the reader, a toggle acknowledgement synchronised back): frame tokens
+one way, response bytes the other, each item tagged ``first`` when it starts a frame. An item
+crosses in about three cycles of each clock, against a UART byte time of 40 link cycles at
+least, so one in flight keeps up with the line. (Amaranth's ``AsyncFIFO`` was there before: its
+pointer comparison, increment and Gray coding were among the macro domain's longest paths on
+the UP5K.) The UART's error events and CLEAR cross as pulses
 (``amaranth.lib.cdc.PulseSynchronizer``: events come a byte time apart at most, many cycles of
-either clock). A reset of either domain cuts the frame it interrupts and nothing else:
+either clock).
 
-- a **link reset** empties the token FIFO; the executor drops the frame it was receiving when
-  the next one opens (its first token), and response bytes already queued are dropped up to
-  the next response's first byte (the encoder restarted, so their frame's start is gone);
-- a **macro reset** empties the response FIFO and restarts the encoder (``r_rst``: the host
-  sees the cut response end broken and drops it); tokens already queued are dropped up to the
-  next frame's first one.
+A reset of either domain cuts the frame it interrupts and nothing else. The mailboxes'
+handshake registers have no reset, so a reset can neither set request and acknowledgement
+apart (an item from nowhere, or an old one read again) nor lose an item half-way: an item in
+flight arrives whole after the reset, and its tags decide what happens to it:
+
+- a **link reset** restarts the decoder and the encoder; a token in flight reaches the
+  executor, which drops the frame it was receiving when the next one opens (its first token),
+  and response bytes are dropped up to the next response's first byte (the encoder restarted,
+  so their frame's start is gone);
+- a **macro reset** restarts the executor; a token in flight and those after it are dropped
+  up to the next frame's first one, and the response side sends a ``cut`` item before any new
+  byte, behind the byte in flight: the line's side restarts the encoder as it takes it (the
+  host sees the cut response end broken and drops it), so no byte from before the reset
+  reaches the restarted encoder.
 
 So no request runs twice and no response is answered for another: a cut command either ran
 (its response lost; the host reports the missing response) or did not.
@@ -47,7 +60,7 @@ from fractions import Fraction
 from amaranth import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Module, ResetSignal
 from amaranth.hdl import Cat, ResetInserter, Signal
 from amaranth.lib import cdc, data, io, wiring
-from amaranth.lib.fifo import AsyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from imcgen.core.config import MacroConfig
@@ -74,10 +87,7 @@ from imcgen.hdl.uart import DATA_BITS, Uart, baud_divisor
 __all__ = ["BoardCore", "BoardTop", "CRC", "Token", "token_layout", "raw_layout", "info_layout",
            "status_layout", "error_layout", "request_layouts", "layouts_macro",
            "response_layouts", "has_trng", "supported", "SlipDecoder", "SlipEncoder",
-           "Executor", "RX_FIFO_DEPTH", "BATCH_DEPTH", "CROSSING_DEPTH"]
-
-#: Items each clock-crossing FIFO holds (tokens in, response bytes out).
-CROSSING_DEPTH = 8
+           "Executor", "RX_FIFO_DEPTH", "BATCH_DEPTH"]
 
 
 class BoardCore(wiring.Component):
@@ -194,7 +204,8 @@ class BoardCore(wiring.Component):
 
         # Frame tokens to the macro's side, each tagged `first` when it opens a frame.
         tagged_token = data.StructLayout({"token": token_layout, "first": 1})
-        tokens = _crossing(m, "tokens", tagged_token.size, "sync", "macro")
+        tokens = _Mailbox(tagged_token.size, "sync", "macro")
+        m.submodules.tokens = tokens
         in_frame = Signal()
         is_data = decoder.o.payload.kind == Token.DATA
         m.d.comb += [tokens.w_data.eq(Cat(decoder.o.payload, is_data & ~in_frame)),
@@ -203,8 +214,8 @@ class BoardCore(wiring.Component):
             m.d.sync += in_frame.eq(is_data)
         token = tagged_token(tokens.r_data)
         # After a reset of the macro's side, tokens left from a cut frame are dropped up to the
-        # next frame's first. A register slice then ends the FIFO's pointer comparison (its
-        # r_rdy) before the executor's receive logic: no path runs from one into the other.
+        # next frame's first. A register slice keeps the crossing's handshake out of the
+        # executor's receive logic.
         hunting = Signal(init=1)
         drop = hunting & ~token.first
         pipe = Pipe(tagged_token)
@@ -217,29 +228,38 @@ class BoardCore(wiring.Component):
         with m.If(tokens.r_rdy & token.first):
             m.d.macro += hunting.eq(0)
 
-        # Response bytes to the line's side, tagged `first` on a response's first byte.
-        tagged_raw = data.StructLayout({"raw": raw_layout, "first": 1})
-        responses = _crossing(m, "responses", tagged_raw.size, "macro", "sync")
-        # A register slice first: the FIFO's w_rdy (a pointer comparison) stays out of the
-        # executor's response logic.
+        # Response bytes to the line's side, tagged `first` on a response's first byte; after
+        # each reset of the macro's side a `cut` item goes first, behind any byte still in
+        # flight: the line's side restarts the encoder when it takes it, so no byte from
+        # before the reset reaches the restarted encoder.
+        tagged_raw = data.StructLayout({"raw": raw_layout, "first": 1, "cut": 1})
+        responses = _Mailbox(tagged_raw.size, "macro", "sync")
+        m.submodules.responses = responses
+        cut = Signal(init=1)  # set by the macro's reset, cleared as its item is written
+        # A register slice first: the crossing's ready stays out of the executor's response
+        # logic.
         out_frame = Signal()
         out_pipe = Pipe(raw_layout)
         m.submodules.response_pipe = DomainRenamer("macro")(out_pipe)
         wiring.connect(m, executor.o, out_pipe.i)
-        m.d.comb += [responses.w_data.eq(Cat(out_pipe.o.payload, ~out_frame)),
-                     responses.w_en.eq(out_pipe.o.valid), out_pipe.o.ready.eq(responses.w_rdy)]
-        with m.If(out_pipe.o.valid & responses.w_rdy):
+        m.d.comb += [responses.w_data.eq(Cat(out_pipe.o.payload, ~out_frame, cut)),
+                     responses.w_en.eq(out_pipe.o.valid | cut),
+                     out_pipe.o.ready.eq(responses.w_rdy & ~cut)]
+        with m.If(responses.w_rdy):
+            m.d.macro += cut.eq(0)
+        with m.If(out_pipe.o.valid & responses.w_rdy & ~cut):
             m.d.macro += out_frame.eq(~out_pipe.o.payload.end)
         raw = tagged_raw(responses.r_data)
         # After a reset of the line's side, the encoder starts afresh: bytes left from the
-        # response it was sending are dropped up to the next response's first. A reset of the
-        # macro's side (r_rst) restarts the encoder in the middle of its frame.
+        # response it was sending are dropped up to the next response's first.
         sending = Signal()  # a response's first byte has passed since the line's reset
         drop_raw = ~sending & ~raw.first
-        m.submodules.encoder = ResetInserter({"sync": responses.r_rst})(encoder)
-        m.d.comb += [encoder.i.payload.eq(raw.raw), encoder.i.valid.eq(responses.r_rdy & ~drop_raw),
-                     responses.r_en.eq(encoder.i.ready | drop_raw)]
-        with m.If(responses.r_rdy & raw.first):
+        restart = responses.r_rdy & raw.cut
+        m.submodules.encoder = ResetInserter({"sync": restart})(encoder)
+        m.d.comb += [encoder.i.payload.eq(raw.raw),
+                     encoder.i.valid.eq(responses.r_rdy & ~raw.cut & ~drop_raw),
+                     responses.r_en.eq(encoder.i.ready | drop_raw | raw.cut)]
+        with m.If(responses.r_rdy & raw.first & ~raw.cut):
             m.d.sync += sending.eq(1)
 
         # The UART's error events counted on the macro's side; CLEAR back to the UART.
@@ -251,10 +271,11 @@ class BoardCore(wiring.Component):
             m.submodules[f"{name}_event"] = pulse
             m.d.comb += pulse.i.eq((count != before) & (count != 0))  # counted up, not cleared
             mirror = Signal.like(count, name=f"{name}_count")
+            full = Signal(name=f"{name}_full")  # saturated: a flag, not a compare in the enable
             with m.If(executor.clear):
-                m.d.macro += mirror.eq(0)
-            with m.Elif(pulse.o & (mirror != (1 << len(count)) - 1)):
-                m.d.macro += mirror.eq(mirror + 1)
+                m.d.macro += [mirror.eq(0), full.eq(0)]
+            with m.Elif(pulse.o & ~full):
+                m.d.macro += [mirror.eq(mirror + 1), full.eq(mirror == (1 << len(count)) - 2)]
             counters.append(mirror)
         m.submodules.clear_pulse = clear = cdc.PulseSynchronizer("macro", "sync")
         m.d.comb += [
@@ -268,25 +289,45 @@ class BoardCore(wiring.Component):
         return m
 
 
-def _crossing(m, name, width, w_domain, r_domain):
-    """An AsyncFIFO from ``w_domain`` to ``r_domain`` whose write-side reset lasts until the
-    read side has seen it (its ``r_rst``, synchronised back). The FIFO empties itself on a
-    write-side reset by copying the write pointer into the read side while ``r_rst`` holds; a
-    reset shorter than the read clock's synchroniser delay would let it copy a stale pointer
-    and read old entries again (seen in simulation with the macro at a third of the link's
-    clock), so the reset is stretched by this handshake."""
-    domain = ClockDomain(f"{name}_w", local=True)
-    m.domains += domain
-    fifo = AsyncFIFO(width=width, depth=CROSSING_DEPTH, w_domain=domain.name, r_domain=r_domain)
-    m.submodules[name] = fifo
-    hold = Signal(init=1, name=f"{name}_reset_hold")  # set by the reset, cleared once seen
-    seen = Signal(name=f"{name}_reset_seen")
-    m.submodules[f"{name}_reset_seen"] = cdc.FFSynchronizer(fifo.r_rst, seen, o_domain=w_domain)
-    with m.If(seen):
-        m.d[w_domain] += hold.eq(0)
-    m.d.comb += [domain.clk.eq(ClockSignal(w_domain)),
-                 domain.rst.eq(ResetSignal(w_domain, allow_reset_less=True) | hold)]
-    return fifo
+class _Mailbox(Elaboratable):
+    """One item from ``w_domain`` to ``r_domain`` by a toggle handshake, with the write and read
+    ports of an ``AsyncFIFO``.
+
+    A write loads the data register and flips ``req``; the item is there for the reader while
+    ``req`` (synchronised) differs from ``ack``, and taking it flips ``ack``; the writer may
+    write again once ``ack`` (synchronised back) equals ``req``. The data register holds still
+    from the write until the writer has seen the acknowledgement, two flip-flops of the read
+    clock at least after the reader could first read it.
+
+    No register of the handshake has a reset: a reset of either side can neither make an item
+    appear (``req`` and ``ack`` set apart) nor lose one half-way. A reset leaves the item in
+    flight, if any, to be taken whole; what a reset cuts is up to the item's tags (the board top
+    drops it by its ``first`` bit, or sends a ``cut`` item behind it).
+    """
+
+    def __init__(self, width, w_domain, r_domain):
+        self.w_domain, self.r_domain = w_domain, r_domain
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_rdy = Signal()
+        self.r_data = Signal(width)
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        data_reg = Signal.like(self.w_data, reset_less=True)
+        req, ack = Signal(reset_less=True), Signal(reset_less=True)
+        req_seen, ack_seen = Signal(), Signal()
+        m.submodules.req_sync = cdc.FFSynchronizer(req, req_seen, o_domain=self.r_domain)
+        m.submodules.ack_sync = cdc.FFSynchronizer(ack, ack_seen, o_domain=self.w_domain)
+        m.d.comb += [self.w_rdy.eq(req == ack_seen), self.r_rdy.eq(req_seen != ack),
+                     self.r_data.eq(data_reg)]
+        with m.If(self.w_en & self.w_rdy):
+            m.d[self.w_domain] += [data_reg.eq(self.w_data), req.eq(~req)]
+        with m.If(self.r_en & self.r_rdy):
+            m.d[self.r_domain] += ack.eq(~ack)
+        return m
 
 
 class BoardTop(Elaboratable):

@@ -120,6 +120,9 @@ class Pipe(wiring.Component):
     def __init__(self, shape):
         super().__init__({"i": wiring.In(stream.Signature(shape)),
                           "o": wiring.Out(stream.Signature(shape))})
+        #: The spare slot is full after this edge (``~i.ready`` on the next cycle), for a
+        #: producer that registers its own stall decision.
+        self.full_next = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -127,13 +130,20 @@ class Pipe(wiring.Component):
         spare = Signal.like(self.i.payload)
         m.d.comb += self.i.ready.eq(~spare_full)
         free = ~self.o.valid | self.o.ready  # the output register frees this cycle
-        with m.If(~spare_full):  # loads while empty, read only once full: no enable from o.ready
+        # The spare loads while empty (read only once full: no enable from o.ready), enabled by
+        # a copy of the flag: with `spare_full` itself its feedback multiplexer is the output
+        # register's, which synthesis then shares and keeps in the data path (a LUT level
+        # between `i.payload` and the spare on the iCE40) instead of using the enable.
+        spare_empty = Signal(init=1)
+        with m.If(spare_empty):
             m.d.sync += spare.eq(self.i.payload)
         with m.If(free):
             m.d.sync += self.o.payload.eq(Mux(spare_full, spare, self.i.payload))
         # The two flags as one LUT each of (o.valid, o.ready, spare_full, i.valid).
+        m.d.comb += self.full_next.eq(~free & (spare_full | self.i.valid))
         m.d.sync += [self.o.valid.eq(Mux(free, spare_full | self.i.valid, 1)),
-                     spare_full.eq(~free & (spare_full | self.i.valid))]
+                     spare_full.eq(self.full_next),
+                     spare_empty.eq(free | ~(spare_full | self.i.valid))]
         return m
 
 

@@ -318,6 +318,11 @@ class Executor(wiring.Component):
         commands = Signal(16)
         bad_frames = Signal(16)
         clear = Signal()
+        # The command count moves a cycle after DISPATCH, from a register of its own (CLEAR's
+        # zeroing then wins), so its enable is a LUT of registers. (bad_frames the same way,
+        # with a saturation flag, made Yosys 0.70's ABC9 reintegration fail an assertion on
+        # ECP5.)
+        counted = Signal()
         m.d.comb += [
             status.macro.eq(macro.status),
             status.commands.eq(commands),
@@ -389,6 +394,9 @@ class Executor(wiring.Component):
         item_bits = max(8 * ((fixed_bits + 7) // 8),
                         *(len(value) for value, _, _ in sources.values()))
         shifter = Signal(item_bits)
+        word_value = Signal(item_bits)  # the word a response loads (its state's, else 0)
+        job_fixed = Signal()            # job == FIXED, a register of its own
+        sent = Signal()                 # BYTES: the byte went out, the shift is due
         item_bytes = Signal.like(index)
         item_valid = Signal()
         item_value = Signal(item_bits)
@@ -398,34 +406,45 @@ class Executor(wiring.Component):
                     m.d.comb += [item_value.eq(value), item_bytes.eq(length),
                                  item_valid.eq(valid)]
 
-        # Ready for the job's stream, from a register: set as the executor enters ITEM with
-        # an item to take, cleared as it leaves, so the macro's FIFO logic starts at a
-        # register instead of the state decode.
-        pull = Signal()
+        # Ready for the job's stream, a register per stream: set as the executor enters ITEM
+        # with an item to take, cleared as it leaves, so the macro's FIFO logic starts at a
+        # register instead of the state and job decode.
+        pulls = {kind: Signal(name=f"pull_{kind.name.lower()}") for kind in
+                 (_Job.RESULT, _Job.RESULTS, _Job.TRNG)}
         running = Signal()  # a batch run: the macro's results go into the result memory
-        m.d.comb += macro.o.ready.eq((pull & (job == _Job.RESULT)) | running)
+        m.d.comb += macro.o.ready.eq(pulls[_Job.RESULT] | running)
         if cfg.programmable:
-            m.d.comb += macro.r.ready.eq(pull & (job == _Job.RESULTS))
+            m.d.comb += macro.r.ready.eq(pulls[_Job.RESULTS])
         if trng:
-            m.d.comb += macro.t.ready.eq(pull & (job == _Job.TRNG))
+            m.d.comb += macro.t.ready.eq(pulls[_Job.TRNG])
+
+        def stop_pulling():
+            m.d.sync += [pull.eq(0) for pull in pulls.values()]
 
         def enter_item(items_left_zero):
-            """Go to ITEM; ``pull`` there unless the job takes no stream or nothing is left."""
-            bounded_job = (job == _Job.RESULT) | (job == _Job.TRNG) | (job == _Job.STORED)
-            m.d.sync += pull.eq((job != _Job.FIXED) & ~(bounded_job & items_left_zero))
+            """Go to ITEM; pull there unless the job takes no stream or nothing is left."""
+            m.d.sync += [pulls[_Job.RESULT].eq((job == _Job.RESULT) & ~items_left_zero),
+                         pulls[_Job.RESULTS].eq(job == _Job.RESULTS),
+                         pulls[_Job.TRNG].eq((job == _Job.TRNG) & ~items_left_zero)]
             m.next = "ITEM"
 
         def respond(response_code, kind, value=None, value_bytes=0, count_items=1):
-            m.d.sync += [code.eq(response_code), job.eq(kind), items.eq(count_items),
-                         items_zero.eq(count_items == 0), index.eq(0),
+            load_response(response_code, kind, value, value_bytes, count_items)
+            m.next = "HEADER"
+
+        def load_response(response_code, kind, value=None, value_bytes=0, count_items=1):
+            fixed = kind is _Job.FIXED if isinstance(kind, _Job) else kind == _Job.FIXED
+            m.d.sync += [code.eq(response_code), job.eq(kind), job_fixed.eq(fixed),
+                         items.eq(count_items), items_zero.eq(count_items == 0), index.eq(0),
                          word_empty.eq(value_bytes == 0), from_info.eq(value is info)]
             if value is info:  # its first byte; BYTES loads each next one from the table
-                m.d.sync += [shifter.eq(info[:8]), word_bytes.eq(value_bytes)]
+                m.d.comb += word_value.eq(info[:8])
+                m.d.sync += word_bytes.eq(value_bytes)
             elif value is not None:
-                m.d.sync += [shifter.eq(value), word_bytes.eq(value_bytes)]
+                m.d.comb += word_value.eq(value)
+                m.d.sync += word_bytes.eq(value_bytes)
             else:
                 m.d.sync += word_bytes.eq(0)
-            m.next = "HEADER"
 
         # The response of an offered command, kept while the macro has not taken it yet.
         offer_code, offer_job = Signal(8), Signal(_Job)
@@ -435,10 +454,9 @@ class Executor(wiring.Component):
             m.next = "OFFER"
 
         refused = Signal(error_layout())
-        m.d.comb += refused.command.eq(command)
+        m.d.comb += [refused.command.eq(command), refused.error.eq(verdict)]
 
         def refuse():  # the frame, with the verdict's error
-            m.d.comb += refused.error.eq(verdict)
             m.d.sync += bad_frames.eq(Mux(bad_frames == 0xFFFF, bad_frames, bad_frames + 1))
             respond(ERROR, _Job.FIXED, refused, size(error_layout()))
 
@@ -466,10 +484,34 @@ class Executor(wiring.Component):
                          collector.addr.eq(got), collector.data.eq(macro.o.payload),
                          stored.addr.eq(read_at)]
 
+        # INFO's next byte, looked up by the bytes left a cycle before BYTES shifts it in:
+        # `index` changes only on a shift, and shifts are two cycles apart at least (`sent`),
+        # so the register always holds the byte for the current `index` when one is due.
+        info_next = Signal(8)
+        with m.Switch(index):
+            for left in range(2, info_bytes + 1):
+                with m.Case(left):
+                    k = info_bytes - left + 1
+                    m.d.sync += info_next.eq(info[8 * k:8 * k + 8])
+            with m.Default():
+                m.d.sync += info_next.eq(0)
+
         # -- the executor --------------------------------------------------------------------
         # CLEAR and TRNG_CLEAR act a cycle after DISPATCH, from a register (their counters'
         # logic starts there); the command's own count is then cleared with the rest.
-        m.d.sync += [clear.eq(0), trng_clear.eq(0)]
+        m.d.sync += [clear.eq(0), trng_clear.eq(0), counted.eq(0)]
+        with m.If(counted):
+            m.d.sync += commands.eq(commands + 1)
+        # A payload byte goes into the buffer a cycle after its token is taken, from registers
+        # (the byte and its slot), so the buffer's enables are a LUT of registers, not the
+        # token's decode. The buffer is read from CHECK on, after the frame's END token, which
+        # comes a UART byte after the last data token.
+        taken_byte = Signal(8)
+        taken_slots = Signal(buffer_bytes)
+        m.d.sync += taken_slots.eq(0)
+        for k in range(buffer_bytes):
+            with m.If(taken_slots[k]):
+                m.d.sync += buffer.word_select(k, 8).eq(taken_byte)
         with m.FSM(init="RECEIVE", name="link") as link_fsm:
             with m.State("RECEIVE"):
                 # A frame opening while another is partly in: drop that one, then take it.
@@ -492,9 +534,7 @@ class Executor(wiring.Component):
                                         m.d.sync += frame_bytes.eq(4 + lengths[c])
                             with m.If(slot[1]):
                                 m.d.sync += seq.eq(byte)
-                            for k in range(buffer_bytes):
-                                with m.If(slot[2 + k]):
-                                    m.d.sync += buffer.word_select(k, 8).eq(byte)
+                            m.d.sync += [taken_byte.eq(byte), taken_slots.eq(slot[2:])]
                             with m.If(count != max_frame + 1):
                                 m.d.sync += count.eq(count + 1)
                         with m.Case(Token.END):
@@ -532,10 +572,14 @@ class Executor(wiring.Component):
                                         | padding_bad)
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
+                # The response's registers load here whatever the command (a refusal's values
+                # unless the command's own follow), so their enables are the state alone; a
+                # command that answers later (an offer, a batch run) loads them again then.
+                load_response(ERROR, _Job.FIXED, refused, size(error_layout()))
                 with m.If(refusing):
                     refuse()
                 with m.Else():
-                    m.d.sync += commands.eq(commands + 1)
+                    m.d.sync += counted.eq(1)
                     ok = command | OK_BIT
                     with m.If(is_command[Command.INFO]):
                         respond(ok, _Job.FIXED, info, size(info_layout()))
@@ -621,6 +665,13 @@ class Executor(wiring.Component):
                 with m.If(tx.ready):
                     enter_item(items_zero)
             with m.State("ITEM"):  # the next item, or the end of the response
+                # `index` loads the item's length (or the word's) every cycle, used once the
+                # item is taken (the shift register likewise, below): their enables are then
+                # the state, not the stream's valid.
+                with m.If(job_fixed):
+                    m.d.sync += index.eq(word_bytes)
+                with m.Else():
+                    m.d.sync += index.eq(item_bytes)
                 bounded = (job == _Job.FIXED) | (job == _Job.RESULT) | (job == _Job.TRNG) | \
                     (job == _Job.STORED)
                 drained = ((job == _Job.RESULTS) | (job == _Job.IDLE)) & ~busy
@@ -635,38 +686,30 @@ class Executor(wiring.Component):
                     with m.If(word_empty):
                         m.next = "CLOSE"
                     with m.Else():
-                        m.d.sync += index.eq(word_bytes)
                         m.next = "BYTES"
                 with m.Else():
-                    # `pull` is set here: the stream's item is taken when its valid is set.
+                    # The job's pull is set here: the stream's item is taken when its valid is
+                    # set.
                     with m.If(item_valid):
-                        m.d.sync += [shifter.eq(item_value), index.eq(item_bytes), pull.eq(0)]
+                        stop_pulling()
                         if depth:
                             with m.If(job == _Job.STORED):
                                 m.d.sync += read_at.eq(read_at + 1)
                         m.next = "BYTES"
                     with m.Elif(drained | ((job == _Job.TRNG) & timer_zero)):
-                        m.d.sync += pull.eq(0)
+                        stop_pulling()
                         m.next = "CLOSE"
             with m.State("BYTES"):
                 # The byte going out is the shift register's low byte, a register (the
                 # encoder classes it as it arrives); INFO's next byte comes from a constant
-                # table by the bytes left (a LUT per bit), the other words' by shifting.
-                info_next = Signal(8)
-                with m.Switch(index):
-                    for left in range(2, info_bytes + 1):
-                        with m.Case(left):
-                            k = info_bytes - left + 1
-                            m.d.comb += info_next.eq(info[8 * k:8 * k + 8])
+                # table by the bytes left (`info_next`), the other words' by shifting.
                 # A byte taken shifts on the next cycle, from a register (the encoder takes
                 # at most every other cycle): the shift register's enable is not the
                 # encoder's ready.
-                sent = Signal()
                 m.d.comb += [tx.valid.eq(~sent), tx.payload.data.eq(shifter[:8])]
                 m.d.sync += sent.eq(~sent & tx.ready)
                 with m.If(sent):  # index: the item's bytes left
-                    m.d.sync += [index.eq(index - 1),
-                                 shifter.eq(Mux(from_info, info_next, shifter >> 8))]
+                    m.d.sync += index.eq(index - 1)
                     with m.If(index == 1):
                         m.d.sync += [items.eq(items - 1), items_zero.eq(items == 1)]
                         enter_item(items == 1)
@@ -676,6 +719,21 @@ class Executor(wiring.Component):
                     m.d.sync += [count.eq(0), command.eq(0), seq.eq(0), slot.eq(1)]
                     m.next = "RECEIVE"
         one_hot(link_fsm)
-        with m.If(clear):  # the cycle after DISPATCH counted the CLEAR itself
+
+        # The shift register loads: a response's word where one is loaded (DISPATCH, the end of
+        # a batch run; every cycle there, used only when the state moves on), a stream's item
+        # every cycle of ITEM unless the word is FIXED, the next byte after one went out (`sent`
+        # is set in BYTES only). Its enable is a LUT of registers.
+        word_states = link_fsm.ongoing("DISPATCH")
+        if depth:
+            word_states |= link_fsm.ongoing("RUN")
+        in_item = link_fsm.ongoing("ITEM")
+        with m.If(sent):
+            m.d.sync += shifter.eq(Mux(from_info, info_next, shifter >> 8))
+        with m.Elif(in_item & ~job_fixed):
+            m.d.sync += shifter.eq(item_value)
+        with m.Elif(word_states):
+            m.d.sync += shifter.eq(word_value)
+        with m.If(clear):  # CLEAR's own count is zeroed with the rest
             m.d.sync += [commands.eq(0), bad_frames.eq(0)]
         return m

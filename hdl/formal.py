@@ -540,7 +540,7 @@ CONTRACTS = {
     "input_driver": [conserves("i", "o", 2)],
     "sar_adc": [conserves("i", "o", 3), sar_converts_by_binary_search],
     "sar_adc_overlap": [conserves("i", "o", 3)],
-    "shift_add": [codes_arrive_in_group_order, conserves("i", "o", 3)],
+    "shift_add": [codes_arrive_in_group_order, conserves("i", "o", 4)],  # 3 stages + spare
     "output_stage": [conserves("i", "o", 1)],
     "output_stage_requant": [conserves("i", "o", 1)],
     "adder_network": [conserves("i[0]", "o", 2), conserves("i[1]", "o", 2)],

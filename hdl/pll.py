@@ -327,7 +327,10 @@ class Pll(Elaboratable):
         ``setting.achieved_hz`` on a platform (on the net ``<domain>_clk`` of this module, the
         name :func:`imcgen.fpga.flow.build` reports the clock under); its reset is asserted
         until the PLL locks and while ``sync``'s reset is, and released synchronously to its
-        own clock (:class:`amaranth.lib.cdc.ResetSynchronizer`).
+        own clock (:class:`amaranth.lib.cdc.ResetSynchronizer`). Its flip-flops reset
+        asynchronously: an iCE40 flip-flop with an enable resets only when enabled
+        (``SB_DFFESR``), which a synchronous reset that wins over the enable contradicts, so
+        Yosys moved enables into LUTs (docs/board.md section 5).
     locked : Signal
         The PLL's lock output (asynchronous to both domains).
 
@@ -378,7 +381,7 @@ class Pll(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         setting = self._setting
-        domain = ClockDomain(self._domain)
+        domain = ClockDomain(self._domain, async_reset=True)
         # The PLL's output is the domain's clock, kept under its name ("macro_clk") through
         # synthesis: the constraint names it in whichever module amaranth meets it first
         # ("pll.reset_sync.macro_clk"), and Yosys otherwise drops such aliases of a net.

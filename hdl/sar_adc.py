@@ -144,13 +144,30 @@ class SarAdcController(Block):
         for a in range(lanes):
             m.d.comb += final[a].eq(Cat(xbar.cmp[a], code[a][1:]))
 
-        def search(new_code, new_trial):
-            """The next compare: its code so far and trial bit, and the DAC code `code |
-            trial` as a register (the comparators' carry chains start at a register)."""
-            m.d.sync += [code.eq(new_code), trial.eq(new_trial)]
+        # The next compare's code so far, trial bit and DAC code (`code | trial`, a register:
+        # the comparators' carry chains start at one) load where the FSM calls `search`: a
+        # new search (code 0) or the next bit (the code and the bit under test, kept if the
+        # comparator says so). Both outcomes are formed from registers and the comparator
+        # picks one in the last LUT, so its answer (the end of the carry chain, late in the
+        # cycle) meets one LUT level before these registers, not the FSM's branches too.
+        load, advance = Signal(), Signal()  # load this edge; the next bit (not a new search)
+        next_trial = Signal.like(trial)
+        m.d.comb += next_trial.eq(Mux(advance, trial >> 1, msb))
+        kept = Mux(advance, code.as_value() | trial.replicate(lanes), 0)  # if the bit is kept
+        dropped = Mux(advance, code.as_value(), 0)
+        with m.If(load):
+            m.d.sync += trial.eq(next_trial)
             for a in range(lanes):
-                lane_code = 0 if isinstance(new_code, int) else new_code[a]
-                m.d.sync += xbar.dac[a].eq(lane_code | new_trial)
+                bits = slice(a * cfg.adc_bits, (a + 1) * cfg.adc_bits)
+                m.d.sync += [
+                    code[a].eq(Mux(xbar.cmp[a], kept[bits], dropped[bits])),
+                    xbar.dac[a].eq(Mux(xbar.cmp[a], kept[bits], dropped[bits]) | next_trial),
+                ]
+
+        def search():
+            """Load the next compare: the next bit of this search in CONVERT before the last
+            bit (`advance` says so from the state alone, below), else a new search."""
+            m.d.comb += load.eq(1)
         m.d.sync += xbar.sample.eq(0)  # a one-cycle strobe unless set again below
 
         # The output register is a register slice (hdl/common.py Pipe): its ready is a
@@ -183,7 +200,10 @@ class SarAdcController(Block):
         win = Signal(init=1)
         win_last = Signal()
         win_pen = Signal() if overlap and cfg.adc_bits == 1 else Const(0)
-        m.d.comb += self.i.ready.eq(may_take & (win | ((win_last | win_pen) & out_free)))
+        # The ready does not wait on `i.valid` (a transfer needs both anyway): the register
+        # slice in front then decides its stall from the windows alone.
+        m.d.comb += self.i.ready.eq((~between | self.go) &
+                                    (win | ((win_last | win_pen) & out_free)))
 
         def set_windows(now, last, pen=0):
             m.d.sync += [win.eq(now), win_last.eq(last)]
@@ -278,7 +298,7 @@ class SarAdcController(Block):
             m.d.sync += [xbar.bank.eq(~xbar.bank),
                          (xbar.col_en if transposed else xbar.row_en).eq(0),
                          sel.eq(next_col if group is None else group)]
-            search(0, msb)
+            search()
             m.next = "CONVERT"
             # A compute read's first group is 0 (a verify read takes no command meanwhile).
             convert_window(msb, groups == 1, groups == 2, 0)
@@ -329,7 +349,7 @@ class SarAdcController(Block):
                     emit()
                     take_command()
                 with m.Elif(~trial[0]):
-                    search(result, trial >> 1)
+                    search()
                     convert_window(trial >> 1, last_group, at_group(groups - 2), queued_after)
                 if programmable:
                     with m.Elif(verifying):  # one group; the addressed lane's code goes out
@@ -339,7 +359,7 @@ class SarAdcController(Block):
                     emit()
                     with m.If(~last_group):
                         m.d.sync += sel.eq(next_col)
-                        search(0, msb)
+                        search()
                         convert_window(msb, at_group(groups - 2), at_group(groups - 3),
                                        queued_after)
                     with m.Else():  # a read is queued (else the first branch took the next)
@@ -354,6 +374,9 @@ class SarAdcController(Block):
                             with m.Else():
                                 start_conversion()  # `col_sel` is on the last group
         record_fsm("sar", fsm)
+        # Every compare in CONVERT but the last advances the search (the FSM's `~trial[0]`
+        # branch); every other load starts one: two register bits, not the FSM's conditions.
+        m.d.comb += advance.eq(fsm.ongoing("CONVERT") & ~trial[0])
         # The payload offered, whatever the state, so only `valid` waits on the FSM's
         # decisions: a group's codes, or in SKIP a skip token (its codes zeroed behind the
         # slice, above; `col_sel` rests on the last group there, as between conversions).

@@ -14,7 +14,7 @@ from amaranth.hdl import Mux, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from imcgen.hdl.common import Block, adder_tree, index_shape
+from imcgen.hdl.common import Block, Pipe, adder_tree, index_shape
 from imcgen.hdl.sar_adc import code_layout
 
 __all__ = ["ShiftAdd", "psum_layout"]
@@ -92,11 +92,22 @@ class ShiftAdd(Block):
         staged_valid = Signal()
         staged_neg = Signal()
         staged_last = Signal()
-        # The last stage holds a vector's last read only while the previous result is still
-        # waiting (another tile is not done), and the stages before it with it: otherwise a
-        # code is taken every cycle, so a vector may follow the last one's final read at once
-        # (ADC overlap).
-        hold = staged_valid & staged_last & self.o.valid & ~self.o.ready
+        # The sums go out through a register slice (hdl/common.py Pipe), whose output register
+        # is the stage 3 register of a vector's last read, at no extra latency. The last stage
+        # holds a vector's last read only while the slice is full (another tile is not done
+        # with two results): a register, so no ready path from behind `o` (the adder
+        # network's join of the tiles, the output stage) reaches the stages' enables, and no
+        # enable here decodes more than registers. Otherwise a code is taken every cycle, so a
+        # vector may follow the last one's final read at once (ADC overlap).
+        m.submodules.out = out = Pipe(psum_layout(cfg))
+        m.d.comb += [self.o.valid.eq(out.o.valid), self.o.payload.eq(out.o.payload),
+                     out.o.ready.eq(self.o.ready)]
+        # `hold` is a register, formed from the next state of its three terms (the stages'
+        # flags below, the slice's `full_next`), so the ready given to the SAR's slice is one.
+        hold = Signal()
+        next_valid = Mux(hold, staged_valid, value_valid)
+        next_last = Mux(hold, staged_last, value_last)
+        m.d.sync += hold.eq(next_valid & next_last & out.full_next)
         end_of_read = self.i.valid & self.i.ready & ((item.group == groups - 1) | item.skip)
         with m.If(~hold):
             m.d.sync += [value_valid.eq(end_of_read), staged_valid.eq(value_valid),
@@ -114,17 +125,12 @@ class ShiftAdd(Block):
         # Stage 3: accumulate (subtract for the MSB plane of signed inputs: the stage before
         # complemented the value).
         acc = Signal(psum_layout(cfg))
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(staged_valid & ~hold):
-            for j in range(cfg.outputs):
-                total = acc[j] + staged[j] + staged_neg
-                with m.If(staged_last):
-                    m.d.sync += [self.o.payload[j].eq(total), acc[j].eq(0)]
-                with m.Else():
-                    m.d.sync += acc[j].eq(total)
-            with m.If(staged_last):
-                m.d.sync += self.o.valid.eq(1)
+        m.d.comb += out.i.valid.eq(staged_valid & staged_last)
+        for j in range(cfg.outputs):
+            total = acc[j] + staged[j] + staged_neg
+            m.d.comb += out.i.payload[j].eq(total)
+            with m.If(staged_valid & ~hold):
+                m.d.sync += acc[j].eq(Mux(staged_last, 0, total))
 
         m.d.comb += self.i.ready.eq(~hold)
         return m
