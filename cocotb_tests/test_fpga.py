@@ -185,9 +185,10 @@ def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
     assert report["resources"]["io"] == placed["io"] == 5  # clock, rx, tx, two LEDs
     # The RX FIFO (1); on iCE40, where logic cells are scarce, the result FIFO (56 bits: 4
     # block RAMs 16 bits wide) and the launch FIFO (8 bits: 1) too; each tile's crossbar
-    # stub's cells (stub.cells = block_ram: 8 rows x 4 lanes x 2 bits, 4 block RAMs); the two
-    # clock-crossing FIFOs (1 + 1). No batch memory on the iCEBreaker (flow.BATCH_DEPTH).
-    assert placed["brams"] == report["resources"]["brams"] == 6 + 2 * 4 + 2
+    # stub's cells (stub.cells = block_ram: 8 rows x 4 lanes x 2 bits, 4 block RAMs). The
+    # clock crossings are one-item mailboxes in logic cells; no batch memory on the iCEBreaker
+    # (flow.BATCH_DEPTH).
+    assert placed["brams"] == report["resources"]["brams"] == 6 + 2 * 4
     assert placed["dsps"] == 0 and 0 < placed["luts"] <= totals["luts"] == 5280
     assert report["configuration"] == load_config("small").to_dict()
     assert report["command"] == \
@@ -202,6 +203,11 @@ def test_board_top_bitstream_for_icebreaker(tmp_path, capsys):
     assert path["blocks"] and path["from_block"] == path["blocks"][0]
     assert path["to_block"] == path["blocks"][-1] and path["logic_levels"] >= 1
     assert f"critical path {path['delay_ns']:.2f} ns" in stdout
+    # Its ends by design source, from the placed netlist (names survive synthesis poorly; a
+    # block RAM at an end has only the tools' own source).
+    ends = (path["from_source"], path["to_source"])
+    assert any(src and src.startswith("hdl/") for src in ends), ends
+    assert f"from {ends[0] or '?'} to {ends[1] or '?'}" in stdout
 
 
 def test_critical_path_is_the_slowest_clocked_path_by_block():
@@ -231,6 +237,25 @@ def test_critical_path_is_the_slowest_clocked_path_by_block():
         assert (path["delay_ns"], path["logic_levels"]) == (6.1, 2)
         assert path["routing_share"] == pytest.approx(4.9 / 6.1, abs=1e-3)
     assert fpga.critical_path({"critical_paths": report["critical_paths"][:1]}) is None
+
+    # With the placed netlist, each end's design source: a flip-flop's own, or, for an iCE40
+    # logic cell named after its LUT, that of the flip-flop the LUT feeds.
+    root = str(Path(fpga.__file__).resolve().parents[2])
+    ice40 = {"critical_paths": [{"from": clk, "to": clk, "path": [
+        step("clk-to-q", 1.4, "x.q_DFFLC", "x.q_DFFLC"), step("routing", 2.0, "x.q_DFFLC", "y_LC"),
+        step("logic", 0.9, "y_LC", "y_LC"), step("setup", 0.1, "y_LC", "y_LC")]}]}
+    netlist = {"modules": {"top": {"attributes": {"top": "00000000000000000000000000000001"},
+                                   "cells": {
+        "x.q": {"type": "SB_DFFER", "connections": {"D": [6], "Q": [7]},
+                "attributes": {"src": f"{root}/hdl/crossbar_stub.py:90|/share/ice40/ff_map.v:9"}},
+        "y": {"type": "SB_LUT4", "connections": {"I0": [7], "O": [9]}, "attributes": {}},
+        "z": {"type": "SB_DFFER", "connections": {"D": [9], "Q": [10]},
+              "attributes": {"src": f"{root}/hdl/sar_adc.py:160"}},
+    }}}}
+    path = fpga.critical_path(ice40, [], netlist=netlist)
+    assert (path["from_source"], path["to_source"]) == \
+        ("hdl/crossbar_stub.py:90", "hdl/sar_adc.py:160")
+    assert "from_source" not in fpga.critical_path(report, [])
 
 
 @pytest.mark.slow

@@ -408,6 +408,9 @@ def format_report(report):
                      f"levels, {100 * path['routing_share']:.0f} % routing: {path['from']} -> "
                      f"{path['to']}")
         lines.append(f"  through {' -> '.join(path['blocks'])}")
+        if path.get("from_source") or path.get("to_source"):
+            lines.append(f"  from {path.get('from_source') or '?'} to "
+                         f"{path.get('to_source') or '?'} (design source of its flip-flops)")
     stages = ", ".join(f"{name} {info['seconds']:.0f} s ({info['peak_mb']:.0f} MB)"
                        for name, info in report["stages"].items())
     lines.append(f"tools: {stages}; total {report['seconds']:.0f} s")

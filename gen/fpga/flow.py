@@ -684,8 +684,10 @@ def build(top, board, build_dir, *, name="top", progress=None, hierarchy=True, s
         "stages": stages,
         "seconds": round(time.monotonic() - start, 2),
     }
-    result["critical_path"] = critical_path(report, result["hierarchy"],
-                                            clocks[worst]["net"] if worst else None)
+    placed = build_dir / f"{name}.json"
+    result["critical_path"] = critical_path(
+        report, result["hierarchy"], clocks[worst]["net"] if worst else None,
+        json.loads(placed.read_text()) if placed.exists() else None)
     (build_dir / f"{name}.imcgen.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -765,13 +767,61 @@ def _block(cell, blocks):
     return ".".join(parts) or None  # None: glue logic Yosys named by itself
 
 
-def critical_path(report, hierarchy=(), clock=None):
+_PACKED_SUFFIX = re.compile(r"(_DFFLC|_LC|\$CARRY)$")
+
+
+def _hdl_file():
+    return importlib.import_module("imcgen.hdl").__file__
+
+
+def _source(attributes):
+    """A cell's design source (``file:line``) from its Yosys ``src`` attribute: the first
+    location outside the tools' own libraries, relative to the project or site-packages."""
+    for where in str(attributes.get("src", "")).split("|"):
+        if where and "/share/" not in where:
+            for root in (str(Path(_hdl_file()).parents[1]) + os.sep, "site-packages" + os.sep):
+                if root in where:
+                    where = where.split(root, 1)[1]
+            return where
+    return None
+
+
+def cell_sources(netlist, names):
+    """The design source of each placed cell in ``names``, from the Yosys JSON ``netlist``
+    that nextpnr placed: the flip-flop's for a logic cell that packs a LUT and the flip-flop
+    its output feeds (nextpnr names such a cell after the LUT), else the cell's own. Names
+    survive synthesis poorly (an iCE40 netlist with asynchronous resets renames most nets
+    after their neighbours); the source line does not. None where the netlist has no such
+    cell."""
+    modules = netlist.get("modules", {})
+    top = next((mod for mod in modules.values()
+                if int(str(mod.get("attributes", {}).get("top", "0")), 2)),
+               next(iter(modules.values()), {}))
+    cells = top.get("cells", {})
+    flops = {}  # LUT output bit -> the flip-flop whose D it drives
+    for cell in cells.values():
+        if "DFF" in cell.get("type", "") or cell.get("type") == "TRELLIS_FF":
+            for bit in cell.get("connections", {}).get("D", cell["connections"].get("DI", [])):
+                flops[bit] = cell
+    found = {}
+    for name in names:
+        cell = cells.get(_PACKED_SUFFIX.sub("", name))
+        if cell is not None and "LUT" in cell.get("type", ""):
+            outputs = cell.get("connections", {}).get("O", cell["connections"].get("Z", []))
+            cell = next((flops[bit] for bit in outputs if bit in flops), cell)
+        found[name] = _source(cell.get("attributes", {})) if cell is not None else None
+    return found
+
+
+def critical_path(report, hierarchy=(), clock=None, netlist=None):
     """The slowest register-to-register path of nextpnr's ``--report`` JSON, mapped back to the
     design: start and end signals, the blocks it runs through (in order), its logic levels and
     how much of its delay is routing. None when nextpnr reported no such path.
 
     ``hierarchy`` (rows with a ``module`` path, as :func:`build` reports them) names the
-    blocks; without it the cells' dotted prefixes do. ``clock`` (a nextpnr clock net) keeps
+    blocks; without it the cells' dotted prefixes do. With the Yosys JSON ``netlist`` the
+    path's start and end also get their design source (``from_source``, ``to_source``:
+    :func:`cell_sources`). ``clock`` (a nextpnr clock net) keeps
     the paths within that clock's domain, when it has any: the worst clock's path is the one
     that sets the design's Fmax, which another domain's longer path at a slower clock is not.
     """
@@ -798,6 +848,7 @@ def critical_path(report, hierarchy=(), clock=None):
             if block is not None and (not through or block != through[-1]):
                 through.append(block)  # unnamed glue stays with its neighbours
     start, end = steps[0]["from"]["cell"], steps[-1]["to"]["cell"]
+    sources = None if netlist is None else cell_sources(netlist, [start, end])
     return {
         "from": _signal(start), "to": _signal(end),
         "from_block": _block(start, blocks) or (through[0] if through else None),
@@ -807,6 +858,8 @@ def critical_path(report, hierarchy=(), clock=None):
         "logic_levels": sum(1 for step in steps if step.get("type") == "logic"),
         "routing_share": round(routing / total, 3) if total else 0.0,
         "clock": path.get("from"),
+        **({} if sources is None else
+           {"from_source": sources[start], "to_source": sources[end]}),
     }
 
 
