@@ -800,14 +800,16 @@ def cell_sources(netlist, names):
     cells = top.get("cells", {})
     flops = {}  # LUT output bit -> the flip-flop whose D it drives
     for cell in cells.values():
+        ports = cell.get("connections", {})
         if "DFF" in cell.get("type", "") or cell.get("type") == "TRELLIS_FF":
-            for bit in cell.get("connections", {}).get("D", cell["connections"].get("DI", [])):
+            for bit in ports.get("D", ports.get("DI", [])):  # iCE40 D, ECP5 DI
                 flops[bit] = cell
     found = {}
     for name in names:
         cell = cells.get(_PACKED_SUFFIX.sub("", name))
         if cell is not None and "LUT" in cell.get("type", ""):
-            outputs = cell.get("connections", {}).get("O", cell["connections"].get("Z", []))
+            ports = cell.get("connections", {})
+            outputs = ports.get("O", ports.get("Z", []))  # iCE40 O, ECP5 Z
             cell = next((flops[bit] for bit in outputs if bit in flops), cell)
         found[name] = _source(cell.get("attributes", {})) if cell is not None else None
     return found
